@@ -1,0 +1,118 @@
+"""Helpers shared by the subcommands: output formats, progress, files."""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..errors import PhyloError
+
+FORMATS = ("text", "json", "csv", "md")
+
+
+def add_format_argument(parser: argparse.ArgumentParser, default: str = "text") -> None:
+    parser.add_argument("--format", choices=FORMATS, default=default,
+                        help="output format on stdout (default: %(default)s)")
+
+
+def add_seed_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=1,
+                        help="random seed; the same seed gives the same result (default: 1)")
+
+
+def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars")
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None,
+                        help="number of threads for the numerical kernels "
+                             "(default: all cores)")
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """Set the Numba thread count from ``--threads`` (validated)."""
+    n = getattr(args, "threads", None)
+    if n is None:
+        return
+    import numba
+    if n < 1 or n > numba.config.NUMBA_NUM_THREADS:
+        raise PhyloError(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
+    numba.set_num_threads(n)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only on a terminal and without ``--quiet``."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def existing_file(path: str) -> str:
+    """argparse type: a path that must exist (a PhyloError names it otherwise)."""
+    if not os.path.exists(path):
+        raise PhyloError("no such file", path=path)
+    if os.path.isdir(path):
+        raise PhyloError("is a directory, expected a file", path=path)
+    return path
+
+
+def write_table(rows: Sequence[Mapping[str, Any]], fmt: str, *, stream=None,
+                extra: Mapping[str, Any] | None = None) -> None:
+    """Write a list of records as json, csv, md or aligned text."""
+    stream = stream or sys.stdout
+    if fmt == "json":
+        payload: Any = list(rows) if extra is None else {**extra, "rows": list(rows)}
+        json.dump(payload, stream, indent=1, default=_json_default)
+        stream.write("\n")
+        return
+    columns = list(rows[0].keys()) if rows else []
+    if fmt == "csv":
+        writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(v) for k, v in row.items()})
+        return
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    if fmt == "md":
+        stream.write("| " + " | ".join(columns) + " |\n")
+        stream.write("|" + "|".join("---" for _ in columns) + "|\n")
+        for r in cells:
+            stream.write("| " + " | ".join(r) + " |\n")
+        return
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    stream.write("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
+    for r in cells:
+        stream.write("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
+
+
+def write_json(obj: Any, stream=None) -> None:
+    stream = stream or sys.stdout
+    json.dump(obj, stream, indent=1, default=_json_default)
+    stream.write("\n")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}" if abs(value) < 1e5 else f"{value:.4f}"
+    if isinstance(value, (list, tuple)):
+        return " ".join(_cell(v) for v in value)
+    return str(value)
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

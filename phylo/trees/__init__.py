@@ -1,0 +1,4 @@
+"""Trees as arrays for the kernels, and their construction."""
+from .tree import Tree
+
+__all__ = ["Tree"]
