@@ -185,6 +185,10 @@ def _read_text(path: str) -> str:
         return data.decode("latin-1")
 
 
+_SUFFIX_FORMATS = {"fa": "fasta", "fasta": "fasta", "fas": "fasta", "fna": "fasta",
+                   "nex": "nexus", "nexus": "nexus", "phy": "phylip", "phylip": "phylip"}
+
+
 def _detect_format(text: str, path: str) -> str:
     head = text.lstrip()
     if not head:
@@ -196,6 +200,9 @@ def _detect_format(text: str, path: str) -> str:
     first = head.splitlines()[0].split()
     if len(first) >= 2 and first[0].isdigit() and first[1].isdigit():
         return "phylip"
+    suffix = Path(path.removesuffix(".gz")).suffix.lower().lstrip(".")
+    if suffix in _SUFFIX_FORMATS:  # content is inconclusive: trust the extension
+        return _SUFFIX_FORMATS[suffix]
     raise FormatError("not a FASTA, NEXUS or PHYLIP alignment (cannot tell the format "
                       "from the first line)", path=path)
 

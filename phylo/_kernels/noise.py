@@ -1,0 +1,643 @@
+"""Numba kernels for genotype matrices: exact checks and mutation-tree search.
+
+Array conventions (shared by every kernel here):
+
+- A genotype matrix is ``int8[cells, mutations]`` with entries 0, 1 and
+  ``MISSING`` (3) for an unobserved entry.
+- A mutation tree over ``n`` mutations is ``parent: int64[n]`` with values in
+  ``0..n``; the value ``n`` is the root (the normal, mutation-free genome).
+  Mutations are the nodes; a cell attached to node ``v`` carries exactly the
+  mutations on the root→v path (Jahn et al. 2016, SCITE).
+- An attachment is ``int64[cells]`` with values in ``0..n`` (``n`` = root).
+- Scores are natural logs. ``deltaT[j, c] = s1(c, j) - s0(c, j)`` (mutations ×
+  cells, so that the path accumulation runs over contiguous rows) where
+  ``s_k(c, j)`` is log P(observed D[c, j] | true state k); missing entries give 0.
+- ``acc[v, c]`` (``(n + 1) × cells``, row ``n`` = root = 0) is the sum of
+  ``deltaT`` over the root→v path: the log-likelihood of cell ``c`` attached at
+  ``v`` minus its all-zero baseline.
+
+No Python objects enter these functions; the validating wrappers live in
+:mod:`phylo.noise`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+MISSING = 3
+#: score improvements smaller than this are treated as ties (float round-off)
+_TOL = 1e-9
+
+
+# --------------------------------------------------------------------------
+# exact checks (Gusfield 1991)
+# --------------------------------------------------------------------------
+
+@njit(cache=True)
+def sort_columns_desc(A):
+    """Column order that sorts the columns of a 0/1 matrix as binary numbers,
+    largest first, row 0 being the most significant bit (LSD radix sort,
+    O(cells · mutations))."""
+    n, m = A.shape
+    perm = np.arange(m)
+    tmp = np.empty(m, dtype=np.int64)
+    for i in range(n - 1, -1, -1):
+        k = 0
+        row = A[i]
+        for t in range(m):  # stable partition: ones first
+            if row[perm[t]] == 1:
+                tmp[k] = perm[t]
+                k += 1
+        for t in range(m):
+            if row[perm[t]] != 1:
+                tmp[k] = perm[t]
+                k += 1
+        perm, tmp = tmp, perm
+    return perm
+
+
+@njit(cache=True)
+def perfect_phylogeny(A):
+    """Gusfield's (1991) O(cells · mutations) perfect-phylogeny test.
+
+    Returns ``(ok, a, b, parent, attach)``: when ``ok`` the mutation tree
+    ``parent`` (int64[m], root = m) and cell attachments ``attach`` (int64[n])
+    reproduce A exactly (identical columns become a chain, empty columns leaves
+    under the root); otherwise columns ``a`` and ``b`` show all three gametes.
+    """
+    n, m = A.shape
+    perm = sort_columns_desc(A)
+    # identical neighbours after sorting are duplicates; keep the first (rep)
+    rep_of = np.empty(m, dtype=np.int64)    # sorted position -> unique index
+    uperm = np.empty(m, dtype=np.int64)     # unique index -> column
+    last_in_chain = np.empty(m, dtype=np.int64)  # unique index -> bottom column
+    parent = np.full(m, m, dtype=np.int64)
+    mu = 0
+    for k in range(m):
+        j = perm[k]
+        same = False
+        if k > 0:
+            same = True
+            jp = perm[k - 1]
+            for i in range(n):
+                if A[i, j] != A[i, jp]:
+                    same = False
+                    break
+        if same:
+            u = mu - 1
+            parent[j] = last_in_chain[u]   # chain duplicates below each other
+            last_in_chain[u] = j
+        else:
+            uperm[mu] = j
+            last_in_chain[mu] = j
+            mu += 1
+        rep_of[k] = mu - 1
+    L = np.full(mu, -2, dtype=np.int64)     # -2: column has no 1 yet
+    attach = np.full(n, m, dtype=np.int64)
+    for i in range(n):
+        last = -1
+        row = A[i]
+        for u in range(mu):
+            if row[uperm[u]] == 1:
+                if L[u] == -2:
+                    L[u] = last
+                elif L[u] != last:
+                    # the row with the larger left neighbour b has 1 at b and u;
+                    # the other has 0 at b and 1 at u; sorting gives (1, 0).
+                    b = L[u] if L[u] > last else last
+                    return False, uperm[b], uperm[u], parent, attach
+                last = u
+        if last >= 0:
+            attach[i] = last_in_chain[last]
+    for u in range(mu):
+        if L[u] >= 0:
+            parent[uperm[u]] = last_in_chain[L[u]]
+    return True, -1, -1, parent, attach
+
+
+@njit(cache=True)
+def linear_order(A):
+    """Are the columns of a 0/1 matrix one chain under inclusion?
+
+    Returns ``(ok, a, b, order)``: ``order`` lists columns by decreasing number
+    of ones (counting sort); when not ``ok``, columns ``a`` and ``b`` are not
+    nested. O(cells · mutations): a chain needs only consecutive inclusions.
+    """
+    n, m = A.shape
+    count = np.zeros(m, dtype=np.int64)
+    for i in range(n):
+        for j in range(m):
+            if A[i, j] == 1:
+                count[j] += 1
+    bucket = np.zeros(n + 2, dtype=np.int64)
+    for j in range(m):
+        bucket[n - count[j] + 1] += 1
+    for k in range(1, n + 2):
+        bucket[k] += bucket[k - 1]
+    order = np.empty(m, dtype=np.int64)
+    for j in range(m):
+        key = n - count[j]
+        order[bucket[key]] = j
+        bucket[key] += 1
+    for i in range(n):
+        row = A[i]
+        for k in range(m - 1):
+            if row[order[k + 1]] == 1 and row[order[k]] != 1:
+                return False, order[k], order[k + 1], order
+    return True, -1, -1, order
+
+
+# --------------------------------------------------------------------------
+# likelihood tables and tree evaluation
+# --------------------------------------------------------------------------
+
+@njit(cache=True)
+def score_tables(D, log_a, log_1ma, log_b, log_1mb):
+    """``(base[cells], deltaT[mutations, cells])`` for observed matrix D.
+
+    base[c] = Σ_j s0(c, j); the log-likelihood of cell c attached at v is
+    base[c] + Σ_{j on root→v} deltaT[j, c]."""
+    n, m = D.shape
+    base = np.zeros(n)
+    deltaT = np.zeros((m, n))
+    for i in range(n):
+        for j in range(m):
+            d = D[i, j]
+            if d == 0:
+                s0 = log_1ma
+                s1 = log_b
+            elif d == 1:
+                s0 = log_a
+                s1 = log_1mb
+            else:
+                continue
+            base[i] += s0
+            deltaT[j, i] = s1 - s0
+    return base, deltaT
+
+
+@njit(cache=True)
+def preorder(parent):
+    """``(order, pos, size)``: mutations in pre-order (root excluded), the
+    position of each in ``order`` and its subtree size. A subtree is the block
+    ``order[pos[v] : pos[v] + size[v]]``. Returns ``size[0] = -1`` if the parent
+    array has a cycle."""
+    n = parent.size
+    cnt = np.zeros(n + 2, dtype=np.int64)
+    for v in range(n):
+        cnt[parent[v] + 1] += 1
+    for k in range(1, n + 2):
+        cnt[k] += cnt[k - 1]
+    kids = np.empty(n, dtype=np.int64)
+    fill = cnt.copy()
+    for v in range(n):
+        kids[fill[parent[v]]] = v
+        fill[parent[v]] += 1
+    order = np.empty(n, dtype=np.int64)
+    pos = np.empty(n, dtype=np.int64)
+    size = np.ones(n, dtype=np.int64)
+    stack = np.empty(n + 1, dtype=np.int64)
+    top = 0
+    stack[0] = n
+    top = 1
+    k = 0
+    while top > 0:
+        top -= 1
+        v = stack[top]
+        if v < n:
+            order[k] = v
+            pos[v] = k
+            k += 1
+        for t in range(cnt[v + 1] - 1, cnt[v] - 1, -1):
+            stack[top] = kids[t]
+            top += 1
+    if k < n:  # nodes unreachable from the root: a cycle
+        size[0] = -1
+        return order, pos, size
+    for t in range(n - 1, -1, -1):
+        v = order[t]
+        if parent[v] < n:
+            size[parent[v]] += size[v]
+    return order, pos, size
+
+
+@njit(cache=True)
+def path_sums(deltaT, parent, order, acc):
+    """Fill ``acc`` ((n + 1) × cells) with root→v sums of ``deltaT``."""
+    n = parent.size
+    acc[n, :] = 0.0
+    for t in range(n):
+        v = order[t]
+        acc[v, :] = acc[parent[v], :] + deltaT[v, :]
+
+
+@njit(cache=True)
+def best_total(acc):
+    """Σ over cells of the best attachment score (root included)."""
+    n1, c = acc.shape
+    best = acc[n1 - 1, :].copy()
+    for v in range(n1 - 1):
+        for i in range(c):
+            if acc[v, i] > best[i]:
+                best[i] = acc[v, i]
+    return best.sum()
+
+
+@njit(cache=True)
+def best_attachment(acc):
+    """Best attachment node of every cell (root = n on ties with the root)."""
+    n1, c = acc.shape
+    att = np.full(c, n1 - 1, dtype=np.int64)
+    best = acc[n1 - 1, :].copy()
+    for v in range(n1 - 1):
+        for i in range(c):
+            if acc[v, i] > best[i] + _TOL:
+                best[i] = acc[v, i]
+                att[i] = v
+    return att
+
+
+@njit(cache=True)
+def evaluate(deltaT, parent, acc):
+    order, pos, size = preorder(parent)
+    path_sums(deltaT, parent, order, acc)
+    return best_total(acc)
+
+
+# --------------------------------------------------------------------------
+# local search over mutation trees
+# --------------------------------------------------------------------------
+
+@njit(cache=True)
+def _best_reattach(v, parent, order, pos, size, acc, best_out, best_s):
+    """Best new parent of the subtree rooted at v, all candidates in one pass.
+
+    With S the subtree, a cell's score after moving S below u is
+    max(best outside S, acc[u] + best inside S relative to v's old parent):
+    O(n · cells) for every u at once."""
+    n = parent.size
+    c = acc.shape[1]
+    lo = pos[v]
+    hi = lo + size[v]
+    best_out[:] = acc[n, :]
+    for t in range(n):
+        if t >= lo and t < hi:
+            continue
+        x = order[t]
+        for i in range(c):
+            if acc[x, i] > best_out[i]:
+                best_out[i] = acc[x, i]
+    p = parent[v]
+    best_s[:] = -np.inf
+    for t in range(lo, hi):
+        w = order[t]
+        for i in range(c):
+            if acc[w, i] > best_s[i]:
+                best_s[i] = acc[w, i]
+    for i in range(c):
+        best_s[i] -= acc[p, i]
+    best_u = p
+    best_score = -np.inf
+    for t in range(-1, n):
+        if t >= lo and t < hi:
+            continue
+        u = n if t < 0 else order[t]
+        s = 0.0
+        for i in range(c):
+            a = acc[u, i] + best_s[i]
+            s += a if a > best_out[i] else best_out[i]
+        if s > best_score + _TOL or (u == p and s >= best_score - _TOL):
+            best_score = s
+            best_u = u
+    return best_u, best_score
+
+
+@njit(cache=True)
+def _swap_labels(parent, a, b, out):
+    """Tree with the labels of mutations a and b exchanged (SCITE's node swap)."""
+    n = parent.size
+    for x in range(n):
+        px = parent[x]
+        if px == a:
+            px = b
+        elif px == b:
+            px = a
+        y = x
+        if x == a:
+            y = b
+        elif x == b:
+            y = a
+        out[y] = px
+
+
+@njit(cache=True)
+def local_search(deltaT, parent, acc, n_random_swaps, max_rounds):
+    """Hill-climb ``parent`` in place with prune-and-reattach (best position of
+    every subtree) and node swaps (each node with its parent, plus random
+    pairs) until no move improves. Returns the score (without the base)."""
+    n = parent.size
+    c = deltaT.shape[1]
+    best_out = np.empty(c)
+    best_s = np.empty(c)
+    trial = np.empty(n, dtype=np.int64)
+    acc2 = np.empty_like(acc)
+    score = evaluate(deltaT, parent, acc)
+    for _ in range(max_rounds):
+        improved = False
+        order, pos, size = preorder(parent)
+        for v in np.random.permutation(n):
+            u, s = _best_reattach(v, parent, order, pos, size, acc, best_out, best_s)
+            if s > score + _TOL and u != parent[v]:
+                parent[v] = u
+                order, pos, size = preorder(parent)
+                path_sums(deltaT, parent, order, acc)
+                score = best_total(acc)
+                improved = True
+        for v in np.random.permutation(n):
+            p = parent[v]
+            if p == n:
+                continue
+            _swap_labels(parent, v, p, trial)
+            s = evaluate(deltaT, trial, acc2)
+            if s > score + _TOL:
+                parent[:] = trial
+                acc[:, :] = acc2
+                score = s
+                improved = True
+        for _k in range(n_random_swaps):
+            a = np.random.randint(n)
+            b = np.random.randint(n)
+            if a == b:
+                continue
+            _swap_labels(parent, a, b, trial)
+            s = evaluate(deltaT, trial, acc2)
+            if s > score + _TOL:
+                parent[:] = trial
+                acc[:, :] = acc2
+                score = s
+                improved = True
+        if not improved:
+            break
+    return score
+
+
+@njit(cache=True)
+def _random_recursive(n):
+    parent = np.empty(n, dtype=np.int64)
+    perm = np.random.permutation(n)
+    for k in range(n):
+        r = np.random.randint(k + 1)   # uniform among earlier nodes and the root
+        parent[perm[k]] = n if r == k else perm[r]
+    return parent
+
+
+@njit(cache=True)
+def _kick(parent, n_moves):
+    """Random prune-and-reattach moves (perturbation for iterated local search)."""
+    n = parent.size
+    for _ in range(n_moves):
+        v = np.random.randint(n)
+        order, pos, size = preorder(parent)
+        lo = pos[v]
+        hi = lo + size[v]
+        if hi - lo == n:
+            parent[v] = n
+            continue
+        while True:
+            t = np.random.randint(n + 1) - 1
+            if t < 0:
+                parent[v] = n
+                break
+            if t < lo or t >= hi:
+                parent[v] = order[t]
+                break
+
+
+@njit(cache=True)
+def search_tree(deltaT, init_parent, seed, n_restarts, n_kicks, kick_size,
+                n_random_swaps, max_rounds):
+    """Iterated local search over mutation trees with seeded restarts.
+
+    Restart 0 starts from ``init_parent``, later restarts from random recursive
+    trees; each local optimum is perturbed ``n_kicks`` times (``kick_size``
+    random subtree moves) and the perturbed optimum is kept when at least as
+    good. Returns ``(best_parent, best_score)`` (score without the base)."""
+    np.random.seed(seed)
+    n, c = deltaT.shape
+    acc = np.empty((n + 1, c))
+    best_parent = init_parent.copy()
+    best_score = -np.inf
+    for r in range(n_restarts):
+        if r == 0:
+            parent = init_parent.copy()
+        else:
+            parent = _random_recursive(n)
+        score = local_search(deltaT, parent, acc, n_random_swaps, max_rounds)
+        for _k in range(n_kicks):
+            trial = parent.copy()
+            _kick(trial, kick_size)
+            s = local_search(deltaT, trial, acc, n_random_swaps, max_rounds)
+            if s >= score - _TOL:
+                parent = trial
+                score = s
+        if score > best_score + _TOL:
+            best_score = score
+            best_parent = parent.copy()
+    return best_parent, best_score
+
+
+# --------------------------------------------------------------------------
+# exact enumeration of all mutation trees (small n)
+# --------------------------------------------------------------------------
+
+@njit(cache=True)
+def _prufer_parent(seq, n):
+    """Decode a Prüfer sequence over n + 1 labels into a parent array rooted at n."""
+    N = n + 1
+    deg = np.ones(N, dtype=np.int64)
+    for x in seq:
+        deg[x] += 1
+    adj_u = np.empty(N - 1, dtype=np.int64)
+    adj_v = np.empty(N - 1, dtype=np.int64)
+    e = 0
+    for x in seq:
+        for leaf in range(N):
+            if deg[leaf] == 1:
+                adj_u[e] = leaf
+                adj_v[e] = x
+                e += 1
+                deg[leaf] -= 1
+                deg[x] -= 1
+                break
+    u = -1
+    for k in range(N):
+        if deg[k] == 1:
+            if u < 0:
+                u = k
+            else:
+                adj_u[e] = u
+                adj_v[e] = k
+                e += 1
+    # orient from the root n (BFS)
+    parent = np.full(n, -1, dtype=np.int64)
+    seen = np.zeros(N, dtype=np.bool_)
+    queue = np.empty(N, dtype=np.int64)
+    queue[0] = n
+    seen[n] = True
+    head = 0
+    tail = 1
+    while head < tail:
+        x = queue[head]
+        head += 1
+        for k in range(N - 1):
+            y = -1
+            if adj_u[k] == x:
+                y = adj_v[k]
+            elif adj_v[k] == x:
+                y = adj_u[k]
+            if y >= 0 and not seen[y]:
+                seen[y] = True
+                parent[y] = x
+                queue[tail] = y
+                tail += 1
+    return parent
+
+
+@njit(cache=True)
+def exhaustive_tree(deltaT):
+    """Best mutation tree by enumerating all (n + 1)^(n - 1) rooted labelled
+    trees (Cayley) through Prüfer sequences. Exact; for n ≤ 8."""
+    n, c = deltaT.shape
+    acc = np.empty((n + 1, c))
+    if n == 1:
+        parent = np.zeros(1, dtype=np.int64)
+        parent[0] = 1
+        return parent, evaluate(deltaT, parent, acc)
+    L = n - 1
+    seq = np.zeros(L, dtype=np.int64)
+    best = -np.inf
+    best_parent = np.full(n, n, dtype=np.int64)
+    while True:
+        parent = _prufer_parent(seq, n)
+        s = evaluate(deltaT, parent, acc)
+        if s > best + _TOL:
+            best = s
+            best_parent = parent
+        k = 0
+        while k < L:
+            seq[k] += 1
+            if seq[k] <= n:
+                break
+            seq[k] = 0
+            k += 1
+        if k == L:
+            break
+    return best_parent, best
+
+
+# --------------------------------------------------------------------------
+# linear (chain) trees
+# --------------------------------------------------------------------------
+
+@njit(cache=True)
+def chain_score(deltaT, order):
+    n, c = deltaT.shape
+    run = np.zeros(c)
+    best = np.zeros(c)
+    for t in range(n):
+        run += deltaT[order[t]]
+        for i in range(c):
+            if run[i] > best[i]:
+                best[i] = run[i]
+    return best.sum()
+
+
+@njit(cache=True)
+def _best_insert(deltaT, order, t0):
+    """Best position to re-insert ``order[t0]`` in the chain, all positions at
+    once: with Q the prefix sums of the chain without it, inserting after k
+    gives max(max_{t≤k} Q[t], d + max_{t≥k} Q[t]) per cell."""
+    n, c = deltaT.shape
+    v = order[t0]
+    Q = np.zeros((n, c))
+    r = 1
+    for t in range(n):
+        if t == t0:
+            continue
+        Q[r] = Q[r - 1] + deltaT[order[t]]
+        r += 1
+    suf = Q.copy()
+    for k in range(n - 2, -1, -1):
+        for i in range(c):
+            if suf[k + 1, i] > suf[k, i]:
+                suf[k, i] = suf[k + 1, i]
+    pre = np.full(c, -np.inf)
+    best_k = t0
+    best_s = -np.inf
+    d = deltaT[v]
+    for k in range(n):
+        s = 0.0
+        for i in range(c):
+            if Q[k, i] > pre[i]:
+                pre[i] = Q[k, i]
+            a = d[i] + suf[k, i]
+            s += a if a > pre[i] else pre[i]
+        if s > best_s + _TOL or (k == t0 and s >= best_s - _TOL):
+            best_s = s
+            best_k = k
+    return best_k, best_s
+
+
+@njit(cache=True)
+def search_chain(deltaT, init_order, seed, n_restarts, n_kicks, max_rounds):
+    """Best linear tree (a chain of all mutations, cells attached along it) by
+    iterated insertion local search with seeded restarts. Returns
+    ``(order, score)``: order[0] is the child of the root."""
+    np.random.seed(seed)
+    n, c = deltaT.shape
+    best_order = init_order.copy()
+    best_score = -np.inf
+    tmp = np.empty(n, dtype=np.int64)
+    for r in range(n_restarts):
+        order = init_order.copy() if r == 0 else np.random.permutation(n)
+        score = chain_score(deltaT, order)
+        for kick in range(n_kicks + 1):
+            trial = order.copy()
+            if kick > 0:
+                for _ in range(2):
+                    a = np.random.randint(n)
+                    b = np.random.randint(n)
+                    trial[a], trial[b] = trial[b], trial[a]
+            s = chain_score(deltaT, trial)
+            for _round in range(max_rounds):
+                improved = False
+                for v in np.random.permutation(n):
+                    t0 = 0
+                    for t in range(n):
+                        if trial[t] == v:
+                            t0 = t
+                    k, sk = _best_insert(deltaT, trial, t0)
+                    if sk > s + _TOL and k != t0:
+                        r2 = 0
+                        for t in range(n):
+                            if t == t0:
+                                continue
+                            tmp[r2] = trial[t]
+                            r2 += 1
+                        # insert after k elements of the reduced chain
+                        for t in range(n - 1, k, -1):
+                            trial[t] = tmp[t - 1]
+                        trial[k] = v
+                        for t in range(k):
+                            trial[t] = tmp[t]
+                        s = chain_score(deltaT, trial)
+                        improved = True
+                if not improved:
+                    break
+            if s >= score - _TOL:
+                order = trial
+                score = s
+        if score > best_score + _TOL:
+            best_score = score
+            best_order = order.copy()
+    return best_order, best_score

@@ -1,0 +1,29 @@
+"""Single-cell genotype matrices: noise, exact checks and inference.
+
+A genotype matrix is int8[cells, mutations] with 0, 1 and :data:`MISSING` (3).
+See :mod:`phylo.noise.io` (SCITE/PhISCS files), :mod:`phylo.noise.simulate`,
+:mod:`phylo.noise.checks` (Gusfield 1991 three-gametes test, linearity),
+:mod:`phylo.noise.inference` (ML conflict-free matrix; Jahn et al. 2016,
+Malikic et al. 2019) and :mod:`phylo.noise.hypothesis` (noise and branching
+tests, the tasks of Sadeqi Azer et al. 2020).
+"""
+from __future__ import annotations
+
+from .checks import (Linearity, PerfectPhylogeny, is_conflict_free, is_linear, linearity,
+                     perfect_phylogeny)
+from .hypothesis import TestResult, branching_test, noise_test
+from .inference import (Solution, estimate_rates, log_likelihood, solve, solve_linear,
+                        tree_newick)
+from .io import MISSING, GenotypeMatrix, read_matrix, write_matrix
+from .simulate import (SimulatedMatrix, add_noise, add_parallel_mutations,
+                       random_mutation_tree, simulate, tree_matrix)
+
+__all__ = [
+    "MISSING", "GenotypeMatrix", "read_matrix", "write_matrix",
+    "SimulatedMatrix", "simulate", "add_noise", "add_parallel_mutations",
+    "random_mutation_tree", "tree_matrix",
+    "PerfectPhylogeny", "Linearity", "perfect_phylogeny", "is_conflict_free",
+    "linearity", "is_linear",
+    "Solution", "solve", "solve_linear", "log_likelihood", "estimate_rates", "tree_newick",
+    "TestResult", "noise_test", "branching_test",
+]

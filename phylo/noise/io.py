@@ -1,0 +1,189 @@
+"""Reading and writing genotype matrices in the formats of SCITE and PhISCS.
+
+In memory a genotype matrix is ``int8[cells, mutations]`` with entries 0
+(reference), 1 (mutated) and :data:`MISSING` (3, not observed).
+
+- SCITE (Jahn et al. 2016): plain text, **mutations × cells**, whitespace
+  separated, entries 0, 1, 2 (homozygous mutant, read as 1) and 3 (missing); no
+  names.
+- PhISCS (Malikic et al. 2019): tab separated, **cells × mutations**, a header
+  row whose first field names the corner (``cellID/mutID``) followed by the
+  mutation names, then one row per cell starting with its name; entries 0, 1 and
+  ``?`` (some PhISCS files write 3) for missing.
+
+Every problem raises :class:`phylo.errors.GenotypeError` naming the file and line.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import GenotypeError
+
+MISSING = 3
+FORMATS = ("scite", "phiscs")
+_SCITE_VALUES = {"0": 0, "1": 1, "2": 1, "3": MISSING}
+_PHISCS_VALUES = {"0": 0, "1": 1, "?": MISSING, "3": MISSING}
+
+
+@dataclass(frozen=True)
+class GenotypeMatrix:
+    """A genotype matrix with names. ``values`` is int8[cells, mutations]."""
+
+    values: np.ndarray
+    cells: list[str] = field(default_factory=list)
+    mutations: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape
+
+    @property
+    def missing_fraction(self) -> float:
+        return float(np.mean(self.values == MISSING)) if self.values.size else 0.0
+
+
+def default_names(n_cells: int, n_mutations: int) -> tuple[list[str], list[str]]:
+    return ([f"cell{i + 1}" for i in range(n_cells)],
+            [f"mut{j + 1}" for j in range(n_mutations)])
+
+
+def _lines(path: str | os.PathLike) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().splitlines()
+    except UnicodeDecodeError as exc:
+        raise GenotypeError(f"not a text file ({exc.reason})", path=path) from None
+    except OSError as exc:
+        raise GenotypeError(f"cannot read: {exc.strerror}", path=path) from None
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """'phiscs' when the first non-empty line starts with a non-numeric field
+    (a header), else 'scite'."""
+    for line in _lines(path):
+        fields = line.split()
+        if fields:
+            return "scite" if fields[0] in _SCITE_VALUES else "phiscs"
+    raise GenotypeError("empty file: no genotype data", path=path)
+
+
+def read_matrix(path: str | os.PathLike, format: str = "auto") -> GenotypeMatrix:
+    """Read a genotype matrix; ``format`` is 'scite', 'phiscs' or 'auto'."""
+    if format == "auto":
+        format = detect_format(path)
+    if format == "scite":
+        return _read_scite(path)
+    if format == "phiscs":
+        return _read_phiscs(path)
+    raise GenotypeError(f"unknown matrix format {format!r}; expected one of "
+                        f"auto, {', '.join(FORMATS)}", path=path)
+
+
+def _read_scite(path) -> GenotypeMatrix:
+    rows: list[list[int]] = []
+    width = None
+    for lineno, line in enumerate(_lines(path), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if width is None:
+            width = len(fields)
+        elif len(fields) != width:
+            raise GenotypeError(f"ragged rows: {len(fields)} entries, expected {width} "
+                                "like the first row", path=path, line=lineno)
+        try:
+            rows.append([_SCITE_VALUES[f] for f in fields])
+        except KeyError:
+            bad = next(f for f in fields if f not in _SCITE_VALUES)
+            col = fields.index(bad) + 1
+            raise GenotypeError(f"unknown entry {bad!r} in column {col}; SCITE "
+                                "matrices hold 0, 1, 2 (mutant) or 3 (missing)",
+                                path=path, line=lineno) from None
+    if not rows:
+        raise GenotypeError("empty file: no genotype data", path=path)
+    values = np.array(rows, dtype=np.int8).T.copy()  # mutations × cells -> cells × mutations
+    cells, muts = default_names(*values.shape)
+    return GenotypeMatrix(values, cells, muts)
+
+
+def _read_phiscs(path) -> GenotypeMatrix:
+    header = None
+    cells: list[str] = []
+    rows: list[list[int]] = []
+    for lineno, line in enumerate(_lines(path), start=1):
+        if not line.strip():
+            continue
+        fields = line.rstrip("\n\r").split("\t")
+        if len(fields) == 1:  # tolerate space-separated files
+            fields = line.split()
+        fields = [f.strip() for f in fields]
+        if header is None:
+            if len(fields) < 2:
+                raise GenotypeError("PhISCS header needs a corner field (cellID/mutID) "
+                                    "and at least one mutation name", path=path, line=lineno)
+            if fields[0] in _PHISCS_VALUES:
+                raise GenotypeError(f"PhISCS header expected (e.g. 'cellID/mutID\\tmut1...'), "
+                                    f"found entry {fields[0]!r}", path=path, line=lineno)
+            header = fields
+            continue
+        if len(fields) != len(header):
+            raise GenotypeError(f"ragged rows: {len(fields)} fields, expected {len(header)} "
+                                "(cell name + one per mutation in the header)",
+                                path=path, line=lineno)
+        values = []
+        for col, f in enumerate(fields[1:], start=2):
+            v = _PHISCS_VALUES.get(f)
+            if v is None:
+                raise GenotypeError(f"unknown entry {f!r} in column {col} (mutation "
+                                    f"{header[col - 1]}); PhISCS matrices hold 0, 1 or ? "
+                                    "(or 3) for missing", path=path, line=lineno)
+            values.append(v)
+        cells.append(fields[0])
+        rows.append(values)
+    if header is None:
+        raise GenotypeError("empty file: no genotype data", path=path)
+    if not rows:
+        raise GenotypeError("no cells: the file has a header but no rows", path=path)
+    return GenotypeMatrix(np.array(rows, dtype=np.int8), cells, header[1:])
+
+
+def write_matrix(path: str | os.PathLike, matrix: np.ndarray | GenotypeMatrix,
+                 format: str = "scite", *, cells: Sequence[str] | None = None,
+                 mutations: Sequence[str] | None = None,
+                 missing_symbol: str = "?") -> None:
+    """Write ``matrix`` (int8[cells, mutations] or :class:`GenotypeMatrix`).
+
+    SCITE files are written mutations × cells with 3 for missing; PhISCS files
+    cells × mutations with ``missing_symbol`` ('?' or '3')."""
+    if isinstance(matrix, GenotypeMatrix):
+        cells = cells or matrix.cells
+        mutations = mutations or matrix.mutations
+        matrix = matrix.values
+    values = np.asarray(matrix)
+    if values.ndim != 2 or values.size == 0:
+        raise GenotypeError("cannot write an empty or non-2D matrix", path=path)
+    if not np.isin(values, (0, 1, MISSING)).all():
+        raise GenotypeError("entries must be 0, 1 or 3 (missing)", path=path)
+    n, m = values.shape
+    dc, dm = default_names(n, m)
+    cells = list(cells) if cells else dc
+    mutations = list(mutations) if mutations else dm
+    if format == "scite":
+        text = "\n".join(" ".join(str(int(v)) for v in row) for row in values.T) + "\n"
+    elif format == "phiscs":
+        if missing_symbol not in ("?", "3"):
+            raise GenotypeError("missing_symbol must be '?' or '3'", path=path)
+        sym = {0: "0", 1: "1", MISSING: missing_symbol}
+        out = ["\t".join(["cellID/mutID", *mutations])]
+        for name, row in zip(cells, values):
+            out.append("\t".join([name, *(sym[int(v)] for v in row)]))
+        text = "\n".join(out) + "\n"
+    else:
+        raise GenotypeError(f"unknown matrix format {format!r}; expected one of "
+                            f"{', '.join(FORMATS)}", path=path)
+    Path(path).write_text(text, encoding="utf-8")
