@@ -331,10 +331,140 @@ def _swap_labels(parent, a, b, out):
 
 
 @njit(cache=True)
+def _best_relocate(v, parent, deltaT, acc2, sub, pre, suf, parent2):
+    """Best new place of the single node v (its children move up to its
+    parent): as a leaf under any u, or inserted above any node w. All places in
+    one O(n · cells) pass over the tree without v (``parent2``): with subtree
+    maxima ``sub``, and outside-subtree maxima from pre-order prefix/suffix
+    maxima, inserting v above w gives each cell
+    max(outside(w), sub[w] + d, acc[parent(w)] + d) with d = deltaT[v].
+    Returns (kind, target, score): kind 0 = leaf under target, 1 = above target."""
+    n = parent.size
+    c = deltaT.shape[1]
+    for x in range(n):
+        parent2[x] = parent[v] if parent[x] == v else parent[x]
+    parent2[v] = n  # parked as a leaf under the root; skipped below
+    order, pos, size = preorder(parent2)
+    acc2[n, :] = 0.0
+    for t in range(n):
+        x = order[t]
+        if x == v:
+            acc2[v, :] = -np.inf
+        else:
+            acc2[x, :] = acc2[parent2[x], :] + deltaT[x, :]
+    for t in range(n - 1, -1, -1):  # subtree maxima, bottom-up
+        x = order[t]
+        sub[x, :] = acc2[x, :]
+    sub[n, :] = acc2[n, :]
+    for t in range(n - 1, -1, -1):
+        x = order[t]
+        px = parent2[x]
+        for i in range(c):
+            if sub[x, i] > sub[px, i]:
+                sub[px, i] = sub[x, i]
+    pre[0, :] = acc2[n, :]  # pre[t]: max of root and order[0..t-1]
+    for t in range(n):
+        x = order[t]
+        for i in range(c):
+            a = acc2[x, i]
+            pre[t + 1, i] = a if a > pre[t, i] else pre[t, i]
+    suf[n, :] = -np.inf    # suf[t]: max of order[t..n-1]
+    for t in range(n - 1, -1, -1):
+        x = order[t]
+        for i in range(c):
+            a = acc2[x, i]
+            suf[t, i] = a if a > suf[t + 1, i] else suf[t + 1, i]
+    d = deltaT[v]
+    best_kind = 0
+    best_target = parent[v]
+    best_score = -np.inf
+    allmax = pre[n]
+    for u in range(n + 1):  # leaf under u
+        if u == v:
+            continue
+        s = 0.0
+        for i in range(c):
+            a = acc2[u, i] + d[i]
+            s += a if a > allmax[i] else allmax[i]
+        if s > best_score + _TOL:
+            best_score = s
+            best_kind = 0
+            best_target = u
+    for w in range(n):  # inserted above w
+        if w == v:
+            continue
+        lo = pos[w]
+        hi = lo + size[w]
+        pw = parent2[w]
+        s = 0.0
+        for i in range(c):
+            o = pre[lo, i] if pre[lo, i] > suf[hi, i] else suf[hi, i]
+            a = sub[w, i] + d[i]
+            b = acc2[pw, i] + d[i]
+            if b > a:
+                a = b
+            s += a if a > o else o
+        if s > best_score + _TOL:
+            best_score = s
+            best_kind = 1
+            best_target = w
+    return best_kind, best_target, best_score
+
+
+@njit(cache=True)
+def _relocate_sweep(deltaT, parent, acc, score):
+    """One pass of single-node relocation over all nodes in random order."""
+    n = parent.size
+    c = deltaT.shape[1]
+    acc2 = np.empty((n + 1, c))
+    sub = np.empty((n + 1, c))
+    pre = np.empty((n + 1, c))
+    suf = np.empty((n + 1, c))
+    parent2 = np.empty(n, dtype=np.int64)
+    improved = False
+    for v in np.random.permutation(n):
+        kind, target, s = _best_relocate(v, parent, deltaT, acc2, sub, pre, suf, parent2)
+        if s > score + _TOL:
+            parent[:] = parent2
+            if kind == 0:
+                parent[v] = target
+            else:
+                parent[v] = parent2[target]
+                parent[target] = v
+            score = s
+            improved = True
+    if improved:
+        score = evaluate(deltaT, parent, acc)
+    return score, improved
+
+
+@njit(cache=True)
+def _reattach_sweep(deltaT, parent, acc, score, best_out, best_s):
+    """One pass of best-position prune-and-reattach over all nodes in random
+    order; an accepted move shifts only the moved subtree's rows of ``acc``."""
+    n = parent.size
+    improved = False
+    order, pos, size = preorder(parent)
+    for v in np.random.permutation(n):
+        u, s = _best_reattach(v, parent, order, pos, size, acc, best_out, best_s)
+        if s > score + _TOL and u != parent[v]:
+            p = parent[v]
+            shift = acc[u, :] - acc[p, :]
+            for t in range(pos[v], pos[v] + size[v]):
+                acc[order[t], :] += shift
+            parent[v] = u
+            order, pos, size = preorder(parent)
+            score = s
+            improved = True
+    return score, improved
+
+
+@njit(cache=True)
 def local_search(deltaT, parent, acc, n_random_swaps, max_rounds):
     """Hill-climb ``parent`` in place with prune-and-reattach (best position of
-    every subtree) and node swaps (each node with its parent, plus random
-    pairs) until no move improves. Returns the score (without the base)."""
+    every subtree) until no such move improves, then single-node relocation
+    (best place of every node, leaf or inserted above a node) and random node
+    swaps; repeat while these improve. Returns the score (without the base)."""
     n = parent.size
     c = deltaT.shape[1]
     best_out = np.empty(c)
@@ -343,27 +473,11 @@ def local_search(deltaT, parent, acc, n_random_swaps, max_rounds):
     acc2 = np.empty_like(acc)
     score = evaluate(deltaT, parent, acc)
     for _ in range(max_rounds):
-        improved = False
-        order, pos, size = preorder(parent)
-        for v in np.random.permutation(n):
-            u, s = _best_reattach(v, parent, order, pos, size, acc, best_out, best_s)
-            if s > score + _TOL and u != parent[v]:
-                parent[v] = u
-                order, pos, size = preorder(parent)
-                path_sums(deltaT, parent, order, acc)
-                score = best_total(acc)
-                improved = True
-        for v in np.random.permutation(n):
-            p = parent[v]
-            if p == n:
-                continue
-            _swap_labels(parent, v, p, trial)
-            s = evaluate(deltaT, trial, acc2)
-            if s > score + _TOL:
-                parent[:] = trial
-                acc[:, :] = acc2
-                score = s
-                improved = True
+        for _r in range(max_rounds):
+            score, improved = _reattach_sweep(deltaT, parent, acc, score, best_out, best_s)
+            if not improved:
+                break
+        score, improved = _relocate_sweep(deltaT, parent, acc, score)
         for _k in range(n_random_swaps):
             a = np.random.randint(n)
             b = np.random.randint(n)
@@ -428,10 +542,9 @@ def search_tree(deltaT, init_parent, seed, n_restarts, n_kicks, kick_size,
     best_parent = init_parent.copy()
     best_score = -np.inf
     for r in range(n_restarts):
-        if r == 0:
-            parent = init_parent.copy()
-        else:
-            parent = _random_recursive(n)
+        parent = init_parent.copy()
+        if r > 0:  # restart near the start tree but far from the last optimum
+            _kick(parent, max(2, n // 5))
         score = local_search(deltaT, parent, acc, n_random_swaps, max_rounds)
         for _k in range(n_kicks):
             trial = parent.copy()

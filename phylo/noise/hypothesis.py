@@ -69,7 +69,7 @@ def _check_b(n_bootstrap: int) -> None:
 
 
 def noise_test(observed, *, alpha: float | None = None, beta: float | None = None,
-               n_bootstrap: int = 99, restarts: int = 2, seed=None) -> TestResult:
+               n_bootstrap: int = 99, restarts: int = 1, seed=None) -> TestResult:
     """Is A′ explained by a conflict-free matrix plus noise? (small p: no)."""
     _check_b(n_bootstrap)
     rng = _rng(seed)
@@ -93,7 +93,7 @@ def _lr(D, a, b, restarts, rng) -> tuple[float, Solution, Solution]:
 
 
 def branching_test(observed, *, alpha: float | None = None, beta: float | None = None,
-                   n_bootstrap: int = 99, restarts: int = 2, seed=None) -> TestResult:
+                   n_bootstrap: int = 99, restarts: int = 1, seed=None) -> TestResult:
     """Does the tree branch? H0 linear; small p: branching."""
     _check_b(n_bootstrap)
     rng = _rng(seed)

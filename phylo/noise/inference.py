@@ -37,6 +37,7 @@ EXACT_MAX_MUTATIONS = 8
 #: rates are kept inside [RATE_FLOOR, 0.5) when estimated
 RATE_FLOOR = 1e-6
 _MAX_ROUNDS = 1000  # local search stops earlier, at a local optimum
+_KICK_SIZE = 2     # random subtree moves per perturbation
 
 
 @dataclass(frozen=True)
@@ -157,8 +158,18 @@ def _solve_fixed(D, alpha, beta, method, restarts, kicks, seed_int) -> Solution:
     else:
         init = _greedy_tree(D)
         parent, _ = _k.search_tree(deltaT, init, seed_int, restarts, kicks,
-                                   max(1, n // 20), n, _MAX_ROUNDS)
+                                   _KICK_SIZE, max(1, n // 10), _MAX_ROUNDS)
     return _build(D, parent, alpha, beta)
+
+
+def default_effort(n_cells: int, n_mutations: int) -> tuple[int, int]:
+    """(restarts, kicks) for :func:`solve`: one sweep of moves costs about
+    mutations² · cells operations; small problems get 2 restarts of 20
+    perturbations, large ones fewer so that 500 × 200 stays within seconds."""
+    work = n_mutations * n_mutations * max(n_cells, 1)
+    restarts = 2 if work <= 2_000_000 else 1
+    kicks = int(min(20, max(4, 1e8 / max(work, 1))))
+    return restarts, min(kicks, 2 * n_mutations)
 
 
 def estimate_rates(D: np.ndarray, A: np.ndarray) -> tuple[float, float]:
@@ -176,7 +187,7 @@ def estimate_rates(D: np.ndarray, A: np.ndarray) -> tuple[float, float]:
 
 
 def solve(observed, *, alpha: float | None = None, beta: float | None = None,
-          method: str = "search", restarts: int = 4, kicks: int | None = None,
+          method: str = "search", restarts: int | None = None, kicks: int | None = None,
           max_em_iterations: int = 10, seed=None) -> Solution:
     """Maximum-likelihood conflict-free matrix of ``observed`` (int8[cells,
     mutations], 0/1/3 = missing) with its mutation tree.
@@ -185,18 +196,21 @@ def solve(observed, *, alpha: float | None = None, beta: float | None = None,
     both unknown ones are estimated by alternating a solve and
     :func:`estimate_rates` (EM-like, at most ``max_em_iterations`` rounds).
     ``method``: 'search' (iterated local search, ``restarts`` seeded restarts of
-    ``kicks`` perturbations each, default 2·mutations capped to 60) or 'exact'
-    (all mutation trees, ≤ 8 mutations) or 'auto' (exact when possible).
+    ``kicks`` perturbations each; defaults scale with the work of one sweep,
+    see :func:`default_effort`) or 'exact' (all mutation trees, ≤ 8
+    mutations) or 'auto' (exact when ≤ 6 mutations).
     """
     D = _validate_observed(observed)
     if method not in ("search", "exact", "auto"):
         raise PhyloError(f"unknown method {method!r}; expected search, exact or auto")
     if method == "auto":
         method = "exact" if D.shape[1] <= 6 else "search"
-    if restarts < 1:
-        raise PhyloError(f"restarts must be >= 1, got {restarts}")
     n = D.shape[1]
-    kicks = min(2 * n, 60) if kicks is None else int(kicks)
+    r0, k0 = default_effort(*D.shape)
+    restarts = r0 if restarts is None else int(restarts)
+    kicks = k0 if kicks is None else int(kicks)
+    if restarts < 1 or kicks < 0:
+        raise PhyloError(f"need restarts >= 1 and kicks >= 0, got {restarts} and {kicks}")
     seed_int = _seed_int(seed)
     if alpha is not None and beta is not None:
         return _solve_fixed(D, _validate_rate("alpha", alpha), _validate_rate("beta", beta),
@@ -205,7 +219,7 @@ def solve(observed, *, alpha: float | None = None, beta: float | None = None,
     b = 0.1 if beta is None else _validate_rate("beta", beta)
     sol = None
     for it in range(max_em_iterations):
-        sol = _solve_fixed(D, a, b, method, max(1, restarts // 2), kicks // 2, seed_int + it)
+        sol = _solve_fixed(D, a, b, method, 1, kicks // 2, seed_int + it)
         ea, eb = estimate_rates(D, sol.matrix)
         na = a if alpha is not None else ea
         nb = b if beta is not None else eb

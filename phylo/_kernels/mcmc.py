@@ -1,0 +1,158 @@
+"""Numba MCMC loop for (power, generalised, constrained) posteriors on ℝ^d.
+
+The loop moves an unconstrained vector ``z`` (d,) — log branch lengths first
+(``n_branches`` of them), then unconstrained model parameters — with
+
+* single-coordinate uniform random-walk proposals z_j' = z_j + λ_j (U − ½); on a
+  log branch length this is exactly MrBayes' multiplier move t' = t·e^{λ(U−½)}
+  (its Hastings ratio t'/t is the log-Jacobian that the z-density already holds);
+* with probability 1/(d + 1), a tree-length move adding the same λ_d (U − ½) to
+  every log branch length (MrBayes' TLMultiplier).
+
+The target is  w_like · log L(z) + w_prior · log p(z) + w_ref · log q(z)  subject
+to log L(z) ≥ ``ll_min``:
+
+* power posterior (Xie et al. 2011, Lartillot & Philippe 2006): (β, 1, 0);
+* generalised stepping stone (Fan et al. 2011): (β, β, 1 − β), q a product of
+  Gammas on branch lengths / normals on other coordinates;
+* nested sampling's constrained prior (Skilling 2006): (0, 1, 0) with ``ll_min``.
+
+Randomness: the caller passes ``uniforms`` (n, 3) drawn from its own
+``numpy.random.Generator``; the kernel draws nothing itself, so a run is a
+deterministic function of its inputs (that is what makes checkpoint/resume exact)
+and ``run_chain.py_func`` runs the same algorithm on plain Python callables.
+
+Adaptation (only when ``adapt``): Robbins–Monro on log λ_j towards acceptance
+0.44 for single coordinates and 0.234 for the joint move (Roberts & Rosenthal 2009).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+#: Bounds of the adapted proposal widths (log scale units).
+MIN_SCALE = 1e-5
+MAX_SCALE = 20.0
+
+
+@njit(cache=True)
+def exp_prior_z(z, args):
+    """log density of z = log t for i.i.d. Exponential(rate) t; args = (rate, n_branches)."""
+    rate = args[0]
+    nb = args[1]
+    s = nb * math.log(rate)
+    for i in range(nb):
+        s += z[i] - rate * math.exp(z[i])
+    return s
+
+
+@njit(cache=True)
+def log_reference(z, kind, a, b):
+    """log q(z) of a product reference: kind 0 = Gamma(a, rate b) on e^z (Jacobian
+    included), kind 1 = Normal(a, sd b) on z. Shapes (d,)."""
+    s = 0.0
+    for i in range(z.shape[0]):
+        if kind[i] == 0:
+            s += a[i] * math.log(b[i]) - math.lgamma(a[i]) + a[i] * z[i] - b[i] * math.exp(z[i])
+        else:
+            r = (z[i] - a[i]) / b[i]
+            s += -0.5 * r * r - math.log(b[i]) - 0.5 * math.log(2.0 * math.pi)
+    return s
+
+
+@njit(cache=True)
+def toy_poisson_loglik(z, args):
+    """Poisson–Gamma toy: log L = Σ_i Y_i z_i − E e^{z_i} + c; args = (Y (n,), E, c)."""
+    y = args[0]
+    e = args[1]
+    s = args[2]
+    for i in range(y.shape[0]):
+        s += y[i] * z[i] - e * math.exp(z[i])
+    return s
+
+
+# Not cached on disk: its first argument is a Numba dispatcher (the problem's
+# compiled log-likelihood), and on-disk caches of functions over dispatcher types
+# can hand one process machine code compiled for another dispatcher (segfaults).
+# Compiling costs ~2-3 s once per process and log-likelihood.
+@njit(cache=False)
+def run_chain(loglik, loglik_args, logprior, logprior_args,
+              z, ll, lp, w_like, w_prior, w_ref, ref_kind, ref_a, ref_b, ll_min,
+              n_branches, uniforms, scales, accepts, tries, adapt, thin,
+              out_z, out_ll, out_lp):
+    """Run ``uniforms.shape[0]`` generations in place.
+
+    z (d,) current state (updated); ll, lp its log-likelihood and log-prior;
+    scales/accepts/tries (d + 1,) per move (index d = joint branch move), updated;
+    every ``thin`` generations the state goes to out_ll/out_lp (n // thin,) and, when
+    out_z has rows, out_z (n // thin, d). Returns (ll, lp). One likelihood
+    evaluation per generation.
+    """
+    d = z.shape[0]
+    n = uniforms.shape[0]
+    store_z = out_z.shape[0] > 0
+    lr = 0.0
+    if w_ref != 0.0:
+        lr = log_reference(z, ref_kind, ref_a, ref_b)
+    cur = w_like * ll + w_prior * lp + w_ref * lr
+    zp = z.copy()
+    p_all = 1.0 / (d + 1.0) if n_branches > 1 else 0.0
+    k = 0
+    for it in range(n):
+        u0 = uniforms[it, 0]
+        u1 = uniforms[it, 1]
+        u2 = uniforms[it, 2]
+        if u0 < p_all:
+            j = d
+            delta = scales[d] * (u1 - 0.5)
+            for i in range(n_branches):
+                zp[i] = z[i] + delta
+        else:
+            j = int((u0 - p_all) / (1.0 - p_all) * d)
+            if j >= d:
+                j = d - 1
+            zp[j] = z[j] + scales[j] * (u1 - 0.5)
+        llp = loglik(zp, loglik_args)
+        lpp = logprior(zp, logprior_args)
+        lrp = 0.0
+        if w_ref != 0.0:
+            lrp = log_reference(zp, ref_kind, ref_a, ref_b)
+        new = w_like * llp + w_prior * lpp + w_ref * lrp
+        ok = (llp >= ll_min) and (new == new) and (math.log(u2) < new - cur)
+        tries[j] += 1
+        if ok:
+            accepts[j] += 1
+            ll = llp
+            lp = lpp
+            lr = lrp
+            cur = new
+            if j == d:
+                for i in range(n_branches):
+                    z[i] = zp[i]
+            else:
+                z[j] = zp[j]
+        else:
+            if j == d:
+                for i in range(n_branches):
+                    zp[i] = z[i]
+            else:
+                zp[j] = z[j]
+        if adapt:
+            target = 0.234 if j == d else 0.44
+            gamma = 10.0 / math.sqrt(tries[j] + 100.0)
+            s = scales[j] * math.exp(gamma * ((1.0 if ok else 0.0) - target))
+            if s < 1e-5:
+                s = 1e-5
+            if s > 20.0:
+                s = 20.0
+            scales[j] = s
+        if (it + 1) % thin == 0 and k < out_ll.shape[0]:
+            out_ll[k] = ll
+            out_lp[k] = lp
+            if store_z:
+                for i in range(d):
+                    out_z[k, i] = z[i]
+            k += 1
+    return ll, lp

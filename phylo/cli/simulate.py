@@ -1,0 +1,54 @@
+"""``phylo simulate TREEFILE --model M --sites N --seed S --out ALN.fasta``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import add_seed_argument, existing_file
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "simulate", help="simulate an alignment along a tree",
+        description="Simulate DNA sites along the first tree of TREEFILE (or a random "
+                    "tree) under a substitution model; write FASTA.")
+    p.add_argument("tree", nargs="?", type=existing_file, help="tree file (Newick or NEXUS)")
+    p.add_argument("--random-tree", type=int, metavar="N_TAXA", default=None,
+                   help="simulate on a uniform random unrooted tree with N_TAXA taxa "
+                        "(Exp(10) branch lengths) instead of TREEFILE")
+    p.add_argument("--model", default="JC", help="model in IQ-TREE syntax with explicit "
+                   "frequencies (default: %(default)s)")
+    p.add_argument("--sites", type=int, required=True, help="number of sites")
+    p.add_argument("--out", default="-", help="output FASTA (default: stdout)")
+    p.add_argument("--tree-out", default=None, help="also write the (random) tree as Newick")
+    add_seed_argument(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..errors import PhyloError
+    from ..likelihood.simulate import simulate_alignment
+    from ..trees.random import random_tree
+    from .loglik import _read_trees
+    if (args.tree is None) == (args.random_tree is None):
+        raise PhyloError("give either TREEFILE or --random-tree N_TAXA")
+    rng = np.random.default_rng(args.seed)
+    if args.random_tree is not None:
+        tree = random_tree(args.random_tree, rng=rng)
+    else:
+        tree = next(iter(_read_trees(args.tree, None)), None)
+        if tree is None:
+            raise PhyloError("no trees in the file", path=args.tree)
+    aln = simulate_alignment(tree, args.model, args.sites, rng=rng)
+    text = aln.to_fasta()
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.out, "w") as fh:
+            fh.write(text)
+    if args.tree_out:
+        with open(args.tree_out, "w") as fh:
+            fh.write(tree.to_newick() + "\n")
+    return 0

@@ -1,0 +1,124 @@
+"""Average standard deviation of split frequencies (ASDSF), MrBayes' convention.
+
+MrBayes (``sumt``/``mcmc`` diagnostics, 3.2.7a) computes, over the post-burn-in tree
+samples of ``R >= 2`` runs:
+
+* the frequency of each non-trivial split in each run = (summed weight of the run's
+  trees containing the split) / (summed weight of the run's trees), i.e. relative to
+  the run's own number of post-burn-in samples;
+* the splits used are those whose frequency is ``>= minpartfreq`` in at least one run
+  (with ``minpartfreq = 0`` every split seen in any run);
+* for each such split the sample standard deviation (denominator ``R - 1``) of its
+  frequency across runs (a run that never saw it contributes 0);
+* ASDSF = the plain mean of these standard deviations; max SDSF = their maximum.
+
+Burn-in is MrBayes' ``relburnin=yes burninfrac=0.25``: the first ``int(0.25 * n)`` of
+the ``n`` trees of each file are dropped, the tree of generation 0 counted as one of
+the ``n``. See METHODS.md §3. Checked against MrBayes' own values in
+``shared/reference`` (tests/test_diagnostics.py).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import PhyloError
+from ..trees.splits import RowTable, TopologySample, n_words, split_frequencies
+
+
+@dataclass
+class SplitTable:
+    """Split frequencies per run.
+
+    splits: (k, W) uint64 normalised split bitsets (side without taxon 0);
+    freq: (k, R) frequency of each split in each run; taxa: leaf order;
+    n_samples: (R,) post-burn-in trees (or summed weights) per run.
+    """
+
+    taxa: tuple[str, ...]
+    splits: np.ndarray
+    freq: np.ndarray
+    n_samples: np.ndarray
+
+    @property
+    def n_runs(self) -> int:
+        return int(self.freq.shape[1])
+
+
+@dataclass
+class AsdsfResult:
+    asdsf: float
+    max_sdsf: float
+    n_splits: int
+    minpartfreq: float
+    n_runs: int
+    n_samples: list[float]
+    table: SplitTable
+
+    def to_dict(self) -> dict:
+        return {"asdsf": self.asdsf, "max_sdsf": self.max_sdsf, "n_splits": self.n_splits,
+                "minpartfreq": self.minpartfreq, "n_runs": self.n_runs,
+                "n_samples": self.n_samples}
+
+
+def split_table(samples: Sequence[TopologySample]) -> SplitTable:
+    """Frequencies of every split seen in any of the samples (one column per run)."""
+    if not samples:
+        raise PhyloError("no tree samples")
+    taxa = samples[0].taxa
+    w = n_words(len(taxa))
+    table = RowTable(w, capacity=1024)
+    per_run = []
+    for smp in samples:
+        smp = smp.with_taxa_order(taxa)
+        rows, freq = split_frequencies(smp)
+        per_run.append((table.add(rows), freq))
+    freq = np.zeros((len(table), len(samples)))
+    for r, (ids, f) in enumerate(per_run):
+        freq[ids, r] = f
+    return SplitTable(taxa, table.keys.copy(), freq,
+                      np.array([s.total for s in samples], dtype=np.float64))
+
+
+def asdsf_from_samples(samples: Sequence[TopologySample], *,
+                       minpartfreq: float = 0.10) -> AsdsfResult:
+    """ASDSF and max SDSF of already-read samples (one per run); see module docstring."""
+    if len(samples) < 2:
+        raise PhyloError(f"ASDSF needs at least two runs, got {len(samples)}")
+    if not 0.0 <= minpartfreq <= 1.0:
+        raise PhyloError(f"minpartfreq must be in [0, 1], got {minpartfreq}")
+    tab = split_table(samples)
+    keep = np.any(tab.freq >= minpartfreq, axis=1) & np.any(tab.freq > 0, axis=1)
+    f = tab.freq[keep]
+    if f.shape[0] == 0:
+        sd = np.zeros(0)
+    else:
+        sd = np.std(f, axis=1, ddof=1)
+    return AsdsfResult(asdsf=float(sd.mean()) if sd.size else 0.0,
+                       max_sdsf=float(sd.max()) if sd.size else 0.0,
+                       n_splits=int(f.shape[0]), minpartfreq=float(minpartfreq),
+                       n_runs=len(samples), n_samples=tab.n_samples.tolist(), table=tab)
+
+
+def asdsf(runs: Sequence[str | os.PathLike | TopologySample], *, burnin: float | int = 0.25,
+          minpartfreq: float = 0.10, thin: int = 1) -> AsdsfResult:
+    """ASDSF of tree files (one per run, e.g. MrBayes ``.run1.t``, ``.run2.t``).
+
+    burnin: per-file fraction (MrBayes ``burninfrac``, default 0.25) or count.
+    minpartfreq: MrBayes' ``minpartfreq`` (default 0.10).
+    Returns :class:`AsdsfResult` (``asdsf``, ``max_sdsf``, ``n_splits``, the table).
+    """
+    from ..io.trees import read_topologies
+    samples = []
+    taxa = None
+    for run in runs:
+        if isinstance(run, TopologySample):
+            smp = run
+        else:
+            smp = read_topologies(run, burnin=burnin, thin=thin, taxa=taxa, rooted=False)
+        taxa = smp.taxa if taxa is None else taxa
+        samples.append(smp)
+    return asdsf_from_samples(samples, minpartfreq=minpartfreq)

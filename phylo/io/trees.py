@@ -1,0 +1,662 @@
+"""Reading tree samples: Newick and NEXUS (MrBayes ``.t``/``.trprobs``, BEAST ``.trees``).
+
+Two interfaces:
+
+* :func:`read_trees` streams :class:`~phylo.trees.Tree` objects (branch lengths,
+  weights, rooting) one at a time; 10⁶ trees never sit in memory.
+* :func:`read_topologies` is the bulk path for split/SBN work: a Numba kernel turns
+  each Newick string directly into a post-order parent array and a canonical topology
+  key (sorted split bitsets), identical topologies are counted in a hash table, and
+  only the distinct topologies are kept (:class:`~phylo.trees.splits.TopologySample`).
+
+Formats: plain Newick (one or more trees, each ended by ``;``, across any lines);
+NEXUS with a ``trees`` block, optional ``translate`` table (MrBayes writes numbers,
+BEAST numbers or names) and ``taxa`` block; ``[&U]``/``[&R]`` rooting comments,
+``[&W w]`` weights (MrBayes ``.trprobs``: ``Tree.weight``), BEAST ``[&lnP=…]`` and
+per-node ``[&rate=…]`` annotations and any other ``[...]`` comment; gzip input
+(detected by its magic bytes, whatever the file name).
+
+Burn-in follows MrBayes: a float ``0 <= b < 1`` drops the first ``int(b * n)`` of
+the ``n`` trees in the file (generation 0 counts as a sample); an int ``>= 1`` drops
+that many trees. Thinning keeps every ``thin``-th tree after burn-in.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .._kernels import splits as _k
+from ..errors import FormatError, PhyloError, TaxonMismatchError, TreeError
+from ..trees.splits import (RowTable, TopologySample, n_words)
+from ..trees.tree import Tree
+from .newick import parse_newick
+
+__all__ = ["read_trees", "read_topologies", "count_trees", "TreeFileInfo", "tree_file_info"]
+
+_TREE_STMT = re.compile(rb"^\s*tree\s+(\*\s*)?(?P<name>'(?:[^']|'')*'|[^\s=\[]+)\s*"
+                        rb"(?:\[[^\]]*\]\s*)*=", re.IGNORECASE)
+_LEAD_COMMENTS = re.compile(rb"\s*\[([^\]]*)\]")
+_ROOTING = re.compile(rb"^&\s*([RrUu])\s*$")
+_WEIGHT = re.compile(rb"^&\s*[Ww]\s+([-+0-9.eE]+)")
+_TRANSLATE_ITEM = re.compile(r"\s*('(?:[^']|'')*'|[^\s,;']+)\s+('(?:[^']|'')*'|[^\s,;']+)\s*(,|;|$)")
+_WORD = re.compile(r"'(?:[^']|'')*'|[^\s,;']+")
+CHUNK = 8192
+
+
+@dataclass
+class TreeFileInfo:
+    """What the header of a tree file says (before the trees)."""
+
+    path: str
+    nexus: bool
+    translate: dict[str, str] | None
+    taxa: tuple[str, ...] | None   # translate order, else the taxa block, else None
+
+
+@dataclass
+class _Record:
+    line: int
+    name: str | None
+    body: bytes        # the Newick text (with its leading comments), ';' optional
+
+
+def _unquote(word: str) -> str:
+    if len(word) >= 2 and word[0] == "'" and word[-1] == "'":
+        return word[1:-1].replace("''", "'")
+    return word
+
+
+def _open(path: str | os.PathLike):
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise FormatError("no such file", path=p)
+    if os.path.isdir(p):
+        raise FormatError("is a directory, expected a tree file", path=p)
+    with open(p, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(p, "rb")
+    return open(p, "rb")
+
+
+def _strip_comments(line: bytes, in_comment: bool) -> tuple[bytes, bool]:
+    """Remove [...] comments from a header line, tracking comments across lines."""
+    out = bytearray()
+    i = 0
+    n = len(line)
+    while i < n:
+        if in_comment:
+            j = line.find(b"]", i)
+            if j < 0:
+                return bytes(out), True
+            i = j + 1
+            in_comment = False
+        else:
+            j = line.find(b"[", i)
+            if j < 0:
+                out += line[i:]
+                break
+            out += line[i:j]
+            i = j + 1
+            in_comment = True
+    return bytes(out), in_comment
+
+
+def _iter_file(path: str, info_only: bool = False):
+    """Yield the TreeFileInfo first, then _Record for each tree statement."""
+    fh = _open(path)
+    try:
+        first = b""
+        lineno = 0
+        lines = iter(fh)
+        pending: list[tuple[int, bytes]] = []
+        for raw in lines:
+            lineno += 1
+            if raw.strip():
+                first = raw
+                pending.append((lineno, raw))
+                break
+        nexus = first.strip().upper().startswith(b"#NEXUS")
+        if not nexus:
+            yield TreeFileInfo(path, False, None, None)
+            if info_only:
+                return
+            yield from _iter_newick(path, pending, lines, lineno)
+            return
+        yield from _iter_nexus(path, lines, lineno, info_only)
+    finally:
+        fh.close()
+
+
+def _iter_newick(path, pending, lines, lineno):
+    buf: list[bytes] = []
+    start_line = None
+    depth_comment = False
+
+    def chunks():
+        for ln, raw in pending:
+            yield ln, raw
+        n = lineno
+        for raw in lines:
+            n += 1
+            yield n, raw
+
+    for ln, raw in chunks():
+        pos = 0
+        while True:
+            # find a ';' outside comments
+            semi = -1
+            i = pos
+            while i < len(raw):
+                if depth_comment:
+                    j = raw.find(b"]", i)
+                    if j < 0:
+                        i = len(raw)
+                        break
+                    depth_comment = False
+                    i = j + 1
+                    continue
+                j1 = raw.find(b";", i)
+                j2 = raw.find(b"[", i)
+                if j1 < 0 and j2 < 0:
+                    i = len(raw)
+                    break
+                if j2 >= 0 and (j1 < 0 or j2 < j1):
+                    depth_comment = True
+                    i = j2 + 1
+                    continue
+                semi = j1
+                break
+            piece = raw[pos:] if semi < 0 else raw[pos:semi + 1]
+            if piece.strip():
+                if start_line is None:
+                    start_line = ln
+                buf.append(piece)
+            if semi < 0:
+                break
+            if buf:
+                yield _Record(start_line, None, b"".join(buf))
+            buf = []
+            start_line = None
+            pos = semi + 1
+    if buf and b"".join(buf).strip():
+        yield _Record(start_line, None, b"".join(buf))
+
+
+def _iter_nexus(path, lines, lineno, info_only):
+    translate: dict[str, str] | None = None
+    taxa_block: list[str] | None = None
+    in_comment = False
+    block = None
+    stmt: list[bytes] = []   # a header statement being collected up to ';'
+    stmt_line = 0
+    info_sent = False
+    tree_parts: list[bytes] | None = None
+    tree_line = 0
+    tree_name = None
+
+    def make_info():
+        taxa = tuple(translate.values()) if translate else (
+            tuple(taxa_block) if taxa_block else None)
+        return TreeFileInfo(path, True, translate, taxa)
+
+    for raw in lines:
+        lineno += 1
+        if tree_parts is not None:     # a tree statement spanning lines
+            tree_parts.append(raw)
+            if raw.rstrip().endswith(b";"):
+                yield _Record(tree_line, tree_name, b"".join(tree_parts))
+                tree_parts = None
+            continue
+        if not in_comment and block == "trees" and not stmt:
+            m = _TREE_STMT.match(raw)
+            if m:
+                if not info_sent:
+                    yield make_info()
+                    info_sent = True
+                    if info_only:
+                        return
+                name = _unquote(m.group("name").decode("utf-8", "replace"))
+                body = raw[m.end():]
+                if raw.rstrip().endswith(b";"):
+                    yield _Record(lineno, name, body)
+                else:
+                    tree_parts, tree_line, tree_name = [body], lineno, name
+                continue
+        text, in_comment = _strip_comments(raw, in_comment)
+        if not text.strip():
+            continue
+        if not stmt:
+            stmt_line = lineno
+        stmt.append(text)
+        if b";" not in text:
+            continue
+        whole = b" ".join(stmt).decode("utf-8", "replace").strip()
+        stmt = []
+        for piece in [p for p in whole.split(";")]:
+            p = piece.strip()
+            if not p:
+                continue
+            low = p.lower()
+            if low.startswith("begin"):
+                words = low.split()
+                if len(words) < 2:
+                    raise FormatError("'begin' without a block name", path=path, line=stmt_line)
+                block = words[1]
+            elif low in ("end", "endblock"):
+                if block == "trees" and not info_sent:
+                    yield make_info()
+                    info_sent = True
+                block = None
+            elif block == "trees" and low.startswith("translate"):
+                translate = _parse_translate(p[len("translate"):], path, stmt_line)
+            elif block == "trees" and low.startswith("tree"):
+                raise FormatError("malformed tree statement (expected 'tree NAME = (...);')",
+                                  path=path, line=stmt_line)
+            elif block == "taxa" and low.startswith("taxlabels"):
+                taxa_block = [_unquote(w) for w in _WORD.findall(p[len("taxlabels"):])]
+            elif block is None and not low.startswith("#nexus"):
+                raise FormatError(f"text outside a NEXUS block: {p[:40]!r}",
+                                  path=path, line=stmt_line)
+    if tree_parts is not None:
+        raise FormatError("the file ends inside a tree statement (missing ';')",
+                          path=path, line=tree_line)
+    if stmt and b"".join(stmt).strip():
+        raise FormatError("the file ends inside a statement (missing ';')",
+                          path=path, line=stmt_line)
+    if in_comment:
+        raise FormatError("unclosed '[' comment", path=path, line=lineno)
+    if block is not None:
+        raise FormatError(f"the '{block}' block is not closed with 'end;'", path=path,
+                          line=lineno)
+    if not info_sent:
+        yield make_info()
+
+
+def _parse_translate(text: str, path: str, line: int) -> dict[str, str]:
+    table: dict[str, str] = {}
+    items = [t.strip() for t in text.split(",")]
+    for item in items:
+        if not item:
+            continue
+        words = _WORD.findall(item)
+        if len(words) != 2:
+            raise FormatError(f"malformed translate entry {item!r} (expected 'TOKEN NAME')",
+                              path=path, line=line)
+        key, name = _unquote(words[0]), _unquote(words[1])
+        if key in table:
+            raise FormatError(f"translate token {key!r} defined twice", path=path, line=line)
+        table[key] = name
+    if len(set(table.values())) != len(table):
+        raise FormatError("translate table maps two tokens to one taxon", path=path, line=line)
+    return table
+
+
+def tree_file_info(path: str | os.PathLike) -> TreeFileInfo:
+    """Header information of a tree file (NEXUS or not, translate table, taxa)."""
+    for item in _iter_file(os.fspath(path), info_only=True):
+        return item
+    raise FormatError("empty file", path=path)  # pragma: no cover
+
+
+def count_trees(path: str | os.PathLike) -> int:
+    """Number of trees in a file (one cheap pass, no parsing)."""
+    n = 0
+    for item in _iter_file(os.fspath(path)):
+        if isinstance(item, _Record):
+            n += 1
+    return n
+
+
+def _burnin_count(burnin, n: int | None, path: str) -> int:
+    if isinstance(burnin, (bool, np.bool_)):
+        raise PhyloError(f"burn-in must be a fraction in [0, 1) or a count, got {burnin!r}")
+    if isinstance(burnin, (int, np.integer)):
+        if burnin < 0:
+            raise PhyloError(f"burn-in must be >= 0, got {burnin}", path=path)
+        k = int(burnin)
+    elif isinstance(burnin, (float, np.floating)):
+        b = float(burnin)
+        if not (0.0 <= b < 1.0):
+            raise PhyloError(f"burn-in as a fraction must be in [0, 1), got {b} (give an "
+                             "int for a number of trees)", path=path)
+        if b == 0.0:
+            return 0
+        assert n is not None
+        k = int(b * n)
+    else:
+        raise PhyloError(f"burn-in must be a fraction in [0, 1) or a count, got {burnin!r}")
+    if n is not None and k >= n and k > 0:
+        raise PhyloError(f"burn-in of {k} trees leaves nothing of the {n} trees in the file",
+                         path=path)
+    return k
+
+
+def _needs_count(burnin) -> bool:
+    return isinstance(burnin, (float, np.floating)) and float(burnin) > 0.0
+
+
+def _check_thin(thin) -> int:
+    if not isinstance(thin, (int, np.integer)) or isinstance(thin, bool) or thin < 1:
+        raise PhyloError(f"thin must be an integer >= 1, got {thin!r}")
+    return int(thin)
+
+
+def _lead_flags(body: bytes) -> tuple[bool | None, float]:
+    """[&R]/[&U] and [&W w] comments before the tree."""
+    rooted = None
+    weight = 1.0
+    pos = 0
+    while True:
+        m = _LEAD_COMMENTS.match(body, pos)
+        if not m:
+            break
+        c = m.group(1).strip()
+        r = _ROOTING.match(c)
+        if r:
+            rooted = r.group(1).upper() == b"R"
+        w = _WEIGHT.match(c)
+        if w:
+            weight = float(w.group(1))
+        pos = m.end()
+    return rooted, weight
+
+
+def _selected(records, skip: int, thin: int):
+    """Burn-in and thinning over a record stream; yields (index_in_file, record)."""
+    for i, rec in enumerate(records):
+        if i < skip:
+            continue
+        if (i - skip) % thin == 0:
+            yield i, rec
+
+
+def read_trees(path: str | os.PathLike, *, burnin: float | int = 0, thin: int = 1,
+               taxa: Sequence[str] | None = None, rooted: bool | None = None) -> Iterator[Tree]:
+    """Stream the trees of a Newick or NEXUS file as :class:`Tree` objects.
+
+    Parameters
+    ----------
+    path: Newick, NEXUS (MrBayes ``.t``/``.trprobs``, BEAST ``.trees``), gzip or not.
+    burnin: fraction ``0 <= b < 1`` of the trees in the file (``int(b*n)`` dropped,
+        MrBayes' convention; needs one cheap counting pass) or a number of trees.
+    thin: keep every ``thin``-th tree after burn-in.
+    taxa: leaf order; default: the translate table's order, else the NEXUS taxa
+        block, else the sorted leaf names of the first tree. Every tree must have
+        exactly these taxa (:class:`TaxonMismatchError` naming file and line).
+    rooted: force rooted/unrooted; default from ``[&R]``/``[&U]`` or the root degree.
+
+    Returns an iterator; file, burn-in and thinning errors are raised at once,
+    per-tree errors (:class:`TreeError`, :class:`TaxonMismatchError`) when reached.
+    ``[&W w]`` sets ``Tree.weight``; ``Tree.name`` is the NEXUS tree name.
+    """
+    path = os.fspath(path)
+    thin = _check_thin(thin)
+    info = tree_file_info(path)
+    n = count_trees(path) if _needs_count(burnin) else None
+    skip = _burnin_count(burnin, n, path)
+    return _read_trees_gen(path, info, skip, thin, taxa, rooted, n)
+
+
+def _read_trees_gen(path, info, skip, thin, taxa, rooted, n_expected):
+    taxa_t = tuple(taxa) if taxa is not None else info.taxa
+    seen = 0
+    records = (r for r in _iter_file(path) if isinstance(r, _Record))
+    counter = _Counter(records)
+    for i, rec in _selected(counter, skip, thin):
+        seen = i + 1
+        text = rec.body.decode("utf-8", "replace")
+        tree = _parse_one(text, path, rec, info, taxa_t, rooted)
+        if taxa_t is None:
+            taxa_t = tree.taxa
+        yield tree
+    _check_skip(path, skip, counter.last)
+
+
+class _Counter:
+    """Wraps a record stream and counts what went through it."""
+
+    def __init__(self, records):
+        self.records = records
+        self.last = 0
+
+    def __iter__(self):
+        for r in self.records:
+            self.last += 1
+            yield r
+
+
+def _check_skip(path, skip, n):
+    if skip > 0 and skip >= n:
+        raise PhyloError(f"burn-in of {skip} trees leaves nothing of the {n} trees in the file",
+                         path=path)
+
+
+def _parse_one(text, path, rec, info, taxa_t, rooted) -> Tree:
+    try:
+        tree = parse_newick(text, taxa=taxa_t, translate=info.translate, rooted=rooted,
+                            source=path, line=rec.line, name=rec.name)
+    except TaxonMismatchError as exc:
+        if info.translate is not None and "not expected" in exc.detail:
+            raise TaxonMismatchError(
+                exc.detail + " (a token missing from the translate table?)",
+                path=path, line=rec.line) from None
+        raise TaxonMismatchError(exc.detail, path=path, line=rec.line) from None
+    except TreeError as exc:
+        raise TreeError(exc.detail, path=path, line=rec.line) from None
+    return tree
+
+
+# ---------------------------------------------------------------------------
+# bulk path
+# ---------------------------------------------------------------------------
+
+def _label_table(labels: dict[bytes, int]):
+    """Sorted-hash label table for the Numba parser."""
+    items = list(labels.items())
+    hashes = np.array([_k.fnv1a(np.frombuffer(b, dtype=np.uint8), 0, len(b)) if b else 0
+                       for b, _ in items], dtype=np.uint64)
+    order = np.argsort(hashes, kind="stable")
+    lab_hash = hashes[order]
+    lab_idx = np.array([items[i][1] for i in order], dtype=np.int64)
+    blobs = [items[i][0] for i in order]
+    lab_off = np.zeros(len(blobs) + 1, dtype=np.int64)
+    lab_off[1:] = np.cumsum([len(b) for b in blobs])
+    lab_bytes = np.frombuffer(b"".join(blobs) or b"\0", dtype=np.uint8).copy()
+    return lab_hash, lab_idx, lab_bytes, lab_off
+
+
+_STATUS_TEXT = {
+    _k.UNKNOWN_LABEL: "unknown taxon or translate token",
+    _k.DUPLICATE_TAXON: "a taxon appears twice",
+    _k.MISSING_TAXA: "taxa missing from the tree",
+    _k.SYNTAX: "malformed Newick",
+    _k.TOO_MANY_NODES: "malformed Newick (more internal nodes than a tree on these taxa can have)",
+}
+
+
+def read_topologies(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
+                    burnin: float | int = 0, thin: int = 1,
+                    taxa: Sequence[str] | None = None, rooted: bool | None = None,
+                    weighted: bool = True) -> TopologySample:
+    """Read tree files into distinct topologies with counts (fast bulk path).
+
+    Same file formats, burn-in (per file) and thinning as :func:`read_trees`; several
+    files are pooled. Branch lengths and annotations are skipped by a Numba kernel
+    that parses each Newick string straight into a parent array; topologies are
+    identified by their sorted split bitsets and counted in a hash table.
+
+    weighted: use ``[&W w]`` weights (``.trprobs``) as counts; else every tree counts 1.
+    rooted: default from the first tree (``[&R]``/``[&U]``, else root degree).
+    Returns a :class:`~phylo.trees.splits.TopologySample`.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise PhyloError("no tree files given")
+    thin = _check_thin(thin)
+    state = _BulkState(taxa, rooted)
+    for p in paths:
+        state.read_file(p, burnin, thin, weighted)
+    return state.finish()
+
+
+class _BulkState:
+    def __init__(self, taxa, rooted):
+        self.taxa = tuple(taxa) if taxa is not None else None
+        self.rooted = rooted
+        self.table: RowTable | None = None
+        self.parents: list[np.ndarray] = []
+        self.n_nodes: list[np.ndarray] = []
+        self.counts = np.zeros(0)
+        self.used = np.zeros(0, dtype=np.int64)
+        self.n_trees = 0
+        self.sources: list[str] = []
+
+    def _setup(self, path, info, first: _Record):
+        if self.taxa is None:
+            if info.taxa is not None:
+                self.taxa = info.taxa
+            else:
+                t = _parse_one(first.body.decode("utf-8", "replace"), path, first, info, None, None)
+                self.taxa = t.taxa
+        if self.rooted is None:
+            flag, _ = _lead_flags(first.body)
+            if flag is None:
+                t = _parse_one(first.body.decode("utf-8", "replace"), path, first, info,
+                               self.taxa, None)
+                flag = t.rooted
+            self.rooted = flag
+        s = len(self.taxa)
+        self.S = s
+        self.W = n_words(s)
+        self.M = max(s - 2, 1)
+        self.table = RowTable(self.M * self.W, capacity=4096)
+
+    def read_file(self, path, burnin, thin, weighted):
+        info = tree_file_info(path)
+        # a fractional burn-in needs the number of trees: instead of a counting pass,
+        # every tree is parsed (topology ids are cheap) and burn-in/thinning applied
+        # to the id sequence at the end of the file
+        deferred = _needs_count(burnin)
+        skip = 0 if deferred else _burnin_count(burnin, None, path)
+        step = 1 if deferred else thin
+        labels_ready = False
+        batch: list[_Record] = []
+        ids_parts: list[np.ndarray] = []
+        w_parts: list[np.ndarray] = []
+        self.sources.append(path)
+        records = (r for r in _iter_file(path) if isinstance(r, _Record))
+        counter = _Counter(records)
+        for i, rec in _selected(counter, skip, step):
+            if self.table is None:
+                self._setup(path, info, rec)
+            if not labels_ready:
+                labels_ready = True
+                position = {t: i for i, t in enumerate(self.taxa)}
+                labels: dict[bytes, int] = {}
+                for name, k in position.items():
+                    labels[name.encode()] = k
+                if info.translate:
+                    for token, name in info.translate.items():
+                        if name not in position:
+                            raise TaxonMismatchError(
+                                f"translate table names taxon {name!r} not in the taxa",
+                                path=path)
+                        labels[token.encode()] = position[name]
+                self._labels = _label_table(labels)
+                self._info = info
+            batch.append(rec)
+            if len(batch) >= CHUNK:
+                ids, w = self._process(path, batch, weighted)
+                ids_parts.append(ids)
+                w_parts.append(w)
+                batch = []
+        total = counter.last
+        if batch:
+            ids, w = self._process(path, batch, weighted)
+            ids_parts.append(ids)
+            w_parts.append(w)
+        if total == 0:
+            raise FormatError("no trees in the file", path=path)
+        ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, dtype=np.int64)
+        w = np.concatenate(w_parts) if w_parts else np.zeros(0)
+        if deferred:
+            k = _burnin_count(burnin, total, path)
+            ids = ids[k::thin]
+            w = w[k::thin]
+        else:
+            _check_skip(path, skip, total)
+        u = len(self.table)
+        if u > self.counts.shape[0]:
+            grown = np.zeros(u)
+            grown[:self.counts.shape[0]] = self.counts
+            self.counts = grown
+            grown = np.zeros(u, dtype=np.int64)
+            grown[:self.used.shape[0]] = self.used
+            self.used = grown
+        self.counts += np.bincount(ids, weights=w, minlength=u)
+        self.used += np.bincount(ids, minlength=u)
+        self.n_trees += int(ids.shape[0])
+
+    def _process(self, path, batch: list[_Record], weighted: bool):
+        s, W, M = self.S, self.W, self.M
+        bodies = [r.body for r in batch]
+        lens = np.fromiter((len(b) for b in bodies), dtype=np.int64, count=len(bodies))
+        ends = np.cumsum(lens)
+        starts = ends - lens
+        buf = np.frombuffer(b"".join(bodies), dtype=np.uint8)
+        T = len(batch)
+        parents = np.empty((T, 2 * s - 1), dtype=np.int32)
+        n_nodes = np.empty(T, dtype=np.int32)
+        status = np.empty(T, dtype=np.int32)
+        errpos = np.empty(T, dtype=np.int64)
+        lab_hash, lab_idx, lab_bytes, lab_off = self._labels
+        _k.parse_newick_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab_off,
+                              s, parents, n_nodes, status, errpos)
+        bad = np.flatnonzero(status != 0)
+        for t in bad:
+            # the regex parser handles quoted labels and gives the precise message
+            rec = batch[t]
+            tree = _parse_one(rec.body.decode("utf-8", "replace"), path, rec, self._info,
+                              self.taxa, self.rooted)
+            parents[t] = -2
+            parents[t, :tree.n_nodes] = tree.parent
+            n_nodes[t] = tree.n_nodes
+        keys = np.empty((T, M, W), dtype=np.uint64)
+        _k.topology_keys(parents, n_nodes, s, W, bool(self.rooted), keys)
+        old_u = len(self.table)
+        ids = self.table.add(keys.reshape(T, -1))
+        if weighted:
+            w = np.array([_lead_flags(b)[1] if b[:40].find(b"&W") >= 0 or b[:40].find(b"&w") >= 0
+                          else 1.0 for b in bodies], dtype=np.float64)
+        else:
+            w = np.ones(T)
+        if len(self.table) > old_u:
+            new = np.flatnonzero(ids >= old_u)
+            _, first = np.unique(ids[new], return_index=True)   # first occurrence, id order
+            self.parents.append(parents[new[first]])
+            self.n_nodes.append(n_nodes[new[first]])
+        return ids, w
+
+    def finish(self) -> TopologySample:
+        if self.table is None:
+            raise FormatError("no trees left after burn-in and thinning",
+                              path=self.sources[-1] if self.sources else None)
+        s = self.S
+        keys = self.table.keys.reshape(-1, self.M, self.W).copy()
+        parents = np.concatenate(self.parents) if self.parents else np.zeros((0, 2 * s - 1), np.int32)
+        n_nodes = np.concatenate(self.n_nodes) if self.n_nodes else np.zeros(0, np.int32)
+        keep = self.used > 0     # topologies seen only in the burn-in are dropped
+        if self.n_trees == 0:
+            raise FormatError("no trees left after burn-in and thinning",
+                              path=self.sources[-1] if self.sources else None)
+        return TopologySample(self.taxa, bool(self.rooted), keys[keep], parents[keep],
+                              n_nodes[keep], self.counts[keep].copy(), n_trees=self.n_trees,
+                              sources=tuple(self.sources))

@@ -1,0 +1,234 @@
+"""The fixed-topology phylogenetic posterior (Fourment et al. 2020, METHODS.md §2).
+
+``Problem(alignment, tree, model="JC", branch_prior_rate=10)`` is the posterior of
+the branch lengths (and free model parameters) of one unrooted topology:
+
+    p(t, φ | D, τ) ∝ p(D | t, φ, τ) · Π_b Exponential(t_b; rate) · p(φ),
+
+with the likelihood of the shared kernel (:class:`phylo.likelihood.TreeLikelihood`;
+no second likelihood is written here). Branch lengths are in expected substitutions
+per site, indexed as the kernel's tree (branch v above node v, 2S − 3 branches).
+Model parameters listed by :meth:`phylo.models.Model.free_parameters` get the
+default priors of :mod:`phylo.marginal.priors` (Dirichlet on frequencies and on the
+six exchangeabilities, Exponential(1) on the gamma shape, LogNormal(1, 1.25) on κ,
+Uniform(0, 1) on pinv) and are estimated unless ``estimate_model=False``.
+
+Unconstrained vector z = (log t (n_branches,), u (n_model,)); see
+:mod:`phylo.marginal.base_problem` for the interface every estimator uses.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from .._kernels import mcmc as _mk
+from .._kernels import pruning as _pruning
+from ..errors import EstimatorError
+from ..io.alignment import Alignment
+from ..trees.tree import Tree
+from .base_problem import BaseProblem, NumbaTarget
+from .priors import DirichletPrior, ExponentialPrior, GammaPrior, LogNormalPrior, Prior, UniformPrior
+
+#: Branch length used where the tree gives none (and for zero-length starting branches).
+DEFAULT_START_LENGTH = 0.1
+
+
+# Not cached on disk: Numba's cache does not see changes in the pruning kernel it
+# calls (another module), and stale machine code over changed buffers segfaults.
+@njit(cache=False)
+def tree_loglik_z(z, args):
+    """log L of the shared pruning kernel at branch lengths e^{z[:n_branches]}.
+
+    args = (bl buffer (N-1,), the remaining arguments of
+    :func:`phylo._kernels.pruning.log_likelihood` as a tuple)."""
+    bl = args[0]
+    for i in range(bl.shape[0]):
+        bl[i] = math.exp(z[i])
+    return _pruning.log_likelihood(bl, *args[1])
+
+
+def _kernel_arguments(lik) -> tuple:
+    """The arguments after ``bl`` of :func:`phylo._kernels.pruning.log_likelihood`, as
+    :meth:`TreeLikelihood.log_likelihood_unchecked` passes them, with private copies of
+    the scratch buffers. Uses ``lik.kernel_arguments()`` when the engine offers it."""
+    if hasattr(lik, "kernel_arguments"):
+        return tuple(lik.kernel_arguments())
+    return (lik._children, lik._n_children, lik._tipx, lik._packed,  # noqa: SLF001
+            lik._weights, lik._inv, np.empty_like(lik._pm),  # noqa: SLF001
+            np.empty_like(lik._partials), np.empty_like(lik._scale),  # noqa: SLF001
+            np.empty_like(lik._lnl), np.empty_like(lik._frac), np.empty_like(lik._acc))  # noqa: SLF001
+
+
+class _Block:
+    """One free model parameter group: its prior and how it maps into Model.replace."""
+
+    def __init__(self, key: str, prior: Prior) -> None:
+        self.key = key
+        self.prior = prior
+
+    @property
+    def n_free(self) -> int:
+        return self.prior.n_free
+
+
+class Problem(BaseProblem):
+    """Posterior of branch lengths (and free model parameters) on a fixed topology.
+
+    Parameters
+    ----------
+    alignment: the data (:class:`phylo.io.alignment.Alignment`).
+    tree: the fixed topology; a rooted binary tree is unrooted first. Its branch
+        lengths, when present, are the starting point of samplers and optimisers.
+    model: a :class:`phylo.models.Model` or IQ-TREE string ("JC", "HKY+G4", …).
+    branch_prior_rate: rate λ of the i.i.d. Exponential prior on branch lengths
+        (default 10, mean 0.1, as MrBayes and Fourment et al. 2020).
+    estimate_model: treat the model's free parameters as unknown (default) or fixed.
+    name: label used in tables.
+    """
+
+    def __init__(self, alignment: Alignment, tree: Tree, model: Any = "JC", *,
+                 branch_prior_rate: float = 10.0, estimate_model: bool = True,
+                 name: str | None = None) -> None:
+        super().__init__()
+        from ..likelihood import TreeLikelihood
+        from ..models import Model
+        if not isinstance(alignment, Alignment):
+            raise EstimatorError(f"expected an Alignment, got {type(alignment).__name__}")
+        if isinstance(model, str):
+            model = Model.from_string(model)
+        if tree.rooted or tree.n_children[tree.root] == 2:
+            tree = tree.unrooted()
+        self.likelihood = TreeLikelihood(alignment, tree, model)
+        self.model = self.likelihood.model
+        self.tree = self.likelihood.tree
+        self.alignment = alignment
+        self.n_branches = self.likelihood.n_branches
+        self.branch_prior = ExponentialPrior(float(branch_prior_rate), self.n_branches)
+        self.pattern_weights = np.asarray(alignment.weights, dtype=np.float64)
+        self.name = name or (tree.name or "problem")
+        self._blocks = self._model_blocks(self.model.free_parameters()) if estimate_model else []
+        self.n_model = sum(b.n_free for b in self._blocks)
+        self._cache: tuple[bytes, Any] | None = None
+        self._numba_args: tuple | None = None
+
+    # -- model parameters ---------------------------------------------------------
+    @staticmethod
+    def _model_blocks(free: tuple[str, ...]) -> list[_Block]:
+        blocks: list[_Block] = []
+        if "kappa" in free:
+            blocks.append(_Block("kappa", LogNormalPrior(1.0, 1.25)))
+        if any(n.startswith("rate_") for n in free):
+            blocks.append(_Block("exchangeabilities", DirichletPrior(size=6)))
+        if any(n.startswith("pi_") for n in free):
+            blocks.append(_Block("frequencies", DirichletPrior(size=4)))
+        if "gamma_shape" in free:
+            blocks.append(_Block("gamma_shape", GammaPrior(1.0, 1.0)))
+        if "pinv" in free:
+            blocks.append(_Block("pinv", UniformPrior()))
+        return blocks
+
+    def _model_values(self) -> np.ndarray:
+        """Current model parameters as an unconstrained vector u (n_model,)."""
+        parts = []
+        for b in self._blocks:
+            if b.key == "kappa":
+                parts.append(b.prior.to_unconstrained(np.array([self.model.kappa])))
+            elif b.key == "exchangeabilities":
+                parts.append(b.prior.to_unconstrained(self.model.exchangeabilities))
+            elif b.key == "frequencies":
+                parts.append(b.prior.to_unconstrained(self.model.frequencies))
+            elif b.key == "gamma_shape":
+                parts.append(b.prior.to_unconstrained(np.array([self.model.gamma_shape])))
+            else:
+                parts.append(b.prior.to_unconstrained(np.array([min(max(self.model.pinv, 0.01), 0.99)])))
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def model_at(self, u: np.ndarray):
+        """The :class:`phylo.models.Model` with unconstrained parameters ``u``."""
+        changes: dict[str, Any] = {}
+        i = 0
+        for b in self._blocks:
+            x = b.prior.to_constrained(u[i:i + b.n_free])
+            i += b.n_free
+            if b.key == "exchangeabilities":
+                changes["exchangeabilities"] = x / x[-1]
+            elif b.key == "frequencies":
+                changes["frequencies"] = x
+            else:
+                changes[b.key] = float(x[0])
+        return self.model.replace(**changes)
+
+    def _lik(self, u: np.ndarray):
+        if not self._blocks:
+            return self.likelihood
+        key = np.asarray(u, dtype=np.float64).tobytes()
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self.likelihood.with_model(self.model_at(u)))
+        return self._cache[1]
+
+    def _model_log_prior(self, u: np.ndarray) -> float:
+        lp, i = 0.0, 0
+        for b in self._blocks:
+            lp += b.prior.log_density_unconstrained(u[i:i + b.n_free])
+            i += b.n_free
+        return float(lp)
+
+    def _sample_model_prior(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        cols = [np.array([b.prior.to_unconstrained(x) for x in b.prior.sample(n, rng=rng)])
+                for b in self._blocks]
+        return np.hstack(cols) if cols else np.empty((n, 0))
+
+    def parameter_names(self) -> list[str]:
+        names = [f"log_t{v}" for v in range(self.n_branches)]
+        for b in self._blocks:
+            names += [f"u_{b.key}{j}" for j in range(b.n_free)]
+        return names
+
+    # -- likelihood hooks ----------------------------------------------------------------
+    def initial_point(self) -> np.ndarray:
+        bl = np.asarray(self.tree.branch_lengths, dtype=np.float64)
+        if not np.all(np.isfinite(bl)):
+            bl = np.full(self.n_branches, DEFAULT_START_LENGTH)
+        bl = np.where(bl > 1e-4, bl, 1e-3)
+        return np.concatenate([np.log(bl), self._model_values()])
+
+    @staticmethod
+    def _safe(t: np.ndarray) -> np.ndarray:
+        t = np.ascontiguousarray(t, dtype=np.float64)
+        if not np.all(np.isfinite(t)):
+            t = np.where(np.isfinite(t), t, 1e6)
+        return t
+
+    def _log_likelihood(self, t: np.ndarray, u: np.ndarray) -> float:
+        return float(self._lik(u).log_likelihood_unchecked(self._safe(t)))
+
+    def _log_likelihood_batch(self, t: np.ndarray, u: np.ndarray) -> np.ndarray:
+        t = np.where(np.isfinite(t), t, 1e6)
+        if not self._blocks:
+            return self.likelihood.log_likelihood_batch(t, parallel=True, check=False)
+        return np.array([self._log_likelihood(ti, ui) for ti, ui in zip(t, u)])
+
+    def _log_likelihood_gradient(self, t: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray]:
+        return self._lik(u).gradient_unchecked(self._safe(t))
+
+    def _pattern_log_likelihoods(self, t: np.ndarray, u: np.ndarray) -> np.ndarray:
+        lik = self._lik(u)
+        lik.log_likelihood_unchecked(self._safe(t))
+        return lik._lnl.copy()  # noqa: SLF001 - the per-pattern buffer of the same call
+
+    def numba_target(self) -> NumbaTarget | None:
+        """The compiled pruning kernel (JC-like problems without free model parameters)."""
+        if self._blocks:
+            return None
+        if self._numba_args is None:
+            self._numba_args = (np.empty(self.n_branches), _kernel_arguments(self.likelihood))
+        return NumbaTarget(tree_loglik_z, self._numba_args, _mk.exp_prior_z,
+                           (float(self.branch_prior.rate), int(self.n_branches)))
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "model": self.model.to_string(),
+                "n_taxa": self.alignment.n_taxa, "n_sites": self.alignment.n_sites,
+                "topology": self.tree.to_newick(lengths=False)}

@@ -1,0 +1,113 @@
+"""ASDSF (MrBayes convention), KL conventions, credible sets, consensus."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import naive_sbn as nv
+from phylo.diagnostics import asdsf, asdsf_from_samples, credible_set, kl_divergence
+from phylo.errors import PhyloError
+from phylo.io.trees import read_topologies
+from phylo.trees.consensus import majority_rule_consensus
+
+MRBAYES_DECIMALS = 6   # MrBayes prints ASDSF with 6 decimals
+HAND_TOL = 1e-12
+
+
+def _write(tmp_path, name, trees):
+    p = tmp_path / name
+    p.write_text("\n".join(trees) + "\n")
+    return p
+
+
+def test_asdsf_hand_computation(tmp_path):
+    # 5 taxa; splits: AB|CDE, DE|ABC, AC|BDE, BC|ADE
+    t1 = "((A,B),C,(D,E));"    # splits {A,B}->CDE side, {D,E}
+    t2 = "((A,C),B,(D,E));"    # {A,C}, {D,E}
+    t3 = "((B,C),A,(D,E));"    # {B,C}, {D,E}
+    run1 = _write(tmp_path, "r1.nwk", [t1, t1, t1, t2])        # AB .75 AC .25 DE 1
+    run2 = _write(tmp_path, "r2.nwk", [t1, t2, t3, t3, t3])    # AB .2 AC .2 BC .6 DE 1
+    sd = lambda a, b: abs(a - b) / np.sqrt(2.0)               # sample SD of two values
+    res = asdsf([run1, run2], burnin=0, minpartfreq=0.10)
+    expected = [sd(.75, .2), sd(.25, .2), sd(0, .6), 0.0]
+    assert res.n_splits == 4
+    assert res.asdsf == pytest.approx(np.mean(expected), abs=HAND_TOL)
+    assert res.max_sdsf == pytest.approx(max(expected), abs=HAND_TOL)
+    # minpartfreq 0.22: AC (.25 in run 1) stays, in no run is below... all stay except none
+    res = asdsf([run1, run2], burnin=0, minpartfreq=0.5)    # AB (.75), BC (.6), DE
+    assert res.n_splits == 3
+    assert res.asdsf == pytest.approx(np.mean([sd(.75, .2), sd(0, .6), 0.0]), abs=HAND_TOL)
+    # burn-in: int(0.25 * 4) = 1 and int(0.25 * 5) = 1 trees dropped
+    res = asdsf([run1, run2], burnin=0.25, minpartfreq=0.0)
+    f1 = {"AB": 2 / 3, "AC": 1 / 3, "BC": 0, "DE": 1}
+    f2 = {"AB": 0, "AC": .25, "BC": .75, "DE": 1}
+    exp = [np.std([f1[k], f2[k]], ddof=1) for k in f1]
+    assert res.asdsf == pytest.approx(np.mean(exp), abs=HAND_TOL)
+    with pytest.raises(PhyloError):
+        asdsf([run1], burnin=0)
+
+
+@pytest.mark.parametrize("case", ["primates", "DS4"])
+def test_asdsf_equals_mrbayes(shared_dir, case):
+    if case == "primates":
+        d = shared_dir / "reference" / "primates" / "mrbayes_mcmc"
+        runs = [d / "primates.run1.t.gz", d / "primates.run2.t.gz"]
+        ref = json.loads((d / "asdsf.json").read_text())
+        values = {float(k): v["asdsf"] for k, v in ref["sumt"].items()}
+        max_sd = ref["sumt"]["0.10"]["max_sdsf"]
+    else:
+        d = shared_dir / "reference" / "DS4_mrbayes_mcmc"
+        runs = [d / "DS4.run1.t.gz", d / "DS4.run2.t.gz"]
+        ref = json.loads((d / "asdsf.json").read_text())
+        values = {float(k): v for k, v in ref["asdsf_by_minpartfreq"].items()}
+        max_sd = None
+    samples = [read_topologies(r, burnin=0.25, rooted=False) for r in runs]
+    for mpf, value in values.items():
+        res = asdsf_from_samples(samples, minpartfreq=mpf)
+        assert round(res.asdsf, MRBAYES_DECIMALS) == pytest.approx(value, abs=1e-9), mpf
+        if max_sd is not None:
+            assert round(res.max_sdsf, MRBAYES_DECIMALS) == pytest.approx(max_sd, abs=1e-9)
+    if case == "DS4":
+        # max SDSF = the largest Stddev(s) in MrBayes' .tstat
+        sds = [float(line.split()[3]) for line in (d / "DS4.tstat").read_text().splitlines()
+               if line[:1].isdigit()]
+        res = asdsf_from_samples(samples, minpartfreq=0.10)
+        assert res.max_sdsf == pytest.approx(max(sds), abs=1e-6)
+
+
+def test_kl_conventions():
+    p = np.array([0.5, 0.3, 0.2])
+    with np.errstate(divide="ignore"):
+        lq = np.log(np.array([0.5, 0.5, 0.0]))
+    r = kl_divergence(p, lq)
+    assert r.kl == np.inf and r.n_unsupported == 1 and r.unsupported_mass == pytest.approx(0.2)
+    assert r.kl_supported == pytest.approx(0.3 * np.log(0.3 / 0.5), abs=HAND_TOL)
+    r = kl_divergence(p, lq, eps="machine")
+    eps = np.finfo(float).eps
+    assert r.kl == pytest.approx(0.3 * np.log(.6) + 0.2 * np.log(0.2 / eps), abs=HAND_TOL)
+    assert kl_divergence(p, np.log(p)).kl == pytest.approx(0.0, abs=HAND_TOL)
+    with pytest.raises(PhyloError):
+        kl_divergence(p, lq[:2])
+
+
+def test_credible_set_and_consensus(tmp_path):
+    trees = ["((A,B),C,(D,E));"] * 6 + ["((A,C),B,(D,E));"] * 3 + ["((B,C),A,(D,E));"]
+    p = _write(tmp_path, "x.nwk", trees)
+    smp = read_topologies(p)
+    cs = credible_set(smp, 0.95)
+    assert cs.size == 3 and cs.prob.tolist() == pytest.approx([.6, .3, .1])
+    assert credible_set(smp, 0.9).size == 2
+    cons = majority_rule_consensus(smp)
+    assert sorted(cons.support.tolist()) == pytest.approx([0.6, 1.0])
+    assert cons.tree.n_leaves == 5 and cons.tree.is_binary()
+
+
+def test_consensus_of_real_runs(shared_dir):
+    d = shared_dir / "reference" / "primates" / "mrbayes_mcmc"
+    smp = read_topologies([d / "primates.run1.t.gz", d / "primates.run2.t.gz"], burnin=0.25)
+    cons = majority_rule_consensus(smp)
+    assert cons.tree.is_binary()
+    assert min(cons.support) == pytest.approx(0.9141145, abs=1e-6)   # MrBayes .tstat
+    assert credible_set(smp, 0.95).size == 2                          # MrBayes sumt

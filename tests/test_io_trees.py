@@ -1,0 +1,263 @@
+"""Tests for phylo.io.trees: Newick/NEXUS/BEAST/MrBayes tree files, burn-in, errors."""
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from phylo.errors import FormatError, PhyloError, TaxonMismatchError, TreeError
+from phylo.io.trees import count_trees, read_topologies, read_trees, tree_file_info
+from phylo.trees.splits import tree_splits
+
+WEIGHT_TOL = 1e-12  # weights are parsed from decimal text: exact up to float rounding
+
+NEXUS_T = """#NEXUS
+[ID: 123]
+[Param: tree]
+begin trees;
+   translate
+       1 A,
+       2 B,
+       3 'C c',
+       4 D,
+       5 E;
+   tree gen.0 = [&U] ((1:0.1,2:0.2):0.05,3:0.3,(4:0.4,5:0.5):0.01);
+   tree gen.100 = [&U] ((1:0.1,3:0.2):0.05,2:0.3,(4:0.4,5:0.5):0.01);
+   tree gen.200 = [&U] ((1:0.1,2:0.2):0.05,3:0.3,(5:0.4,4:0.5):0.01);
+   tree gen.300 = [&U] (3:0.3,(2:0.2,1:0.1):0.05,(4:0.4,5:0.5):0.01);
+end;
+"""
+
+BEAST = """#NEXUS
+
+Begin taxa;
+\tDimensions ntax=4;
+\tTaxlabels
+\t\tw
+\t\tx
+\t\ty
+\t\tz
+\t\t;
+End;
+
+Begin trees;
+\tTranslate
+\t\t1 w,
+\t\t2 x,
+\t\t3 y,
+\t\t4 z
+\t\t;
+tree STATE_0 [&lnP=-1234.5,joint=-1300.2] = [&R] ((1[&rate=1.0]:1.5,2[&rate=0.9]:1.5)[&rate=1.1]:2.0,(3[&rate=1.2]:0.5,4[&rate=1.0]:0.5)[&rate=0.8]:3.0);
+tree STATE_1000 [&lnP=-1230.1,joint=-1290.0] = [&R] ((1[&rate=1.0]:1.5,3[&rate=0.9]:1.5)[&rate=1.1]:2.0,(2[&rate=1.2]:0.5,4[&rate=1.0]:0.5)[&rate=0.8]:3.0);
+End;
+"""
+
+TRPROBS = """#NEXUS
+[comment spanning
+two lines]
+begin trees;
+   translate
+    1 A,
+    2 B,
+    3 C,
+    4 D,
+    5 E;
+   tree tree_1 [p = 0.750, P = 0.750] = [&W 0.75] ((1,2),3,(4,5));
+   tree tree_2 [p = 0.250, P = 1.000] = [&W 0.25] ((1,3),2,(4,5));
+end;
+"""
+
+
+def write(tmp_path, name, text, gz=False):
+    p = tmp_path / name
+    if gz:
+        with gzip.open(p, "wt") as fh:
+            fh.write(text)
+    else:
+        p.write_text(text)
+    return p
+
+
+def test_mrbayes_t_translate_and_rooting(tmp_path):
+    p = write(tmp_path, "x.t", NEXUS_T)
+    trees = list(read_trees(p))
+    assert len(trees) == 4
+    assert trees[0].taxa == ("A", "B", "C c", "D", "E")
+    assert not trees[0].rooted
+    assert trees[0].name == "gen.0"
+    assert trees[0].branch_lengths[0] == pytest.approx(0.1)
+    # tree 0, 2, 3 share a topology
+    sp = [tree_splits(t).tobytes() for t in trees]
+    assert sp[0] == sp[2] == sp[3] != sp[1]
+    info = tree_file_info(p)
+    assert info.nexus and info.translate["3"] == "C c"
+
+
+def test_beast_file(tmp_path):
+    p = write(tmp_path, "x.trees", BEAST)
+    trees = list(read_trees(p))
+    assert [t.rooted for t in trees] == [True, True]
+    assert trees[0].taxa == ("w", "x", "y", "z")
+    assert trees[0].name == "STATE_0"
+    assert sorted(trees[0].branch_lengths) == pytest.approx(sorted([1.5, 1.5, 2.0, 0.5, 0.5, 3.0]))
+    smp = read_topologies(p)
+    assert smp.rooted and smp.n_topologies == 2 and smp.n_trees == 2
+
+
+def test_trprobs_weights(tmp_path):
+    p = write(tmp_path, "x.trprobs", TRPROBS)
+    trees = list(read_trees(p))
+    assert [t.weight for t in trees] == pytest.approx([0.75, 0.25], abs=WEIGHT_TOL)
+    smp = read_topologies(p)
+    assert smp.counts == pytest.approx([0.75, 0.25], abs=WEIGHT_TOL)
+    unweighted = read_topologies(p, weighted=False)
+    assert unweighted.counts.tolist() == [1.0, 1.0]
+
+
+def test_plain_newick_multi_line_and_gzip(tmp_path):
+    text = "[&R] ((a:1,b:1):1,c:2);\n((a,c),\n b);\n[a comment; with semicolon](b,(a,c));"
+    for gz in (False, True):
+        p = write(tmp_path, f"x{gz}.nwk", text, gz=gz)
+        trees = list(read_trees(p))
+        assert len(trees) == 3
+        assert trees[0].rooted
+        assert trees[0].taxa == ("a", "b", "c")
+        assert count_trees(p) == 3
+
+
+def test_burnin_and_thin_semantics(tmp_path):
+    p = write(tmp_path, "x.t", NEXUS_T)
+    names = lambda **kw: [t.name for t in read_trees(p, **kw)]
+    assert names(burnin=0.25) == ["gen.100", "gen.200", "gen.300"]   # int(0.25*4) = 1
+    assert names(burnin=0.5) == ["gen.200", "gen.300"]
+    assert names(burnin=0.74) == ["gen.200", "gen.300"]   # int(0.74 * 4) = 2 (floor)
+    assert names(burnin=2) == ["gen.200", "gen.300"]
+    assert names(thin=2) == ["gen.0", "gen.200"]
+    assert names(burnin=1, thin=2) == ["gen.100", "gen.300"]
+    assert read_topologies(p, burnin=0.5).n_trees == 2
+    assert read_topologies(p, burnin=1, thin=2).n_trees == 2
+
+
+def test_burnin_errors(tmp_path):
+    p = write(tmp_path, "x.t", NEXUS_T)
+    assert len(list(read_trees(p, burnin=0.99))) == 1   # int(0.99 * 4) = 3
+    with pytest.raises(PhyloError, match="leaves nothing"):
+        list(read_trees(p, burnin=4))     # counts are checked when the file ends
+    with pytest.raises(PhyloError, match="leaves nothing"):
+        list(read_trees(p, burnin=10))
+    with pytest.raises(PhyloError, match=r"\[0, 1\)"):
+        read_trees(p, burnin=1.5)
+    with pytest.raises(PhyloError):
+        read_trees(p, thin=0)
+    with pytest.raises(PhyloError, match="leaves nothing"):
+        read_topologies(p, burnin=4)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FormatError, match="no such file"):
+        read_trees(tmp_path / "nope.t")
+    with pytest.raises(FormatError, match="no such file"):
+        read_topologies(tmp_path / "nope.t")
+
+
+@pytest.mark.parametrize("body, exc, pattern", [
+    ("((1,2),3,(4,5);", TreeError, "unbalanced"),
+    ("((1,2),3,(4,5)));", TreeError, None),
+    ("((1,2),3,(4,9));", TaxonMismatchError, "translate"),
+    ("((1,2),3,(4,4));", TaxonMismatchError, "duplicate"),
+    ("((1,2),3,4);", TaxonMismatchError, "missing"),
+    ("((1,,2),3,(4,5));", TreeError, "empty leaf"),
+])
+def test_bad_newick_in_nexus(tmp_path, body, exc, pattern):
+    text = NEXUS_T.replace("((1:0.1,3:0.2):0.05,2:0.3,(4:0.4,5:0.5):0.01);", body)
+    p = write(tmp_path, "bad.t", text)
+    for reader in (lambda: list(read_trees(p)), lambda: read_topologies(p)):
+        with pytest.raises(exc) as info:
+            reader()
+        msg = str(info.value)
+        assert str(p) in msg and ":12" in msg, msg   # file and line of gen.100
+        if pattern:
+            assert pattern in msg
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("#NEXUS\nbegin trees;\n translate 1 A, 2;\n tree t = (1,2);\nend;\n", "translate"),
+    ("#NEXUS\nbegin trees;\n tree t = ((A,B),C);\n", "not closed"),
+    ("#NEXUS\nbegin trees;\n tree t ((A,B),C);\nend;\n", "malformed tree statement"),
+    ("#NEXUS\n[unclosed comment\nbegin trees;\n", "unclosed"),
+    ("#NEXUS\nbegin trees;\n tree t = ((A,B),\n", "ends inside"),
+])
+def test_malformed_nexus(tmp_path, text, pattern):
+    p = write(tmp_path, "bad.nex", text)
+    with pytest.raises(FormatError, match=pattern):
+        list(read_trees(p))
+
+
+def test_taxa_differ_between_trees(tmp_path):
+    p = write(tmp_path, "x.nwk", "((a,b),c);\n((a,b),d);\n")
+    with pytest.raises(TaxonMismatchError) as info:
+        list(read_trees(p))
+    assert f"{p}:2" in str(info.value)
+    with pytest.raises(TaxonMismatchError):
+        read_topologies(p)
+
+
+def test_explicit_taxa_order_and_quotes(tmp_path):
+    p = write(tmp_path, "x.nwk", "(('x y',b),c,d);\n(c,d,(b,'x y'));\n")
+    trees = list(read_trees(p, taxa=["c", "b", "x y", "d"]))
+    assert trees[0].taxa == ("c", "b", "x y", "d")
+    smp = read_topologies(p, taxa=["c", "b", "x y", "d"])
+    assert smp.n_topologies == 1 and smp.counts[0] == 2
+
+
+def test_fast_path_matches_tree_objects(tmp_path, rng):
+    """read_topologies and read_trees agree on random trees (names, lengths, comments)."""
+    taxa = [f"t{i}" for i in range(70)]   # > 64 taxa: two bitset words
+    lines = []
+    trees_nwk = []
+    for _ in range(30):
+        nodes = [f"{taxa[i]}[&rate=1]:0.{rng.integers(1, 9)}" for i in rng.permutation(70)]
+        while len(nodes) > 3:
+            i, j = sorted(rng.choice(len(nodes), 2, replace=False))
+            b = nodes.pop(j)
+            a = nodes.pop(i)
+            nodes.append(f"({a},{b})0.9:1e-3")
+        nwk = "(" + ",".join(nodes) + ");"
+        trees_nwk.append(nwk)
+        lines.append(nwk)
+    lines += lines[:10]
+    p = write(tmp_path, "big.nwk", "\n".join(lines), gz=True)
+    smp = read_topologies(p)
+    keys = {tree_splits(t).tobytes() for t in read_trees(p)}
+    assert smp.n_topologies == len(keys) == 30
+    assert smp.n_trees == 40
+    assert sorted(smp.counts.tolist()) == [1.0] * 20 + [2.0] * 10
+    for u in range(smp.n_topologies):
+        assert tree_splits(smp.tree(u)).tobytes() in keys
+
+
+def test_real_mrbayes_files(shared_dir):
+    ref = shared_dir / "reference" / "primates" / "mrbayes_mcmc"
+    t = ref / "primates.run1.t.gz"
+    assert count_trees(t) == 1001
+    trees = list(read_trees(t, burnin=0.25))
+    assert len(trees) == 751 and trees[0].name == "gen.25000"
+    assert all(tr.n_leaves == 12 and not tr.rooted and tr.is_binary() for tr in trees[:20])
+    smp = read_topologies(t, burnin=0.25)
+    assert smp.n_trees == 751 and smp.total == 751
+    tp = read_topologies(ref / "primates.trprobs")
+    assert tp.counts == pytest.approx([0.914115, 0.085885], abs=WEIGHT_TOL)
+    # the trprobs top tree is the most frequent topology of run 1
+    top = smp.keys[np.argmax(smp.counts)]
+    assert tree_splits(tp.tree(0)).tobytes() == top[np.any(top != 0, axis=1)].tobytes()
+
+
+def test_real_golden_trprobs(shared_dir):
+    g = shared_dir / "data" / "DS1" / "golden_run" / "rep_1" / "DS1.trprobs.gz"
+    smp = read_topologies(g)
+    assert smp.n_taxa == 27 and not smp.rooted
+    assert smp.n_topologies == smp.n_trees   # trprobs lists distinct topologies
+    assert smp.total == pytest.approx(1.0, abs=1e-3)   # 6-decimal rounding of weights
+    first = next(iter(read_trees(g)))
+    assert first.weight == pytest.approx(smp.counts.max(), abs=WEIGHT_TOL)

@@ -1,0 +1,84 @@
+"""A 3-taxon JC69 problem (3 branches, 100 simulated sites) whose log Z is known from
+deterministic quadrature (tests/naive_marginal.py): every estimator against it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phylo.io.newick import parse_newick
+from phylo.likelihood import simulate_alignment
+from phylo.marginal import Problem, available_estimators, get_estimator
+
+from naive_marginal import jc3_log_z_quadrature, jc3_pattern_log_likelihoods
+
+#: Consistent estimators: within N_SE reported standard errors plus ABS_SLACK nats
+#: (the delta-method/batch-means errors of IS and MCMC understate heavy tails a little).
+N_SE = 4.0
+ABS_SLACK = 0.05
+#: Quadrature accuracy (nats): doubling the nodes changes log Z by < 1e-10.
+QUADRATURE_TOL = 1e-6
+#: Deterministic approximations (Laplace family), stated tolerance on this problem:
+#: the posterior of 100 sites is close to log-normal/Gamma; 0.25 nats is what the
+#: paper calls a good fast estimate.
+APPROX_TOL = 0.25
+#: The ELBO is a lower bound: it may not exceed log Z by more than its Monte Carlo error.
+CONSISTENT = ["naive-monte-carlo", "path-sampling", "modified-path-sampling", "stepping-stone",
+              "generalized-stepping-stone", "bridge-sampling", "gamma-laplus-is", "vb-is",
+              "nested-sampling"]
+APPROXIMATE = ["laplace", "gamma-laplus", "beta-prime-laplus"]
+NOT_LOG_Z = ["harmonic-mean", "stabilized-harmonic-mean", "cpo", "ppd", "maximum-posterior",
+             "maximum-likelihood", "elbo"]
+
+
+@pytest.fixture(scope="module")
+def jc3():
+    tree = parse_newick("(A:0.1,B:0.2,C:0.15);")
+    aln = simulate_alignment(tree, "JC", 100, seed=3)
+    problem = Problem(aln, tree, "JC", branch_prior_rate=10.0)
+    exact = jc3_log_z_quadrature(aln.patterns, aln.weights, 10.0)
+    return problem, exact
+
+
+def test_categories_cover_registry():
+    assert sorted(CONSISTENT + APPROXIMATE + NOT_LOG_Z) == sorted(available_estimators())
+
+
+def test_kernel_matches_naive_three_taxon_likelihood(jc3):
+    problem, _ = jc3
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        z = np.log(rng.uniform(0.01, 0.5, 3))
+        naive = jc3_pattern_log_likelihoods(problem.alignment.patterns, np.exp(z)[None, :])
+        assert problem.log_likelihood(z) == pytest.approx(float((naive @ problem.pattern_weights)[0]), abs=1e-9)
+
+
+def test_quadrature_converged(jc3):
+    problem, exact = jc3
+    finer = jc3_log_z_quadrature(problem.alignment.patterns, problem.alignment.weights, 10.0,
+                                 width=9.0, n_center=80, n_tail=28)
+    assert finer == pytest.approx(exact, abs=QUADRATURE_TOL)
+
+
+@pytest.mark.parametrize("name", CONSISTENT)
+def test_consistent_within_reported_error(jc3, name):
+    problem, exact = jc3
+    res = get_estimator(name).run(problem, seed=7)
+    assert abs(res.log_marginal_likelihood - exact) < N_SE * res.std_error + ABS_SLACK, \
+        (res.log_marginal_likelihood, res.std_error, exact)
+
+
+@pytest.mark.parametrize("name", APPROXIMATE)
+def test_approximations_within_stated_tolerance(jc3, name):
+    problem, exact = jc3
+    res = get_estimator(name).run(problem, seed=7)
+    assert abs(res.log_marginal_likelihood - exact) < APPROX_TOL
+
+
+def test_known_biases(jc3):
+    problem, exact = jc3
+    r = {n: get_estimator(n).run(problem, seed=7) for n in NOT_LOG_Z}
+    assert r["harmonic-mean"].log_marginal_likelihood > exact        # upward bias
+    assert r["maximum-likelihood"].log_marginal_likelihood > exact
+    assert r["ppd"].log_marginal_likelihood > exact                   # data used twice
+    elbo = r["elbo"]
+    assert elbo.log_marginal_likelihood < exact + N_SE * elbo.std_error
