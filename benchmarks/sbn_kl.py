@@ -35,6 +35,23 @@ METHODS = [("srf", "SRF"), ("ccd", "CCD"), ("sa", "SBN-SA"), ("em", "SBN-EM"),
            ("em-alpha", "SBN-EM-alpha")]
 GOLDEN_SAMPLES = 750001
 
+NOTES = """\
+Notes on SBN-EM-α (DS2, DS4 above the published values). On DS2 SBN-SA is an exact
+fixed point of our EM, so EM and EM-α stay at SA. Tried on DS2 replicates 1-3
+(published EM-α .0173 / .0146 / .0102):
+* prior as the reference code zcrabbit/sbn models.py (`alpha * m~/len`: the SA mass of
+  each parent subsplit spread uniformly over its observed child subsplits; E-step with
+  the regularised probabilities; root prior alpha × SA root frequencies), available as
+  `fit(..., alpha_prior="uniform")`: .0292 / .0146 / .0193 at α = 1e-4, equal to the
+  default `alpha_prior="sa"` (α × SA counts per child) to 4 decimals: .0292 / .0146 / .0192;
+* larger α with the uniform prior moves away: rep 1 .0297 / .0341 / .0698 / .3692 and
+  rep 3 .0200 / .0271 / .0852 / .5614 at α = 1e-3 / 1e-2 / 0.1 / 1;
+* weights: the reference normalises tree weights to frequencies (count / total) as we
+  do, so α is relative to one tree-mass, not to the number of trees.
+Not yet tried: initialisation other than SA (uniform / CCD), the reference's
+miniter = 50 and abstol = 1e-4 stopping rule. No variant matched, so the default
+(α × SA counts, EM started from SA) is unchanged."""
+
 
 def golden(ds: str) -> TopologySample:
     reps = [read_topologies(SHARED / "data" / ds / "golden_run" / f"rep_{r}" / f"{ds}.trprobs.gz")
@@ -117,7 +134,7 @@ def main(argv=None) -> int:
         cells = [f"{s[f'{c}_mean']:.4f} / {s[f'{c}_published']:.4f} ({100 * s[f'{c}_rel_diff']:+.1f}%)"
                  for _, c in METHODS]
         lines.append(f"| {s['dataset']} | {s['golden_unique_trees']} | " + " | ".join(cells) + " |")
-    lines += ["", f"Total time {total:.1f} s (including Numba compilation)."]
+    lines += ["", f"Total time {total:.1f} s (including Numba compilation).", "", NOTES]
     (out / "sbn_kl.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -274,6 +274,9 @@ def test_asdsf_end_to_end(tmp_path):
 
 def test_noise_end_to_end(tmp_path):
     require("noise")
+    from phylo.noise.checks import is_conflict_free
+    from phylo.noise.inference import solve
+    from phylo.noise.io import read_matrix
     out_opt = option(("noise", "simulate"), "--out", "-o")
     sim_file = tmp_path / "sim.tsv"
     cells = option(("noise", "simulate"), "--cells", "--n-cells")
@@ -281,15 +284,19 @@ def test_noise_end_to_end(tmp_path):
     done = run_phylo("noise", "simulate", cells, "12", muts, "8", "--seed", "3", out_opt,
                      sim_file, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert sim_file.exists() and sim_file.stat().st_size > 0
-    done = run_phylo("noise", "solve", GENOTYPES, "--seed", "1", "--format", "json",
-                     cwd=tmp_path)
+    assert read_matrix(sim_file).values.shape == (12, 8)
+    solved = tmp_path / "solved.tsv"
+    done = run_phylo("noise", "solve", GENOTYPES, "--seed", "1", "-o", solved,
+                     "--format", "json", "--quiet", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)
-    done = run_phylo("noise", "test", GENOTYPES, "--seed", "1", "--format", "json",
-                     cwd=tmp_path)
+    printed = json.loads(done.stdout)
+    expected = solve(read_matrix(GENOTYPES).values, seed=1)
+    assert abs(printed["log_likelihood"] - expected.log_likelihood) \
+        <= JSON_MATCH * abs(expected.log_likelihood)
+    assert is_conflict_free(read_matrix(solved).values)
+    done = run_phylo("noise", "test", solved, "--format", "json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)
+    assert json.loads(done.stdout)["conflict_free"] is True
 
 
 # -- bad input, every command -------------------------------------------------------------------
@@ -367,3 +374,12 @@ def test_bad_input_in_a_subprocess(tmp_path):
     done = run_phylo("compare", tmp_path / "nope.fasta", cwd=tmp_path)
     assert_one_line_error(done.returncode, done.stderr, "nope.fasta")
     assert done.stdout == ""
+
+
+def test_example_data_regenerates_identically(tmp_path):
+    """data/make_example.py --check: every file in data/ is what the script makes."""
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, str(DATA / "make_example.py"), "--check"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=SUBPROCESS_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr

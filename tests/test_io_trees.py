@@ -261,3 +261,31 @@ def test_real_golden_trprobs(shared_dir):
     assert smp.total == pytest.approx(1.0, abs=1e-3)   # 6-decimal rounding of weights
     first = next(iter(read_trees(g)))
     assert first.weight == pytest.approx(smp.counts.max(), abs=WEIGHT_TOL)
+
+
+def test_read_trees_batched_kernel_matches_parse_newick(tmp_path):
+    """The batched Numba layout path gives exactly parse_newick's Tree (arrays, dtypes,
+    lengths, rooting, weight, source), also for strings it hands to the regex parser."""
+    from phylo.io.newick import parse_newick
+    bodies = ["[&U] ((1:0.1,2:2e-1):5E-02,3:0.3,(4:.4,5:1.):0.01);",
+              "[&R] [&W 0.5] ((1:1,2:1):1,(3:1,(4:1,5:1)0.99:1):1);",   # rooted, weight
+              "((1:0.1,2:0.2)'lab':0.05,3:0.3,(4:0.4,5:0.5));",          # quoted label: slow
+              "((1:1e-30,2:0.12345678901234567890),3,(4,5):inf);",      # slow numbers
+              "((1,2,3,4),5);",                                        # polytomy, rooted binary
+              "(((1,2)),3,(4,5));"]                                    # unary node
+    text = NEXUS_T.split("   tree gen.0")[0] + "".join(
+        f"   tree t{i} = {b}\n" for i, b in enumerate(bodies)) + "end;\n"
+    p = write(tmp_path, "mix.t", text)
+    info = tree_file_info(p)
+    for forced in (None, False, True):
+        got = list(read_trees(p, rooted=forced))
+        assert len(got) == len(bodies)
+        for i, (tree, body) in enumerate(zip(got, bodies)):
+            ref = parse_newick(body, taxa=info.taxa, translate=info.translate, rooted=forced,
+                               source=str(p), line=11 + i, name=f"t{i}")
+            for f in ("children", "n_children", "parent"):
+                a, b = getattr(tree, f), getattr(ref, f)
+                assert a.dtype == b.dtype and np.array_equal(a, b), (i, f)
+            assert np.array_equal(tree.branch_lengths, ref.branch_lengths, equal_nan=True)
+            assert (tree.taxa, tree.rooted, tree.weight, tree.name, tree.source) == \
+                (ref.taxa, ref.rooted, ref.weight, ref.name, ref.source)

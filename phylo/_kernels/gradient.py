@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .pruning import (FASTMATH, SCALE_THRESHOLD, _rows, postorder, root_loglik,
-                      transition_matrices)
+from .pruning import (FASTMATH, SCALE_THRESHOLD, _rows, block_size, finish, postorder,
+                      root_block, transition_matrices)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -36,9 +36,29 @@ def gradient(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
     nc = int(model[0])
     n = children.shape[0]
     transition_matrices(bl, model, pm, dpm, True)
-    postorder(children, tipx, model, pm, partials, scale_log, hbuf, True, lnl)
-    total = root_loglik(children, n_children, tipx, model, pm, partials, scale_log,
-                        pattern_weights, inv_lik, lnl, frac_var, work[:4], hbuf, True)
+    for v in range(n - 1):
+        grad[v] = 0.0
+    bs = block_size(n - s, nc, npat)
+    total = 0.0
+    # block by block (cache-resident): post-order, root, then the pre-order pass
+    for p0 in range(0, npat, bs):
+        p1 = min(npat, p0 + bs)
+        postorder(children, tipx, model, pm, partials, scale_log, hbuf, True, frac_var, p0, p1)
+        root_block(children, n_children, tipx, model, pm, partials, lnl, work[:4], hbuf, True,
+                   p0, p1)
+        total += finish(model, scale_log, pattern_weights, inv_lik, lnl, frac_var, p0, p1)
+        _preorder_block(children, n_children, tipx, model, pattern_weights, pm, dpm, partials,
+                        hbuf, pre, frac_var, work, grad, p0, p1)
+    return total
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _preorder_block(children, n_children, tipx, model, pattern_weights, pm, dpm, partials,
+                    hbuf, pre, frac_var, work, grad, p0, p1):
+    """Pre-order pass for patterns p0..p1-1, adding each branch's terms to ``grad``."""
+    s = tipx.shape[0]
+    nc = int(model[0])
+    n = children.shape[0]
     q = work[:4]
     dsum = work[4]
     lsum = work[5]
@@ -51,7 +71,7 @@ def gradient(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
             s1 = children[u, (ci + 1) % k]
             s2 = children[u, (ci + 2) % k] if k == 3 else -1
             internal = v >= s
-            for p in range(npat):
+            for p in range(p0, p1):
                 dsum[p] = 0.0
                 lsum[p] = 0.0
                 mx[p] = 0.0
@@ -63,15 +83,15 @@ def gradient(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
                     qi = q[i]
                     if is_root:
                         pii = model[2 + i]
-                        for p in range(npat):
+                        for p in range(p0, p1):
                             qi[p] = pii * h1[p]
                     else:
                         pu = pre[u - s, c, i]
-                        for p in range(npat):
+                        for p in range(p0, p1):
                             qi[p] = pu[p] * h1[p]
                     if s2 >= 0:
                         h2 = hbuf[s2, c, i]
-                        for p in range(npat):
+                        for p in range(p0, p1):
                             qi[p] *= h2[p]
                 x = _rows(v, c, s, tipx, partials)
                 hv = hbuf[v, c]
@@ -79,7 +99,7 @@ def gradient(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
                 d10 = dpm[v, c, 1, 0]; d11 = dpm[v, c, 1, 1]; d12 = dpm[v, c, 1, 2]; d13 = dpm[v, c, 1, 3]
                 d20 = dpm[v, c, 2, 0]; d21 = dpm[v, c, 2, 1]; d22 = dpm[v, c, 2, 2]; d23 = dpm[v, c, 2, 3]
                 d30 = dpm[v, c, 3, 0]; d31 = dpm[v, c, 3, 1]; d32 = dpm[v, c, 3, 2]; d33 = dpm[v, c, 3, 3]
-                for p in range(npat):
+                for p in range(p0, p1):
                     x0 = x[0, p]
                     x1 = x[1, p]
                     x2 = x[2, p]
@@ -101,7 +121,7 @@ def gradient(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
                     m20 = pm[v, c, 2, 0]; m21 = pm[v, c, 2, 1]; m22 = pm[v, c, 2, 2]; m23 = pm[v, c, 2, 3]
                     m30 = pm[v, c, 3, 0]; m31 = pm[v, c, 3, 1]; m32 = pm[v, c, 3, 2]; m33 = pm[v, c, 3, 3]
                     out = pre[v - s, c]
-                    for p in range(npat):
+                    for p in range(p0, p1):
                         q0 = q[0, p]
                         q1 = q[1, p]
                         q2 = q[2, p]
@@ -121,17 +141,16 @@ def gradient(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
                         m = y3 if y3 > m else m
                         mx[p] = m
             acc = 0.0
-            for p in range(npat):
+            for p in range(p0, p1):
                 if lsum[p] > 0.0:
                     acc += pattern_weights[p] * frac_var[p] * dsum[p] / lsum[p]
-            grad[v] = acc
+            grad[v] += acc
             if internal:
                 r = v - s
-                for p in range(npat):
+                for p in range(p0, p1):
                     m = mx[p]
                     if m < SCALE_THRESHOLD and m > 0.0:
                         inv = 1.0 / m
                         for c in range(nc):
                             for i in range(4):
                                 pre[r, c, i, p] *= inv
-    return total

@@ -301,3 +301,113 @@ def normalize_groups(counts, group, n_groups, out):
     for i in range(counts.shape[0]):
         g = tot[group[i]]
         out[i] = counts[i] / g if g > 0.0 else 0.0
+
+
+@njit(cache=True)
+def _pick(cum, lo, hi, u):
+    """Index in [lo, hi) of the first cumulative weight above ``u`` (last one on ties)."""
+    for k in range(lo, hi - 1):
+        if u < cum[k]:
+            return k
+    return hi - 1
+
+
+@njit(cache=True)
+def sample_topologies(n, seed, root_cum, root_a, root_b, root_ga, root_gb, grp_off,
+                      cond_cum, cond_a, cond_b, cond_ga, cond_gb, leaf_of, S, out_parent):
+    """Draw ``n`` rooted topologies from an SBN (Zhang & Matsen 2018, §2: root subsplit,
+    then a subsplit for every clade given its parent–child context).
+
+    root_cum (R,): cumulative root-subsplit probabilities (last = 1); root_a/root_b
+    (R,) its clade ids; root_ga/root_gb (R,) the context group of clade a (sibling b)
+    and of clade b (sibling a): -1 when the clade is a leaf, -2 when the model has no
+    subsplit for it. Group g holds entries ``grp_off[g]:grp_off[g+1]`` of cond_cum
+    (cumulative within the group, last = 1), cond_a/cond_b (the two child clades),
+    cond_ga/cond_gb (their context groups, coded like root_ga). leaf_of (n_clades,):
+    taxon of a single-taxon clade, else -1. The generator is seeded with ``seed``.
+    out_parent (n, 2S-1) int32: post-order parent arrays (leaves 0..S-1, the left
+    clade's subtree numbered before the right one's, root 2S-2, -1 at the root).
+    Returns 0, or -1 when a clade without any subsplit was generated.
+    """
+    np.random.seed(seed)
+    M = S - 1
+    left = np.empty(M, dtype=np.int64)
+    right = np.empty(M, dtype=np.int64)
+    pend_node = np.empty(M, dtype=np.int64)
+    pend_grp = np.empty(M, dtype=np.int64)
+    st_node = np.empty(M, dtype=np.int64)
+    st_state = np.empty(M, dtype=np.int64)
+    post = np.empty(M, dtype=np.int64)
+    R = root_cum.shape[0]
+    for t in range(n):
+        # top-down: choose the subsplit of every clade (node 0 = root)
+        i = _pick(root_cum, 0, R, np.random.random())
+        cnt = 1
+        npend = 0
+        for side in range(2):
+            c = root_a[i] if side == 0 else root_b[i]
+            g = root_ga[i] if side == 0 else root_gb[i]
+            if g == -1:
+                child = -(leaf_of[c] + 1)
+            elif g == -2:
+                return -1
+            else:
+                child = cnt
+                cnt += 1
+                pend_node[npend] = child
+                pend_grp[npend] = g
+                npend += 1
+            if side == 0:
+                left[0] = child
+            else:
+                right[0] = child
+        while npend > 0:
+            npend -= 1
+            v = pend_node[npend]
+            g = pend_grp[npend]
+            j = _pick(cond_cum, grp_off[g], grp_off[g + 1], np.random.random())
+            for side in range(2):
+                c = cond_a[j] if side == 0 else cond_b[j]
+                gg = cond_ga[j] if side == 0 else cond_gb[j]
+                if gg == -1:
+                    child = -(leaf_of[c] + 1)
+                elif gg == -2:
+                    return -1
+                else:
+                    child = cnt
+                    cnt += 1
+                    pend_node[npend] = child
+                    pend_grp[npend] = gg
+                    npend += 1
+                if side == 0:
+                    left[v] = child
+                else:
+                    right[v] = child
+        # post-order numbering (left subtree, right subtree, node)
+        nxt = S
+        sp = 0
+        st_node[0] = 0
+        st_state[0] = 0
+        sp = 1
+        while sp > 0:
+            v = st_node[sp - 1]
+            s_ = st_state[sp - 1]
+            if s_ < 2:
+                st_state[sp - 1] = s_ + 1
+                c = left[v] if s_ == 0 else right[v]
+                if c >= 0:
+                    st_node[sp] = c
+                    st_state[sp] = 0
+                    sp += 1
+            else:
+                post[v] = nxt
+                nxt += 1
+                sp -= 1
+        for v in range(cnt):
+            pv = post[v]
+            for side in range(2):
+                c = left[v] if side == 0 else right[v]
+                cv = -c - 1 if c < 0 else post[c]
+                out_parent[t, cv] = pv
+        out_parent[t, post[0]] = -1
+    return 0

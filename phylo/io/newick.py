@@ -51,6 +51,7 @@ def parse_newick(text: str, *, taxa: Sequence[str] | None = None,
     leaf_names: list[str] = []
     leaf_of_node: list[int] = []  # node id -> leaf index or -1
     stack: list[int] = []
+    closed: list[int] = []  # internal nodes in the order their ')' closes (post-order)
     current = -1          # the node whose label/length comes next
     expect_length = False
     weight = 1.0
@@ -133,6 +134,7 @@ def parse_newick(text: str, *, taxa: Sequence[str] | None = None,
             if not stack:
                 raise fail("unbalanced ')'")
             current = stack.pop()
+            closed.append(current)
         elif kind == "semi":
             if stack:
                 raise fail("unbalanced '(' at end of tree")
@@ -149,29 +151,70 @@ def parse_newick(text: str, *, taxa: Sequence[str] | None = None,
     _check_taxa(leaf_names, taxa_t, source=_where(source, line))
     position = {t: i for i, t in enumerate(taxa_t)}
     s = len(taxa_t)
-    # renumber: leaves first (taxon order), then internal nodes in input order
-    node_index = np.empty(len(parent), dtype=np.int64)
-    next_internal = s
-    for v, leaf in enumerate(leaf_of_node):
-        if leaf >= 0:
-            node_index[v] = position[leaf_names[leaf]]
-        else:
-            node_index[v] = next_internal
-            next_internal += 1
-    par = np.full(len(parent), -1, dtype=np.int64)
-    bl = np.full(len(parent), np.nan)
-    for v, p in enumerate(parent):
-        nv = node_index[v]
-        par[nv] = node_index[p] if p >= 0 else -1
-        bl[nv] = lengths[v]
     root_children = sum(1 for p in parent if p == 0) if parent and leaf_of_node[0] < 0 else 0
     if rooted is None:
         rooted = root_flag if root_flag is not None else root_children == 2
-    tree = Tree.from_parent_array(par, bl, taxa_t, rooted=rooted, weight=weight,
-                                  name=name, source=_where(source, line))
+    where = _where(source, line)
+    if len(closed) + len(leaf_names) == len(parent) and parent.count(-1) == 1 and closed:
+        # one rooted tree whose internal nodes closed in post-order: the layout directly
+        tree = _layout(parent, lengths, leaf_of_node, leaf_names, closed, position, s, taxa_t,
+                       rooted, weight, name, where)
+    else:
+        # renumber: leaves first (taxon order), then internal nodes in input order
+        node_index = np.empty(len(parent), dtype=np.int64)
+        next_internal = s
+        for v, leaf in enumerate(leaf_of_node):
+            if leaf >= 0:
+                node_index[v] = position[leaf_names[leaf]]
+            else:
+                node_index[v] = next_internal
+                next_internal += 1
+        par = np.full(len(parent), -1, dtype=np.int64)
+        bl = np.full(len(parent), np.nan)
+        for v, p in enumerate(parent):
+            nv = node_index[v]
+            par[nv] = node_index[p] if p >= 0 else -1
+            bl[nv] = lengths[v]
+        tree = Tree.from_parent_array(par, bl, taxa_t, rooted=rooted, weight=weight,
+                                      name=name, source=where)
     if not rooted and tree.n_children[tree.root] == 2 and tree.n_leaves > 2:
         tree = tree.unrooted()
     return tree
+
+
+def _layout(parent, lengths, leaf_of_node, leaf_names, closed, position, s, taxa_t, rooted,
+            weight, name, where) -> Tree:
+    """Tree arrays straight from the parse (what ``Tree.from_parent_array`` would give).
+
+    Leaves get their taxon position, internal nodes ``s + (rank of their ')')``: the
+    closing order is the post-order with siblings in input order, the root last;
+    children rows are ascending (leaves by taxon index, then clades in input order).
+    """
+    n = len(parent)
+    leaf_of = np.asarray(leaf_of_node, dtype=np.int64)
+    leaf_pos = np.array([position[t] for t in leaf_names], dtype=np.int64)
+    new_index = np.empty(n, dtype=np.int64)
+    is_leaf = leaf_of >= 0
+    new_index[is_leaf] = leaf_pos[leaf_of[is_leaf]]
+    new_index[np.asarray(closed, dtype=np.int64)] = np.arange(s, n, dtype=np.int64)
+    old_parent = np.asarray(parent, dtype=np.int64)
+    new_parent = np.full(n, -1, dtype=np.int32)
+    new_lengths = np.zeros(n, dtype=np.float64)
+    has_parent = old_parent >= 0
+    kids_new = new_index[has_parent]
+    par_new = new_index[old_parent[has_parent]]
+    new_parent[kids_new] = par_new
+    new_lengths[kids_new] = np.asarray(lengths, dtype=np.float64)[has_parent]
+    n_children = np.bincount(par_new, minlength=n).astype(np.int32)
+    k = max(1, int(n_children.max()))
+    children = np.full((n, k), -1, dtype=np.int32)
+    order = np.argsort(par_new * n + kids_new, kind="stable")
+    ps = par_new[order]
+    first = np.concatenate(([0], np.cumsum(n_children)[:-1]))
+    slot = np.arange(order.size) - first[ps]
+    children[ps, slot] = kids_new[order]
+    return Tree._from_layout(tuple(taxa_t), children, n_children, new_parent, new_lengths[:-1],
+                             rooted, weight, name, where)
 
 
 def _to_float(text: str, fail) -> float:

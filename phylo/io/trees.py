@@ -405,17 +405,143 @@ def read_trees(path: str | os.PathLike, *, burnin: float | int = 0, thin: int = 
 
 def _read_trees_gen(path, info, skip, thin, taxa, rooted, n_expected):
     taxa_t = tuple(taxa) if taxa is not None else info.taxa
-    seen = 0
     records = (r for r in _iter_file(path) if isinstance(r, _Record))
     counter = _Counter(records)
-    for i, rec in _selected(counter, skip, thin):
-        seen = i + 1
-        text = rec.body.decode("utf-8", "replace")
-        tree = _parse_one(text, path, rec, info, taxa_t, rooted)
+    batcher = None
+    batch: list[_Record] = []
+    for _, rec in _selected(counter, skip, thin):
         if taxa_t is None:
+            # the first tree fixes the taxa (sorted leaf names): regex parser
+            tree = _parse_one(rec.body.decode("utf-8", "replace"), path, rec, info, None, rooted)
             taxa_t = tree.taxa
-        yield tree
+            yield tree
+            continue
+        batch.append(rec)
+        if len(batch) >= TREE_BATCH:
+            if batcher is None:
+                batcher = _TreeBatcher(path, info, taxa_t, rooted)
+            yield from batcher.trees(batch)
+            batch = []
+    if batch:
+        if batcher is None:
+            batcher = _TreeBatcher(path, info, taxa_t, rooted)
+        yield from batcher.trees(batch)
     _check_skip(path, skip, counter.last)
+
+
+TREE_BATCH = 1000   # tree statements parsed per kernel call by read_trees (bounded memory)
+_MAX_DEGREE = 16    # wider nodes (rare large polytomies) go through the regex parser
+_COMMENT = re.compile(r"\[([^\]]*)\]")
+
+
+class _TreeBatcher:
+    """Batches of tree statements → Tree objects through the Numba layout kernel.
+
+    Statements the kernel does not accept (quoted labels, unusual numbers, any error)
+    are re-parsed one by one with :func:`phylo.io.newick.parse_newick`, which gives
+    the same tree or the precise error (file, line, what), in file order.
+    """
+
+    def __init__(self, path, info, taxa, rooted):
+        from .._kernels import newick as _kn
+        self._kn = _kn
+        self.path = path
+        self.info = info
+        self.taxa = tuple(taxa)
+        self.rooted = rooted
+        s = len(self.taxa)
+        self.S = s
+        self.maxn = max(2 * s - 1, 1)
+        self.K = max(1, min(s, _MAX_DEGREE))
+        position = {t: i for i, t in enumerate(self.taxa)}
+        labels: dict[bytes, int] = {name.encode(): k for name, k in position.items()}
+        if info.translate:
+            for token, name in info.translate.items():
+                if name in position:
+                    labels[token.encode()] = position[name]
+        self.labels = _label_table(labels)
+        self.prefix_cache: dict[bytes, tuple | None] = {}
+
+    def _prefix_flags(self, prefix: bytes):
+        """(rooted flag, weight) from the comments before the first node, as
+        parse_newick reads them; None when the regex parser must decide."""
+        got = self.prefix_cache.get(prefix, False)
+        if got is not False:
+            return got
+        from .newick import _ROOTING as RR, _WEIGHT as WW
+        flag = None
+        weight = 1.0
+        result = None
+        try:
+            for m in _COMMENT.finditer(prefix.decode("utf-8", "replace")):
+                body = m.group(1)
+                r = RR.match(body)
+                if r:
+                    flag = r.group(1).upper() == "R"
+                w = WW.match(body)
+                if w:
+                    weight = float(w.group(1))
+            result = (flag, weight)
+        except ValueError:
+            result = None
+        if len(self.prefix_cache) < 10000:
+            self.prefix_cache[prefix] = result
+        return result
+
+    def trees(self, batch: list[_Record]):
+        T = len(batch)
+        bodies = [r.body for r in batch]
+        lens = np.fromiter((len(b) for b in bodies), dtype=np.int64, count=T)
+        ends = np.cumsum(lens)
+        starts = ends - lens
+        blob = b"".join(bodies)
+        buf = np.frombuffer(blob, dtype=np.uint8) if blob else np.zeros(1, np.uint8)
+        maxn, K = self.maxn, self.K
+        par = np.empty((T, maxn), dtype=np.int32)
+        ch = np.empty((T, maxn, K), dtype=np.int32)
+        nch = np.empty((T, maxn), dtype=np.int32)
+        bl = np.empty((T, maxn), dtype=np.float64)
+        nn = np.empty(T, dtype=np.int32)
+        maxdeg = np.empty(T, dtype=np.int32)
+        first = np.empty(T, dtype=np.int64)
+        status = np.empty(T, dtype=np.int32)
+        lab_hash, lab_idx, lab_bytes, lab_off = self.labels
+        self._kn.parse_tree_layout_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes,
+                                         lab_off, self.S, self._kn._POW10, par, ch, nch, bl,
+                                         nn, maxdeg, first, status)
+        nn_l = nn.tolist()
+        md_l = maxdeg.tolist()
+        st_l = status.tolist()
+        first_l = first.tolist()
+        taxa, path, forced, S = self.taxa, self.path, self.rooted, self.S
+        make = Tree._from_layout
+        for t in range(T):
+            rec = batch[t]
+            flags = None
+            if st_l[t] == 0:
+                f = first_l[t]
+                body = bodies[t]
+                flags = (None, 1.0) if body.find(b"[", 0, f) < 0 else self._prefix_flags(body[:f])
+            if flags is None:
+                yield _parse_one(rec.body.decode("utf-8", "replace"), path, rec, self.info,
+                                 taxa, forced)
+                continue
+            n = nn_l[t]
+            k = md_l[t] or 1
+            n_children = nch[t, :n].copy()
+            root_flag, weight = flags
+            if forced is not None:
+                is_rooted = forced
+            elif root_flag is not None:
+                is_rooted = root_flag
+            else:
+                is_rooted = bool(n_children[n - 1] == 2)
+            tree = make(taxa, ch[t, :n, :k].copy(), n_children, par[t, :n].copy(),
+                        bl[t, :n - 1].copy(), is_rooted, weight, rec.name,
+                        f"{path}:{rec.line}")
+            if not is_rooted and n_children[n - 1] == 2 and S > 2:
+                tree = tree.unrooted()
+            yield tree
 
 
 class _Counter:
@@ -469,15 +595,6 @@ def _label_table(labels: dict[bytes, int]):
     lab_off[1:] = np.cumsum([len(b) for b in blobs])
     lab_bytes = np.frombuffer(b"".join(blobs) or b"\0", dtype=np.uint8).copy()
     return lab_hash, lab_idx, lab_bytes, lab_off
-
-
-_STATUS_TEXT = {
-    _k.UNKNOWN_LABEL: "unknown taxon or translate token",
-    _k.DUPLICATE_TAXON: "a taxon appears twice",
-    _k.MISSING_TAXA: "taxa missing from the tree",
-    _k.SYNTAX: "malformed Newick",
-    _k.TOO_MANY_NODES: "malformed Newick (more internal nodes than a tree on these taxa can have)",
-}
 
 
 def read_topologies(paths: str | os.PathLike | Sequence[str | os.PathLike], *,

@@ -164,10 +164,11 @@ def _solve_fixed(D, alpha, beta, method, restarts, kicks, seed_int) -> Solution:
 
 def default_effort(n_cells: int, n_mutations: int) -> tuple[int, int]:
     """(restarts, kicks) for :func:`solve`: one sweep of moves costs about
-    mutations² · cells operations; small problems get 2 restarts of 20
-    perturbations, large ones fewer so that 500 × 200 stays within seconds."""
+    mutations² · cells operations; tiny problems get 3 restarts, up to 100 × 100
+    two, larger ones one, each of up to 20 perturbations (fewer when a sweep is
+    expensive) so that 100 × 100 takes about a second and 500 × 200 seconds."""
     work = n_mutations * n_mutations * max(n_cells, 1)
-    restarts = 2 if work <= 2_000_000 else 1
+    restarts = 3 if work <= 100_000 else (2 if work <= 2_000_000 else 1)
     kicks = int(min(20, max(4, 1e8 / max(work, 1))))
     return restarts, min(kicks, 2 * n_mutations)
 

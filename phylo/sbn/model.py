@@ -225,6 +225,7 @@ class SBN:
         self.rooted = bool(rooted)
         self.info = info
         self._samplers = None
+        self._sampler_flat = None
 
     # -- layout ------------------------------------------------------------------
     @property
@@ -336,48 +337,69 @@ class SBN:
     def _ctx(self, x: int, y: int):
         return (x, -1) if self.ccd else (x, y)
 
+    def _sampler_arrays(self):
+        """Flat tables for :func:`phylo._kernels.sbn.sample_topologies` (cached)."""
+        if getattr(self, "_sampler_flat", None) is None:
+            ck, groups, leaf_of = self._tables()
+            keys = list(groups)
+            gid = {k: g for g, k in enumerate(keys)}
+            leaf_arr = np.full(len(self.clades), -1, dtype=np.int64)
+            for c, taxon in leaf_of.items():
+                leaf_arr[c] = taxon
+
+            def group_of(x: int, y: int) -> int:
+                if x in leaf_of:
+                    return -1
+                return gid.get(self._ctx(x, y), -2)
+
+            idx = (np.concatenate([groups[k] for k in keys]) if keys
+                   else np.zeros(0, dtype=np.int64)).astype(np.int64)
+            sizes = np.array([groups[k].size for k in keys], dtype=np.int64)
+            grp_off = np.zeros(len(keys) + 1, dtype=np.int64)
+            grp_off[1:] = np.cumsum(sizes)
+            cum = np.empty(idx.size)
+            for g in range(len(keys)):
+                lo, hi = grp_off[g], grp_off[g + 1]
+                c = np.cumsum(self.cond_prob[idx[lo:hi]])
+                cum[lo:hi] = c / c[-1]
+                cum[hi - 1] = 1.0
+            ca = ck[idx, 2].astype(np.int64)
+            cb = ck[idx, 3].astype(np.int64)
+            cga = np.array([group_of(int(x), int(y)) for x, y in zip(ca, cb)], dtype=np.int64)
+            cgb = np.array([group_of(int(y), int(x)) for x, y in zip(ca, cb)], dtype=np.int64)
+            rk = self.root_keys
+            keep = np.flatnonzero(self.root_prob > 0)
+            rc = np.cumsum(self.root_prob[keep])
+            rc = rc / rc[-1]
+            rc[-1] = 1.0
+            ra = rk[keep, 0].astype(np.int64)
+            rb = rk[keep, 1].astype(np.int64)
+            rga = np.array([group_of(int(x), int(y)) for x, y in zip(ra, rb)], dtype=np.int64)
+            rgb = np.array([group_of(int(y), int(x)) for x, y in zip(ra, rb)], dtype=np.int64)
+            self._sampler_flat = (rc, ra, rb, rga, rgb, grp_off, cum, ca, cb, cga, cgb, leaf_arr)
+        return self._sampler_flat
+
     def sample(self, n: int, *, seed: int | None = None,
                rng: np.random.Generator | None = None, rooted: bool | None = None
                ) -> TopologySample:
         """Draw ``n`` topologies (seeded); rooted trees collapsed unless ``rooted``.
 
-        Returns a :class:`TopologySample` (distinct topologies with counts).
+        Ancestral sampling (§2): a root subsplit, then a subsplit for each clade from
+        its conditional distribution, in a Numba kernel seeded with one integer drawn
+        from ``rng`` (default ``numpy.random.default_rng(seed)``), so the draws are
+        reproducible. Returns a :class:`TopologySample` (distinct topologies with counts).
         """
         rng = rng if rng is not None else np.random.default_rng(seed)
-        ck, groups, leaf_of = self._tables()
-        rk = self.root_keys
+        n = int(n)
         s = self.n_taxa
+        flat = self._sampler_arrays()
+        kseed = int(rng.integers(0, 2**31 - 1))
         parents = np.full((n, 2 * s - 1), -2, dtype=np.int32)
-        roots = rng.choice(rk.shape[0], size=n, p=self.root_prob / self.root_prob.sum())
-        cache_p = {g: self.cond_prob[idx] / self.cond_prob[idx].sum() for g, idx in groups.items()}
-        for i in range(n):
-            par = parents[i]
-            counter = [s]
-
-            def build(x: int, y: int) -> int:
-                if x in leaf_of:
-                    return leaf_of[x]
-                key = self._ctx(x, y)
-                idx = groups.get(key)
-                if idx is None:
-                    raise PhyloError("the model has no subsplit for a clade it generated")
-                j = idx[rng.choice(idx.size, p=cache_p[key])] if idx.size > 1 else idx[0]
-                a_, b_ = int(ck[j, 2]), int(ck[j, 3])
-                va = build(a_, b_)
-                vb = build(b_, a_)
-                v = counter[0]
-                counter[0] += 1
-                par[va] = v
-                par[vb] = v
-                return v
-
-            a, b = int(rk[roots[i], 0]), int(rk[roots[i], 1])
-            va = build(a, b)
-            vb = build(b, a)
-            r = counter[0]
-            par[va] = r
-            par[vb] = r
-            par[r] = -1
+        if flat[0].size == 0:
+            raise PhyloError("the model has no root subsplit with positive probability")
+        status = _ks.sample_topologies(n, kseed, *flat, s, parents)
+        if status != 0:
+            raise PhyloError("the model has no subsplit for a clade it generated")
         out_rooted = self.rooted if rooted is None else rooted
         n_nodes = np.full(n, 2 * s - 1, dtype=np.int32)
         return topology_sample_from_parents(parents, n_nodes, np.ones(n), self.taxa,
@@ -765,7 +787,8 @@ class SRF:
 # ---------------------------------------------------------------------------
 
 def fit(sample: TopologySample, method: str = "em", *, alpha: float = 1e-4,
-        tol: float = 1e-5, max_iter: int = 1000, progress=None) -> "SBN | SRF":
+        tol: float = 1e-5, max_iter: int = 1000, progress=None,
+        alpha_prior: str = "sa") -> "SBN | SRF":
     """Fit an estimator to a (weighted) topology sample; see the module docstring.
 
     sample: :class:`TopologySample` (``phylo.io.read_topologies``); weights = counts.
@@ -774,8 +797,17 @@ def fit(sample: TopologySample, method: str = "em", *, alpha: float = 1e-4,
     alpha: pseudo-count scale of ``em-alpha``; tol: EM stops when the mean
         log-likelihood (plus log prior for em-alpha) changes by less than ``tol``.
     progress: optional callable ``progress(iteration, objective)``.
+    alpha_prior: the Dirichlet pseudo-counts of ``em-alpha`` within each parent–child
+        context. ``"sa"`` (default): ``alpha`` times each child subsplit's own SA
+        count; ``"uniform"`` (as the reference code zcrabbit/sbn ``models.py``,
+        ``alpha * m~ / len``): the context's SA mass ``m~`` times ``alpha``, spread
+        evenly over the child subsplits seen in that context. The root subsplits get
+        ``alpha`` times their SA frequencies in both. Neither reproduces the
+        published DS2/DS4 SBN-EM-α values (benchmarks/results/sbn_kl.md, notes).
     """
     method = method.lower()
+    if alpha_prior not in ("uniform", "sa"):
+        raise EstimatorError(f"alpha_prior must be 'uniform' or 'sa', got {alpha_prior!r}")
     if method not in METHODS:
         raise EstimatorError(f"unknown SBN method {method!r}; choose one of {', '.join(METHODS)}")
     if sample.n_topologies == 0 or sample.total <= 0:
@@ -818,6 +850,13 @@ def fit(sample: TopologySample, method: str = "em", *, alpha: float = 1e-4,
     cond_prob = _normalize(cc_sa, group, n_groups)
     if method in ("em", "em-alpha"):
         a = alpha if method == "em-alpha" else 0.0
+        cc_prior = cc_sa
+        if a > 0 and alpha_prior == "uniform":
+            mass = np.bincount(group, weights=cc_sa, minlength=n_groups)
+            size = np.bincount(group, minlength=n_groups)
+            cc_prior = mass[group] / size[group]
+            cond_prob = _normalize(cc_sa + a * cc_prior, group, n_groups)
+            root_prob = (cr_sa + a * cr_sa) / (cr_sa + a * cr_sa).sum()
         lp = np.empty((T, E))
         ll = np.empty(T)
         prev = -np.inf
@@ -827,7 +866,7 @@ def fit(sample: TopologySample, method: str = "em", *, alpha: float = 1e-4,
             _ks.logsumexp_rows(lp, ll)
             obj = float(w @ ll)
             if a > 0:
-                obj += a * float(_xlogy(cr_sa, root_prob).sum() + _xlogy(cc_sa, cond_prob).sum())
+                obj += a * float(_xlogy(cr_sa, root_prob).sum() + _xlogy(cc_prior, cond_prob).sum())
             info.objective.append(obj)
             info.n_iter = it
             if progress is not None:
@@ -839,7 +878,7 @@ def fit(sample: TopologySample, method: str = "em", *, alpha: float = 1e-4,
             post = np.exp(lp - ll[:, None])
             cr, cc = m_step(post)
             root_prob = (cr + a * cr_sa) / (cr + a * cr_sa).sum()
-            cond_prob = _normalize(cc + a * cc_sa, group, n_groups)
+            cond_prob = _normalize(cc + a * cc_prior, group, n_groups)
     return SBN(sample.taxa, index, root_prob, cond_prob, rooted=rooted_fit, info=info)
 
 

@@ -140,6 +140,24 @@ class Tree:
         return cls(tuple(taxa), children, n_children, new_parent, new_lengths[:-1],
                    rooted=rooted, **kwargs)
 
+    @classmethod
+    def _from_layout(cls, taxa: tuple[str, ...], children: np.ndarray, n_children: np.ndarray,
+                     parent: np.ndarray, branch_lengths: np.ndarray, rooted: bool,
+                     weight: float = 1.0, name: str | None = None,
+                     source: str | None = None) -> "Tree":
+        """Trusted constructor: the arrays already follow the layout (no checks, no copies).
+
+        For bulk readers (:func:`phylo.io.trees.read_trees`) whose kernels produce the
+        post-order layout directly: ``children`` (N, K) int32 rows ascending padded
+        with -1, ``n_children`` (N,) int32, ``parent`` (N,) int32, ``branch_lengths``
+        (N-1,) float64, ``taxa`` a tuple. The caller owns the validity of the arrays.
+        """
+        obj = object.__new__(cls)
+        obj.__dict__.update(taxa=taxa, children=children, n_children=n_children,
+                            parent=parent, branch_lengths=branch_lengths, rooted=rooted,
+                            weight=weight, name=name, source=source)
+        return obj
+
     # -- conversions -----------------------------------------------------------
     def to_newick(self, *, lengths: bool = True, precision: int = 10,
                   annotate_rooting: bool = False) -> str:

@@ -189,8 +189,9 @@ class GammaLaplusIS(MarginalLikelihoodEstimator):
         check_positive(self.name, n_samples=self.n_samples)
 
     def _estimate(self, problem, *, rng, budget, progress, **options) -> Estimate:
+        start = problem.n_likelihood_evaluations
         q, f0, diag = fit_laplus(problem, "gamma", max_iterations=self.max_iterations)
-        n = self.n_samples if budget is None else max(2, budget - problem.n_likelihood_evaluations)
+        n = self.n_samples if budget is None else max(2, budget - (problem.n_likelihood_evaluations - start))
         t, u = q.sample(n, rng=rng)
         t = np.maximum(t, np.finfo(float).tiny)
         z = np.hstack([np.log(t), u])

@@ -45,7 +45,7 @@ class NestedSampling(MarginalLikelihoodEstimator):
         n = self.n_live
         length = self.mcmc_length
         if budget is not None:
-            length = int(np.clip(budget // max(1, n * 2 * problem.dim), 5, 10 * self.mcmc_length))
+            length = int(np.clip(budget // max(1, n * 2 * problem.dim), 20, 10 * self.mcmc_length))
         live = problem.sample_prior(n, rng=rng)
         live_ll = problem.log_likelihood_batch(live)
         live_lp = problem.log_prior_batch(live)

@@ -98,9 +98,10 @@ class _Variational(MarginalLikelihoodEstimator):
 
     def _weights(self, problem: BaseProblem, rng: np.random.Generator, budget: int | None
                  ) -> tuple[np.ndarray, dict]:
+        start = problem.n_likelihood_evaluations
         q, diag = fit_mean_field(problem, rng=rng, n_fit_draws=self.n_fit_draws,
                                  max_iterations=self.max_iterations)
-        n = self.n_samples if budget is None else max(2, budget - problem.n_likelihood_evaluations)
+        n = self.n_samples if budget is None else max(2, budget - (problem.n_likelihood_evaluations - start))
         z = q.sample(n, rng=rng)
         logw = problem.log_posterior_batch(z) - q.log_density(z)
         diag["n_draws"] = n

@@ -1,0 +1,81 @@
+"""`phylo noise` end to end, in-process and once in a subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from phylo.cli import main
+from phylo.noise import read_matrix
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_simulate_test_solve(tmp_path, capsys):
+    noisy, true = tmp_path / "noisy.txt", tmp_path / "true.txt"
+    assert main(["noise", "simulate", "--cells", "20", "--mutations", "8", "--fp", "0.01",
+                 "--fn", "0.1", "--seed", "3", "-o", str(noisy), "--true-out", str(true)]) == 0
+    assert read_matrix(noisy).shape == (20, 8)
+    capsys.readouterr()
+    assert main(["noise", "test", str(true), "--format", "json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["conflict_free"] is True and rec["conflicting_pair"] is None
+    assert isinstance(rec["linear"], bool)
+    out = tmp_path / "solved.txt"
+    assert main(["noise", "solve", str(noisy), "--fp", "0.01", "--fn", "0.1",
+                 "-o", str(out), "--format", "json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert set(rec) >= {"log_likelihood", "flips", "matrix_file", "tree"}
+    assert rec["matrix_file"] == str(out)
+    solved = read_matrix(out).values
+    assert main(["noise", "test", str(out), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["conflict_free"] is True
+    assert rec["flips"] == int((solved != read_matrix(noisy).values).sum())
+
+
+def test_phiscs_and_conflict_pair(tmp_path, capsys):
+    path = tmp_path / "m.tsv"
+    path.write_text("cellID/mutID\tA\tB\tC\nc1\t1\t1\t0\nc2\t1\t0\t0\nc3\t0\t1\t1\n")
+    assert main(["noise", "test", str(path), "--format", "json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["conflict_free"] is False and rec["conflicting_pair"] == ["A", "B"]
+    assert rec["linear"] is False
+    assert main(["noise", "solve", str(path), "--fp", "0.01", "--fn", "0.2"]) == 0
+    assert (tmp_path / "m.solved.tsv").exists()
+
+
+def test_bad_input_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("0 1\n1\n")
+    assert main(["noise", "test", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and ":2:" in err and len(err.strip().splitlines()) == 1
+    assert main(["noise", "test", str(tmp_path / "missing.txt")]) == 2
+    ok = tmp_path / "ok.txt"
+    ok.write_text("0 1\n1 0\n")
+    capsys.readouterr()
+    assert main(["noise", "solve", str(ok), "--fp", "2", "--fn", "0.1"]) == 2
+    assert "alpha" in capsys.readouterr().err
+    missing = tmp_path / "miss.txt"
+    missing.write_text("0 3\n1 0\n")
+    assert main(["noise", "test", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_subprocess(tmp_path):
+    out = tmp_path / "sim.tsv"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = subprocess.run([sys.executable, "-m", "phylo", "noise", "simulate", "--cells", "6",
+                          "--mutations", "4", "--format", "phiscs", "-o", str(out)],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert out.read_text().startswith("cellID/mutID\t")
+    run = subprocess.run([sys.executable, "-m", "phylo", "noise", "test", str(out),
+                          "--format", "json"], capture_output=True, text=True, env=env)
+    assert run.returncode == 2 or run.returncode == 0
+    if run.returncode == 0:
+        assert "conflict_free" in json.loads(run.stdout)
