@@ -309,9 +309,15 @@ def finish(model, scale_log, pattern_weights, inv_lik, lnl, frac_var, p0, p1):
 def log_likelihood(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
                    pm, partials, scale_log, lnl, frac_var, acc):
     """ln L = Σ_p w_p ln L_p for branch lengths ``bl`` (N-1,); fills ``lnl`` (P,).
+    Returns NaN (and computes nothing) if any branch length is negative or not finite.
 
     Buffers: pm (N-1, C, 4, 4), partials (N-S, C, 4, P), scale_log, lnl, frac_var
     (P,), acc (4, P)."""
+    for b in range(bl.shape[0]):
+        # invalid lengths (negative, NaN, inf) return NaN: the caller validates only
+        # then, which keeps the common path free of NumPy checks
+        if not (bl[b] >= 0.0 and bl[b] < np.inf):
+            return np.nan
     transition_matrices(bl, model, pm, pm, False)
     s = tipx.shape[0]
     npat = tipx.shape[2]

@@ -142,12 +142,24 @@ class TreeLikelihood:
 
     # -- evaluation ----------------------------------------------------------------
     def log_likelihood(self, branch_lengths: Any = None) -> float:
-        """ln L (natural log, summed over sites) for branch lengths (n_branches,)."""
-        return self.log_likelihood_unchecked(self._bl(branch_lengths))
+        """ln L (natural log, summed over sites) for branch lengths (n_branches,).
+
+        Validation is folded into the kernel (it returns NaN on a negative or
+        non-finite length, and only then is the vector inspected to name the branch),
+        so the checked call costs about the same as :meth:`log_likelihood_unchecked`."""
+        if branch_lengths is None:
+            return self.log_likelihood_unchecked(self._bl(None))
+        bl = np.asarray(branch_lengths, dtype=np.float64)
+        if bl.shape != (self._nb,) or not bl.flags.c_contiguous:
+            bl = self._bl(bl)
+        value = self.log_likelihood_unchecked(bl)
+        if value != value:  # NaN: an invalid length (raises naming it)
+            self._bl(bl)
+        return value
 
     def log_likelihood_unchecked(self, branch_lengths: np.ndarray) -> float:
         """Fast path for samplers: ``branch_lengths`` must be a C-contiguous float64
-        array of shape (n_branches,), finite and >= 0 (not checked)."""
+        array of shape (n_branches,) (not checked; invalid lengths give NaN)."""
         return _k.log_likelihood(branch_lengths, self._children, self._n_children, self._tipx,
                                  self._packed, self._weights, self._inv, self._pm,
                                  self._partials, self._scale, self._lnl, self._frac, self._acc)
