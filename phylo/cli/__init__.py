@@ -24,8 +24,17 @@ SUBCOMMAND_MODULES = (
 )
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr and exit status 2.
+
+    Subparsers inherit the class, so every subcommand behaves the same."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="phylo",
         description="Probabilistic phylogenetic inference: likelihoods, marginal "
                     "likelihoods, subsplit Bayesian networks, tree-sample diagnostics "

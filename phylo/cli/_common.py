@@ -52,11 +52,11 @@ def show_progress(args: argparse.Namespace) -> bool:
 
 
 def existing_file(path: str) -> str:
-    """argparse type: a path that must exist (a PhyloError names it otherwise)."""
+    """argparse type: a path that must exist (a one-line usage error names it otherwise)."""
     if not os.path.exists(path):
-        raise PhyloError("no such file", path=path)
+        raise argparse.ArgumentTypeError(f"{path}: no such file")
     if os.path.isdir(path):
-        raise PhyloError("is a directory, expected a file", path=path)
+        raise argparse.ArgumentTypeError(f"{path}: is a directory, expected a file")
     return path
 
 

@@ -115,13 +115,10 @@ class Model:
             freqs = _check_frequencies(frequencies)
             frequency_mode = frequency_mode or ("equal" if np.allclose(freqs, 0.25, atol=0) else "fixed")
         if canon in ("JC69", "K80") and frequency_mode != "equal":
-            if frequency_mode == "empirical":
-                # IQ-TREE lets JC+F mean F81; keep the user's request explicit
-                canon = "F81" if canon == "JC69" else "HKY85"
-            else:
-                canon = "F81" if canon == "JC69" else "HKY85"
+            # unequal frequencies turn JC into F81 and K80 into HKY85 (as in IQ-TREE)
+            canon = "F81" if canon == "JC69" else "HKY85"
         gamma_categories = int(gamma_categories)
-        if gamma_categories < 0 or gamma_categories == 1 and False:
+        if gamma_categories < 0:
             raise ModelError("the number of gamma categories must be >= 0")
         gamma_shape = float(gamma_shape)
         if gamma_categories and (not np.isfinite(gamma_shape) or gamma_shape <= 0):
