@@ -51,13 +51,21 @@ def show_progress(args: argparse.Namespace) -> bool:
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
-def existing_file(path: str) -> str:
-    """argparse type: a path that must exist (a one-line usage error names it otherwise)."""
+def require_file(path: str) -> str:
+    """Check that ``path`` is an existing file; a :class:`PhyloError` names it otherwise."""
     if not os.path.exists(path):
-        raise argparse.ArgumentTypeError(f"{path}: no such file")
+        raise PhyloError("no such file", path=path)
     if os.path.isdir(path):
-        raise argparse.ArgumentTypeError(f"{path}: is a directory, expected a file")
+        raise PhyloError("is a directory, expected a file", path=path)
     return path
+
+
+def existing_file(path: str) -> str:
+    """argparse ``type=``: like :func:`require_file`, as a one-line usage error."""
+    try:
+        return require_file(path)
+    except PhyloError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def write_table(rows: Sequence[Mapping[str, Any]], fmt: str, *, stream=None,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_format_argument, existing_file, write_json, write_table
+from ._common import add_format_argument, require_file, write_json, write_table
 
 EPILOG = """\
 example:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from ..diagnostics.asdsf import asdsf
     from ..errors import PhyloError
     for f in args.runs:
-        existing_file(f)
+        require_file(f)
     if len(args.runs) < 2:
         raise PhyloError("ASDSF needs at least two runs (tree files)")
     res = asdsf(args.runs, burnin=args.burnin, minpartfreq=args.minpartfreq, thin=args.thin)

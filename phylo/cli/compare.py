@@ -297,7 +297,7 @@ def read_candidate_trees(paths: Sequence[str], taxa: Sequence[str]) -> list[tupl
     out: list[tuple[str, Any, str]] = []
     stems = [Path(p).name.split(".")[0] for p in paths]
     for path, stem in zip(paths, stems):
-        _common.existing_file(path)
+        _common.require_file(path)
         name = stem if stems.count(stem) == 1 else f"{Path(path).parent.name}/{stem}"
         trees = list(read_trees(path, taxa=taxa))
         if not trees:
@@ -419,7 +419,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise PhyloError(f"--seed must be a non-negative integer, got {args.seed}")
     _common.apply_threads(args)
-    _common.existing_file(args.alignment)
+    _common.require_file(args.alignment)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise PhyloError("--out must be a folder, but a file has that name", path=out)

@@ -12,7 +12,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "loglik", help="log-likelihood of fixed trees (Felsenstein pruning)",
         description="Print the natural-log likelihood, summed over sites, of every tree in "
-                    "TREEFILE (Newick, one per line, or NEXUS) with its own branch lengths.")
+                    "TREEFILE (Newick, one per line, or NEXUS) with its own branch lengths.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  phylo loglik data/example.fasta data/candidates/true.nwk --model HKY+G4\n"
+               "  phylo loglik aln.nex run1.t --model 'GTR{1,2,1,1,2}+F{0.3,0.2,0.2,0.3}+G4{0.5}' "
+               "--format json\n")
     p.add_argument("alignment", type=existing_file, help="FASTA, NEXUS or PHYLIP alignment")
     p.add_argument("trees", type=existing_file, help="tree file (Newick or NEXUS)")
     p.add_argument("--model", default="JC",
@@ -24,18 +29,8 @@ def register(subparsers) -> None:
 
 
 def _read_trees(path: str, taxa):
-    try:
-        from ..io.trees import read_trees
-    except ImportError:  # pragma: no cover - fallback before phylo.io.trees existed
-        read_trees = None
-    if read_trees is not None:
-        yield from read_trees(path, taxa=taxa)
-        return
-    from ..io.newick import parse_newick
-    with open(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                yield parse_newick(line, taxa=taxa, source=path, line=lineno)
+    from ..io.trees import read_trees
+    yield from read_trees(path, taxa=taxa)
 
 
 def run(args: argparse.Namespace) -> int:

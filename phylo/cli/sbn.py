@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ._common import (add_format_argument, add_quiet_argument, add_seed_argument,
-                      existing_file, show_progress, write_json, write_table)
+                      require_file, show_progress, write_json, write_table)
 
 EPILOG = """\
 examples:
@@ -119,7 +119,7 @@ def _no_sub(parser):
 def _read(args, taxa=None):
     from ..io.trees import read_topologies
     for f in args.trees:
-        existing_file(f)
+        require_file(f)
     return read_topologies(args.trees, burnin=args.burnin, thin=args.thin, taxa=taxa,
                            weighted=not args.unweighted)
 
@@ -161,7 +161,7 @@ def run_fit(args) -> int:
 
 def _load(path):
     from ..sbn import load
-    existing_file(path)
+    require_file(path)
     return load(path)
 
 
@@ -213,7 +213,7 @@ def run_kl(args) -> int:
     from ..io.trees import read_topologies
     model = _load(args.model)
     for f in args.reference:
-        existing_file(f)
+        require_file(f)
     ref = read_topologies(args.reference, burnin=args.burnin, taxa=model.taxa)
     eps = args.eps
     if eps is not None and eps != "machine":

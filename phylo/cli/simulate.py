@@ -11,7 +11,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "simulate", help="simulate an alignment along a tree",
         description="Simulate DNA sites along the first tree of TREEFILE (or a random "
-                    "tree) under a substitution model; write FASTA.")
+                    "tree) under a substitution model; write FASTA, PHYLIP or NEXUS.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  phylo simulate data/example_true_tree.nwk --model 'HKY{4}+F{0.3,0.2,0.2,0.3}+G4{0.5}' \\\n"
+               "      --sites 1000 --seed 7 --out sim.fasta\n"
+               "  phylo simulate --random-tree 20 --model JC --sites 500 --tree-out true.nwk "
+               "--format phylip > sim.phy\n")
     p.add_argument("tree", nargs="?", type=existing_file, help="tree file (Newick or NEXUS)")
     p.add_argument("--random-tree", type=int, metavar="N_TAXA", default=None,
                    help="simulate on a uniform random unrooted tree with N_TAXA taxa "
@@ -21,6 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--sites", type=int, required=True, help="number of sites")
     p.add_argument("--out", default="-", help="output FASTA (default: stdout)")
     p.add_argument("--tree-out", default=None, help="also write the (random) tree as Newick")
+    p.add_argument("--format", choices=("fasta", "phylip", "nexus"), default="fasta",
+                   help="alignment format written (default: %(default)s)")
     add_seed_argument(p)
     p.set_defaults(func=run)
 
@@ -42,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         if tree is None:
             raise PhyloError("no trees in the file", path=args.tree)
     aln = simulate_alignment(tree, args.model, args.sites, rng=rng)
-    text = aln.to_fasta()
+    text = aln.to_text(args.format)
     if args.out == "-":
         sys.stdout.write(text)
     else:

@@ -131,15 +131,34 @@ class Alignment:
         bits = np.array([1, 2, 4, 8], dtype=np.uint8)
         return ((self.patterns[:, :, None] & bits) != 0).astype(np.float64)
 
+    def sequences(self) -> list[str]:
+        """The sequences as IUPAC text (all-state masks written as '-'), in row order."""
+        decode = np.array(list("?ACMGRSVTWYHKDB-"))  # index = state mask
+        return ["".join(decode[row]) for row in self.states()]
+
     def to_fasta(self) -> str:
-        decode = {1: "A", 2: "C", 4: "G", 8: "T", 15: "-"}
-        inverse = {v: k for k, v in IUPAC_MASKS.items() if k not in "UX?.N"}
-        inverse.update(decode)
-        out = io.StringIO()
-        states = self.states()
-        for name, row in zip(self.taxa, states):
-            out.write(f">{name}\n{''.join(inverse[int(x)] for x in row)}\n")
-        return out.getvalue()
+        return "".join(f">{n}\n{s}\n" for n, s in zip(self.taxa, self.sequences()))
+
+    def to_phylip(self) -> str:
+        """Relaxed sequential PHYLIP (names end at the first space)."""
+        width = max(len(n) for n in self.taxa) + 2
+        rows = [f"{n.ljust(width)}{s}\n" for n, s in zip(self.taxa, self.sequences())]
+        return f"{self.n_taxa} {self.n_sites}\n" + "".join(rows)
+
+    def to_nexus(self) -> str:
+        width = max(len(n) for n in self.taxa) + 2
+        rows = [f"  {n.ljust(width)}{s}\n" for n, s in zip(self.taxa, self.sequences())]
+        return ("#NEXUS\nbegin data;\n"
+                f"  dimensions ntax={self.n_taxa} nchar={self.n_sites};\n"
+                "  format datatype=dna missing=? gap=-;\n  matrix\n" + "".join(rows)
+                + "  ;\nend;\n")
+
+    def to_text(self, format: str) -> str:
+        """The alignment as ``fasta``, ``phylip`` or ``nexus`` text."""
+        writers = {"fasta": self.to_fasta, "phylip": self.to_phylip, "nexus": self.to_nexus}
+        if format not in writers:
+            raise FormatError(f"unknown alignment format {format!r} ({', '.join(writers)})")
+        return writers[format]()
 
     def __repr__(self) -> str:
         return (f"Alignment(n_taxa={self.n_taxa}, n_sites={self.n_sites}, "
