@@ -171,14 +171,13 @@ def bench_model(name, model_string, aln, tree, rng, args):
     # raw kernel (no validation, no method call): to estimate Python call overhead
     raw = None
     try:
-        args_k = (tl._children, tl._n_children, tl._tips, tl._packed, tl._weights, tl._inv,
-                  tl._pm, tl._tab, tl._partials, tl._scale, tl._lnl, tl._frac)
+        args_k = tuple(tl.kernel_arguments()[:16])
         kernel = _k.log_likelihood
         kernel(rows[0], *args_k)
 
         def raw(r, kernel=kernel, a=args_k):
             return kernel(r, *a)
-    except (AttributeError, TypeError) as exc:  # private layout changed
+    except (AttributeError, TypeError) as exc:  # kernel interface changed
         print(f"[{name}] raw kernel timing skipped: {exc}", file=sys.stderr)
 
     # model arrays for BEAGLE: exactly phylo's model (after +F resolution)

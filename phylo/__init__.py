@@ -4,7 +4,11 @@ Public API (imported lazily so that ``import phylo`` stays fast and does not pul
 Numba in until a kernel is needed):
 
 - data: :func:`read_alignment`, :func:`read_trees`, :class:`Alignment`, :class:`Tree`
+- data: :func:`read_topologies` (bulk tree samples), :func:`random_tree`,
+  :func:`simulate_alignment`
 - models and likelihood: :class:`Model`, :func:`log_likelihood`, :class:`TreeLikelihood`
+- subpackages: :mod:`phylo.marginal`, :mod:`phylo.sbn`, :mod:`phylo.diagnostics`,
+  :mod:`phylo.noise`, :mod:`phylo.report`
 - errors: :class:`PhyloError` and its subclasses in :mod:`phylo.errors`
 """
 from __future__ import annotations
@@ -25,6 +29,9 @@ _EXPORTS = {
     "Model": "phylo.models",
     "log_likelihood": "phylo.likelihood",
     "TreeLikelihood": "phylo.likelihood",
+    "read_topologies": "phylo.io.trees",
+    "random_tree": "phylo.trees.random",
+    "simulate_alignment": "phylo.likelihood.simulate",
 }
 
 __all__ = ["__version__", "PhyloError", *_EXPORTS]

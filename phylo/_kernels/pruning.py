@@ -2,23 +2,33 @@
 
 Array layouts (float64 unless noted; S leaves, N nodes, P patterns, C rate categories):
 
-``children``   int32 (N, K), post-order tree of :mod:`phylo.trees.tree`; every internal
-               node has 2 children, the root 2 (rooted) or 3 (unrooted).
-``tipx``       (S, 4, P) tip partials: indicator of the states in each mask
-               (A=1 C=2 G=4 T=8; 15 = missing = all ones), shared by all categories.
+``children``   int32 (N, 3), post-order tree of :mod:`phylo.trees.tree` padded with -1;
+               every internal node has 2 children, the root 2 (rooted) or 3 (unrooted).
+``parent``     int32 (N,), -1 at the root.
+``tips``       uint8 (S, P) tip state masks (A=1 C=2 G=4 T=8; 15 = missing).
 ``pm``         (N-1, C, 4, 4) transition matrices of every branch and category,
                ``pm[v, c, i, j] = P_ij(r_c t_v)``.
-``partials``   (N-S, C, 4, P) conditional likelihoods of internal node ``u`` at row
-               ``u-S``: structure of arrays, patterns innermost, so that every loop
-               over patterns is a vectorisable stream (the 4×4 matrix entries are
-               loop-invariant scalars). Tips are matrix-vector products with their
-               indicator rows too: vectorised, that is cheaper than a gathered
-               table lookup.
-``scale_log``  (P,) accumulated log scale factors per pattern. A node's partials are
-               divided by their maximum (over categories and states) only when that
-               maximum falls below ``SCALE_THRESHOLD``, so logs are rare; this keeps
-               2,000-taxon trees finite at almost no cost on small trees.
+``ttab``       (S, C, 4, 16) tip tables: ``ttab[v, c, i, m] = Σ_{j ∈ m} P_ij`` for the
+               branch above leaf v, so a tip child's contribution P·x is a lookup
+               (no matrix-vector product, no indicator rows).
+``partials``   (2, N-S, C, 4, P) conditional likelihoods of internal node ``u`` at row
+               ``u-S``, double-buffered: the live copy is ``partials[cur[u-S], u-S]``.
+               Structure of arrays (patterns innermost): every loop over patterns is a
+               vectorisable stream with the 4×4 matrix entries as loop-invariant
+               scalars. The second buffer lets an MCMC proposal recompute the path
+               from a changed branch to the root and be rejected by flipping ``cur``
+               back (as MrBayes and BEAGLE do).
+``cur``        int32 (N-S,) live buffer of each internal node.
+``scnt``       int32 (2, N-S, P) power-of-two scale exponents per node and pattern,
+               valid only where ``sflag[buffer, row]`` is 1 (a node is rescaled only
+               when the maximum of its partials over states and categories falls
+               below ``SCALE_THRESHOLD``; rescaling multiplies by an exact power of
+               two, so the sum of exponents is exact and independent of order, and an
+               incremental update equals a full evaluation bit for bit).
 ``model``      packed float64 vector, see :func:`pack_model`.
+
+Models of the F81 family (JC69, F81: P = a I + 1 bᵀ) take a 2-scalar-per-state path:
+P·x = a x + (b·x), 8 multiply-adds instead of 16.
 
 The kernels do not allocate in the single-evaluation path: buffers come from the
 prepared :class:`phylo.likelihood.TreeLikelihood`.
@@ -37,17 +47,22 @@ FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 #: (2^-256 ≈ 8.6e-78: two children at the threshold still multiply to ~1e-155,
 #: far from the smallest normal double 2.2e-308).
 SCALE_THRESHOLD = 2.0 ** -256
+LN2 = math.log(2.0)
 
 
 def pack_model(lam: np.ndarray, v: np.ndarray, vinv: np.ndarray, rates: np.ndarray,
                weights: np.ndarray, pi: np.ndarray, pinv: float, qmat: np.ndarray) -> np.ndarray:
     """Pack a model into one float64 vector (fewer kernel arguments, less dispatch cost).
 
-    Layout: [C, pinv, π(4), λ(4), V(16), V⁻¹(16), Q(16), rates(C), weights(C)].
-    """
+    Layout: [C, pinv, π(4), λ(4), V(16), V⁻¹(16), Q(16), rates(C), weights(C), f81]
+    where f81 = 1 when Q_ij = μ π_j for all i ≠ j (JC69/F81: P = a I + 1 bᵀ)."""
     c = rates.shape[0]
+    q = np.asarray(qmat, dtype=np.float64)
+    off = ~np.eye(4, dtype=bool)
+    ratio = (q / np.asarray(pi, dtype=np.float64)[None, :])[off]
+    f81 = bool(np.all(np.asarray(pi) > 0) and np.allclose(ratio, ratio[0], rtol=1e-12, atol=0))
     return np.concatenate([[float(c), float(pinv)], pi, lam, v.ravel(), vinv.ravel(),
-                           qmat.ravel(), rates, weights]).astype(np.float64)
+                           q.ravel(), rates, weights, [1.0 if f81 else 0.0]]).astype(np.float64)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -56,182 +71,310 @@ def model_n_categories(model):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def transition_matrices(bl, model, pm, dpm, want_derivative):
-    """P(r_c t_b) (and dP/dt if ``want_derivative``) for all branches b and categories c.
+def model_is_f81(model):
+    return model[58 + 2 * int(model[0])] != 0.0
 
-    pm, dpm: (n_branches, C, 4, 4). P = V diag(exp(λ r t)) V⁻¹; dP/dt = V diag(λ r
-    exp(λ r t)) V⁻¹. Tiny negative round-off entries of P are clamped to 0."""
+
+@njit(cache=True, fastmath=FASTMATH)
+def branch_matrices(b, t, model, pm, dpm, want_derivative):
+    """P(r_c t) (and dP/dt if ``want_derivative``) of branch b for every category c.
+
+    P = V diag(exp(λ r t)) V⁻¹; dP/dt = V diag(λ r exp(λ r t)) V⁻¹. Tiny negative
+    round-off entries of P are clamped to 0."""
     nc = int(model[0])
     lam = model[6:10]
     v = model[10:26]
     vinv = model[26:42]
     rates = model[58:58 + nc]
-    for b in range(bl.shape[0]):
-        t = bl[b]
-        for c in range(nc):
-            rt = rates[c] * t
-            if rt == 0.0:
-                # exactly the identity (the eigen route leaves ~1e-17 off the diagonal,
-                # which would make impossible data merely improbable)
-                for i in range(4):
-                    for j in range(4):
-                        pm[b, c, i, j] = 1.0 if i == j else 0.0
-                        if want_derivative:
-                            dpm[b, c, i, j] = model[42 + 4 * i + j] * rates[c]
-                continue
-            e0 = math.exp(lam[0] * rt)
-            e1 = math.exp(lam[1] * rt)
-            e2 = math.exp(lam[2] * rt)
-            e3 = math.exp(lam[3] * rt)
-            for i in range(4):
-                a0 = v[4 * i] * e0
-                a1 = v[4 * i + 1] * e1
-                a2 = v[4 * i + 2] * e2
-                a3 = v[4 * i + 3] * e3
-                for j in range(4):
-                    x = a0 * vinv[j] + a1 * vinv[4 + j] + a2 * vinv[8 + j] + a3 * vinv[12 + j]
-                    pm[b, c, i, j] = x if x > 0.0 else 0.0
-                if want_derivative:
-                    r = rates[c]
-                    d0 = a0 * lam[0] * r
-                    d1 = a1 * lam[1] * r
-                    d2 = a2 * lam[2] * r
-                    d3 = a3 * lam[3] * r
-                    for j in range(4):
-                        dpm[b, c, i, j] = (d0 * vinv[j] + d1 * vinv[4 + j] + d2 * vinv[8 + j]
-                                           + d3 * vinv[12 + j])
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _rows(v, c, s, tipx, partials):
-    """The (4, P) partial of node v in category c (tips: the shared indicator rows)."""
-    if v < s:
-        return tipx[v]
-    return partials[v - s, c]
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _node(u, a, b, s, nc, p0, p1, tipx, pm, partials, mx, hbuf, store_h):
-    """Partials of internal node u from its children a, b, category by category.
-
-    The 32 entries of the two P matrices are loop-invariant scalars and the pattern
-    loop streams over structure-of-arrays rows (state-major, patterns innermost), so
-    LLVM vectorises it across patterns (8 patterns per AVX-512 instruction). ``mx[p]``
-    collects the maximum over categories and states for the rescaling test."""
-    r = u - s
-    for p in range(p0, p1):
-        mx[p] = 0.0
     for c in range(nc):
-        xa = _rows(a, c, s, tipx, partials)
-        xb = _rows(b, c, s, tipx, partials)
-        out = partials[r, c]
-        a00 = pm[a, c, 0, 0]; a01 = pm[a, c, 0, 1]; a02 = pm[a, c, 0, 2]; a03 = pm[a, c, 0, 3]
-        a10 = pm[a, c, 1, 0]; a11 = pm[a, c, 1, 1]; a12 = pm[a, c, 1, 2]; a13 = pm[a, c, 1, 3]
-        a20 = pm[a, c, 2, 0]; a21 = pm[a, c, 2, 1]; a22 = pm[a, c, 2, 2]; a23 = pm[a, c, 2, 3]
-        a30 = pm[a, c, 3, 0]; a31 = pm[a, c, 3, 1]; a32 = pm[a, c, 3, 2]; a33 = pm[a, c, 3, 3]
-        b00 = pm[b, c, 0, 0]; b01 = pm[b, c, 0, 1]; b02 = pm[b, c, 0, 2]; b03 = pm[b, c, 0, 3]
-        b10 = pm[b, c, 1, 0]; b11 = pm[b, c, 1, 1]; b12 = pm[b, c, 1, 2]; b13 = pm[b, c, 1, 3]
-        b20 = pm[b, c, 2, 0]; b21 = pm[b, c, 2, 1]; b22 = pm[b, c, 2, 2]; b23 = pm[b, c, 2, 3]
-        b30 = pm[b, c, 3, 0]; b31 = pm[b, c, 3, 1]; b32 = pm[b, c, 3, 2]; b33 = pm[b, c, 3, 3]
-        xa = xa[:, p0:p1]
-        xb = xb[:, p0:p1]
-        out = out[:, p0:p1]
-        m_blk = mx[p0:p1]
-        if store_h:
-            ha = hbuf[a, c][:, p0:p1]
-            hb = hbuf[b, c][:, p0:p1]
-        for p in range(p1 - p0):
-            x0 = xa[0, p]
-            x1 = xa[1, p]
-            x2 = xa[2, p]
-            x3 = xa[3, p]
-            y0 = xb[0, p]
-            y1 = xb[1, p]
-            y2 = xb[2, p]
-            y3 = xb[3, p]
-            g0 = a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
-            g1 = a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
-            g2 = a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
-            g3 = a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
-            h0 = b00 * y0 + b01 * y1 + b02 * y2 + b03 * y3
-            h1 = b10 * y0 + b11 * y1 + b12 * y2 + b13 * y3
-            h2 = b20 * y0 + b21 * y1 + b22 * y2 + b23 * y3
-            h3 = b30 * y0 + b31 * y1 + b32 * y2 + b33 * y3
-            if store_h:
-                ha[0, p] = g0
-                ha[1, p] = g1
-                ha[2, p] = g2
-                ha[3, p] = g3
-                hb[0, p] = h0
-                hb[1, p] = h1
-                hb[2, p] = h2
-                hb[3, p] = h3
-            z0 = g0 * h0
-            z1 = g1 * h1
-            z2 = g2 * h2
-            z3 = g3 * h3
-            out[0, p] = z0
-            out[1, p] = z1
-            out[2, p] = z2
-            out[3, p] = z3
-            m = m_blk[p]
-            m = z0 if z0 > m else m
-            m = z1 if z1 > m else m
-            m = z2 if z2 > m else m
-            m = z3 if z3 > m else m
-            m_blk[p] = m
+        rt = rates[c] * t
+        if rt == 0.0:
+            # exactly the identity (the eigen route leaves ~1e-17 off the diagonal,
+            # which would make impossible data merely improbable)
+            for i in range(4):
+                for j in range(4):
+                    pm[b, c, i, j] = 1.0 if i == j else 0.0
+                    if want_derivative:
+                        dpm[b, c, i, j] = model[42 + 4 * i + j] * rates[c]
+            continue
+        e0 = math.exp(lam[0] * rt)
+        e1 = math.exp(lam[1] * rt)
+        e2 = math.exp(lam[2] * rt)
+        e3 = math.exp(lam[3] * rt)
+        for i in range(4):
+            a0 = v[4 * i] * e0
+            a1 = v[4 * i + 1] * e1
+            a2 = v[4 * i + 2] * e2
+            a3 = v[4 * i + 3] * e3
+            for j in range(4):
+                x = a0 * vinv[j] + a1 * vinv[4 + j] + a2 * vinv[8 + j] + a3 * vinv[12 + j]
+                pm[b, c, i, j] = x if x > 0.0 else 0.0
+            if want_derivative:
+                r = rates[c]
+                d0 = a0 * lam[0] * r
+                d1 = a1 * lam[1] * r
+                d2 = a2 * lam[2] * r
+                d3 = a3 * lam[3] * r
+                for j in range(4):
+                    dpm[b, c, i, j] = (d0 * vinv[j] + d1 * vinv[4 + j] + d2 * vinv[8 + j]
+                                       + d3 * vinv[12 + j])
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _rescale(r, nc, p0, p1, partials, mx, scale_log):
-    """Divide node row r's partials of pattern p by mx[p] where mx[p] < SCALE_THRESHOLD."""
-    for p in range(p0, p1):
+def tip_table(v, nc, mat, tab):
+    """tab[v, c, i, m] = Σ_{j ∈ mask m} mat[v, c, i, j] for the 16 masks m."""
+    for c in range(nc):
+        for i in range(4):
+            tab[v, c, i, 0] = 0.0
+            for m in range(1, 16):
+                low = m & (-m)
+                j = 0 if low == 1 else (1 if low == 2 else (2 if low == 4 else 3))
+                tab[v, c, i, m] = tab[v, c, i, m & (m - 1)] + mat[v, c, i, j]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def transition_matrices(bl, model, pm, dpm, want_derivative):
+    """P (and dP/dt) for all branches; pm, dpm: (n_branches, C, 4, 4)."""
+    for b in range(bl.shape[0]):
+        branch_matrices(b, bl[b], model, pm, dpm, want_derivative)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def all_tables(s, nc, pm, ttab):
+    for v in range(s):
+        tip_table(v, nc, pm, ttab)
+
+
+# --- one internal node ----------------------------------------------------------------
+@njit(cache=True, fastmath=FASTMATH)
+def _tip_tip(out, ta, tb, ma, mb, mx, first):
+    n = out.shape[1]
+    for p in range(n):
+        ia = ma[p]
+        ib = mb[p]
+        z0 = ta[0, ia] * tb[0, ib]
+        z1 = ta[1, ia] * tb[1, ib]
+        z2 = ta[2, ia] * tb[2, ib]
+        z3 = ta[3, ia] * tb[3, ib]
+        out[0, p] = z0
+        out[1, p] = z1
+        out[2, p] = z2
+        out[3, p] = z3
+        m = 0.0 if first else mx[p]
+        m = max(m, max(max(z0, z1), max(z2, z3)))
+        mx[p] = m
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _tip_int(out, ta, ma, xb, pb, mx, first):
+    b00 = pb[0, 0]; b01 = pb[0, 1]; b02 = pb[0, 2]; b03 = pb[0, 3]
+    b10 = pb[1, 0]; b11 = pb[1, 1]; b12 = pb[1, 2]; b13 = pb[1, 3]
+    b20 = pb[2, 0]; b21 = pb[2, 1]; b22 = pb[2, 2]; b23 = pb[2, 3]
+    b30 = pb[3, 0]; b31 = pb[3, 1]; b32 = pb[3, 2]; b33 = pb[3, 3]
+    n = out.shape[1]
+    for p in range(n):
+        ia = ma[p]
+        y0 = xb[0, p]
+        y1 = xb[1, p]
+        y2 = xb[2, p]
+        y3 = xb[3, p]
+        z0 = ta[0, ia] * (b00 * y0 + b01 * y1 + b02 * y2 + b03 * y3)
+        z1 = ta[1, ia] * (b10 * y0 + b11 * y1 + b12 * y2 + b13 * y3)
+        z2 = ta[2, ia] * (b20 * y0 + b21 * y1 + b22 * y2 + b23 * y3)
+        z3 = ta[3, ia] * (b30 * y0 + b31 * y1 + b32 * y2 + b33 * y3)
+        out[0, p] = z0
+        out[1, p] = z1
+        out[2, p] = z2
+        out[3, p] = z3
+        m = 0.0 if first else mx[p]
+        m = max(m, max(max(z0, z1), max(z2, z3)))
+        mx[p] = m
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _tip_int_f81(out, ta, ma, xb, pb, mx, first):
+    # P = a I + 1 bᵀ: b_j = P[(j+1)%4, j], a = P[0,0] - b_0
+    q0 = pb[1, 0]; q1 = pb[2, 1]; q2 = pb[3, 2]; q3 = pb[0, 3]
+    a = pb[0, 0] - q0
+    n = out.shape[1]
+    for p in range(n):
+        ia = ma[p]
+        y0 = xb[0, p]
+        y1 = xb[1, p]
+        y2 = xb[2, p]
+        y3 = xb[3, p]
+        sb = q0 * y0 + q1 * y1 + q2 * y2 + q3 * y3
+        z0 = ta[0, ia] * (a * y0 + sb)
+        z1 = ta[1, ia] * (a * y1 + sb)
+        z2 = ta[2, ia] * (a * y2 + sb)
+        z3 = ta[3, ia] * (a * y3 + sb)
+        out[0, p] = z0
+        out[1, p] = z1
+        out[2, p] = z2
+        out[3, p] = z3
+        m = 0.0 if first else mx[p]
+        m = max(m, max(max(z0, z1), max(z2, z3)))
+        mx[p] = m
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _int_int(out, xa, pa, xb, pb, mx, first):
+    a00 = pa[0, 0]; a01 = pa[0, 1]; a02 = pa[0, 2]; a03 = pa[0, 3]
+    a10 = pa[1, 0]; a11 = pa[1, 1]; a12 = pa[1, 2]; a13 = pa[1, 3]
+    a20 = pa[2, 0]; a21 = pa[2, 1]; a22 = pa[2, 2]; a23 = pa[2, 3]
+    a30 = pa[3, 0]; a31 = pa[3, 1]; a32 = pa[3, 2]; a33 = pa[3, 3]
+    b00 = pb[0, 0]; b01 = pb[0, 1]; b02 = pb[0, 2]; b03 = pb[0, 3]
+    b10 = pb[1, 0]; b11 = pb[1, 1]; b12 = pb[1, 2]; b13 = pb[1, 3]
+    b20 = pb[2, 0]; b21 = pb[2, 1]; b22 = pb[2, 2]; b23 = pb[2, 3]
+    b30 = pb[3, 0]; b31 = pb[3, 1]; b32 = pb[3, 2]; b33 = pb[3, 3]
+    n = out.shape[1]
+    for p in range(n):
+        x0 = xa[0, p]
+        x1 = xa[1, p]
+        x2 = xa[2, p]
+        x3 = xa[3, p]
+        y0 = xb[0, p]
+        y1 = xb[1, p]
+        y2 = xb[2, p]
+        y3 = xb[3, p]
+        z0 = (a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3) * (b00 * y0 + b01 * y1 + b02 * y2 + b03 * y3)
+        z1 = (a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3) * (b10 * y0 + b11 * y1 + b12 * y2 + b13 * y3)
+        z2 = (a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3) * (b20 * y0 + b21 * y1 + b22 * y2 + b23 * y3)
+        z3 = (a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3) * (b30 * y0 + b31 * y1 + b32 * y2 + b33 * y3)
+        out[0, p] = z0
+        out[1, p] = z1
+        out[2, p] = z2
+        out[3, p] = z3
+        m = 0.0 if first else mx[p]
+        m = max(m, max(max(z0, z1), max(z2, z3)))
+        mx[p] = m
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _int_int_f81(out, xa, pa, xb, pb, mx, first):
+    qa0 = pa[1, 0]; qa1 = pa[2, 1]; qa2 = pa[3, 2]; qa3 = pa[0, 3]
+    aa = pa[0, 0] - qa0
+    qb0 = pb[1, 0]; qb1 = pb[2, 1]; qb2 = pb[3, 2]; qb3 = pb[0, 3]
+    ab = pb[0, 0] - qb0
+    n = out.shape[1]
+    for p in range(n):
+        x0 = xa[0, p]
+        x1 = xa[1, p]
+        x2 = xa[2, p]
+        x3 = xa[3, p]
+        y0 = xb[0, p]
+        y1 = xb[1, p]
+        y2 = xb[2, p]
+        y3 = xb[3, p]
+        sa = qa0 * x0 + qa1 * x1 + qa2 * x2 + qa3 * x3
+        sb = qb0 * y0 + qb1 * y1 + qb2 * y2 + qb3 * y3
+        z0 = (aa * x0 + sa) * (ab * y0 + sb)
+        z1 = (aa * x1 + sa) * (ab * y1 + sb)
+        z2 = (aa * x2 + sa) * (ab * y2 + sb)
+        z3 = (aa * x3 + sa) * (ab * y3 + sb)
+        out[0, p] = z0
+        out[1, p] = z1
+        out[2, p] = z2
+        out[3, p] = z3
+        m = 0.0 if first else mx[p]
+        m = max(m, max(max(z0, z1), max(z2, z3)))
+        mx[p] = m
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def node_partials(u, dst, children, tips, model, pm, ttab, partials, cur, scnt, sflag, mx):
+    """Partials of internal node u (not the root) into buffer ``dst`` from its two
+    children's live partials, then rescaling. ``mx`` (P,) is scratch."""
+    s = tips.shape[0]
+    nc = int(model[0])
+    f81 = model[58 + 2 * nc] != 0.0
+    a = children[u, 0]
+    b = children[u, 1]
+    if a >= s and b < s:
+        a, b = b, a
+    r = u - s
+    for c in range(nc):
+        out = partials[dst, r, c]
+        first = c == 0
+        if b < s:
+            _tip_tip(out, ttab[a, c], ttab[b, c], tips[a], tips[b], mx, first)
+        elif a < s:
+            if f81:
+                _tip_int_f81(out, ttab[a, c], tips[a], partials[cur[b - s], b - s, c], pm[b, c],
+                             mx, first)
+            else:
+                _tip_int(out, ttab[a, c], tips[a], partials[cur[b - s], b - s, c], pm[b, c],
+                         mx, first)
+        else:
+            xa = partials[cur[a - s], a - s, c]
+            xb = partials[cur[b - s], b - s, c]
+            if f81:
+                _int_int_f81(out, xa, pm[a, c], xb, pm[b, c], mx, first)
+            else:
+                _int_int(out, xa, pm[a, c], xb, pm[b, c], mx, first)
+    rescale(r, dst, nc, partials, mx, scnt, sflag)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def rescale(r, dst, nc, partials, mx, scnt, sflag):
+    """Where max mx[p] < SCALE_THRESHOLD, multiply pattern p of node row r (buffer
+    dst) by an exact power of two 2^-e (e = frexp exponent of the max) and record e."""
+    npat = mx.shape[0]
+    need = 0
+    for p in range(npat):
+        if mx[p] < SCALE_THRESHOLD:
+            need += 1
+    if need == 0:
+        sflag[dst, r] = 0
+        return
+    sflag[dst, r] = 1
+    cnt = scnt[dst, r]
+    for p in range(npat):
         m = mx[p]
         if m < SCALE_THRESHOLD and m > 0.0:
-            inv = 1.0 / m
+            f, e = math.frexp(m)
+            fac = math.ldexp(1.0, -e)
             for c in range(nc):
                 for i in range(4):
-                    partials[r, c, i, p] *= inv
-            scale_log[p] += math.log(m)
+                    partials[dst, r, c, i, p] *= fac
+            cnt[p] = e
+        else:
+            cnt[p] = 0
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def block_size(n_internal, nc, npat):
-    """Patterns per block of the post-order/pre-order passes. Measured on DS1 (2-core
-    AMD EPYC, AVX-512): splitting the patterns into cache-sized blocks made the
-    vectorised loops 2-3x slower (the block bounds defeat LLVM's alias-check loop
-    versioning), so for now everything is one block; kept as the single place to tune."""
-    return max(1, npat)
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def postorder(children, tipx, model, pm, partials, scale_log, hbuf, store_h, mx, p0, p1):
-    """Post-order pass, patterns p0..p1-1, over all internal nodes except the root.
-
-    Fills ``partials`` (N-S, C, 4, P) and ``scale_log`` (P,) (zeroed here). With
-    ``store_h`` the products H_v = P_v·x_v of every non-root node v are kept in
-    ``hbuf`` (N-1, C, 4, P) for the pre-order gradient pass. ``mx`` (P,) is scratch."""
-    s = tipx.shape[0]
+def child_contribution(v, c, tips, model, pm, ttab, partials, cur, out, first):
+    """out (4, P) = (or *=) P_v x_v for category c (tip children: table lookup)."""
+    s = tips.shape[0]
+    n = out.shape[1]
     nc = int(model[0])
-    n = children.shape[0]
-    for p in range(p0, p1):
-        scale_log[p] = 0.0
-    for u in range(s, n - 1):
-        _node(u, children[u, 0], children[u, 1], s, nc, p0, p1, tipx, pm, partials, mx,
-              hbuf, store_h)
-        _rescale(u - s, nc, p0, p1, partials, mx, scale_log)
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _accumulate_child(v, c, s, p0, p1, tipx, pm, partials, acc, first, hbuf, store_h):
-    """acc[i, p] (*)= (P_v x_v)[i, p] for category c (root children)."""
-    x = _rows(v, c, s, tipx, partials)
-    m00 = pm[v, c, 0, 0]; m01 = pm[v, c, 0, 1]; m02 = pm[v, c, 0, 2]; m03 = pm[v, c, 0, 3]
-    m10 = pm[v, c, 1, 0]; m11 = pm[v, c, 1, 1]; m12 = pm[v, c, 1, 2]; m13 = pm[v, c, 1, 3]
-    m20 = pm[v, c, 2, 0]; m21 = pm[v, c, 2, 1]; m22 = pm[v, c, 2, 2]; m23 = pm[v, c, 2, 3]
-    m30 = pm[v, c, 3, 0]; m31 = pm[v, c, 3, 1]; m32 = pm[v, c, 3, 2]; m33 = pm[v, c, 3, 3]
-    h = hbuf[v, c]
-    for p in range(p0, p1):
+    if v < s:
+        t = ttab[v, c]
+        mv = tips[v]
+        for p in range(n):
+            m = mv[p]
+            g0 = t[0, m]
+            g1 = t[1, m]
+            g2 = t[2, m]
+            g3 = t[3, m]
+            if first:
+                out[0, p] = g0
+                out[1, p] = g1
+                out[2, p] = g2
+                out[3, p] = g3
+            else:
+                out[0, p] *= g0
+                out[1, p] *= g1
+                out[2, p] *= g2
+                out[3, p] *= g3
+        return
+    x = partials[cur[v - s], v - s, c]
+    pv = pm[v, c]
+    m00 = pv[0, 0]; m01 = pv[0, 1]; m02 = pv[0, 2]; m03 = pv[0, 3]
+    m10 = pv[1, 0]; m11 = pv[1, 1]; m12 = pv[1, 2]; m13 = pv[1, 3]
+    m20 = pv[2, 0]; m21 = pv[2, 1]; m22 = pv[2, 2]; m23 = pv[2, 3]
+    m30 = pv[3, 0]; m31 = pv[3, 1]; m32 = pv[3, 2]; m33 = pv[3, 3]
+    for p in range(n):
         x0 = x[0, p]
         x1 = x[1, p]
         x2 = x[2, p]
@@ -240,58 +383,60 @@ def _accumulate_child(v, c, s, p0, p1, tipx, pm, partials, acc, first, hbuf, sto
         g1 = m10 * x0 + m11 * x1 + m12 * x2 + m13 * x3
         g2 = m20 * x0 + m21 * x1 + m22 * x2 + m23 * x3
         g3 = m30 * x0 + m31 * x1 + m32 * x2 + m33 * x3
-        if store_h:
-            h[0, p] = g0
-            h[1, p] = g1
-            h[2, p] = g2
-            h[3, p] = g3
         if first:
-            acc[0, p] = g0
-            acc[1, p] = g1
-            acc[2, p] = g2
-            acc[3, p] = g3
+            out[0, p] = g0
+            out[1, p] = g1
+            out[2, p] = g2
+            out[3, p] = g3
         else:
-            acc[0, p] *= g0
-            acc[1, p] *= g1
-            acc[2, p] *= g2
-            acc[3, p] *= g3
+            out[0, p] *= g0
+            out[1, p] *= g1
+            out[2, p] *= g2
+            out[3, p] *= g3
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def root_block(children, n_children, tipx, model, pm, partials, lnl, acc, hbuf, store_h,
-               p0, p1):
-    """lnl[p] = L_var,p (scaled) = Σ_c w_c Σ_i π_i Π_k (P_k x_k)_i for the root's 2 or 3
-    children, patterns p0..p1-1. ``acc`` (4, P) is scratch."""
-    s = tipx.shape[0]
+def root_and_finish(children, n_children, tips, model, pattern_weights, inv_lik, pm, ttab,
+                    partials, cur, scnt, sflag, lnl, frac_var, acc, escale):
+    """Root integration and the per-pattern logs: fills ``lnl`` (P,) with ln L_p and
+    ``frac_var`` with L_var/L_p; returns Σ_p w_p ln L_p. acc (4, P) scratch, escale
+    int32 (P,) scratch."""
+    s = tips.shape[0]
     nc = int(model[0])
+    npat = lnl.shape[0]
+    root = children.shape[0] - 1
     pi0 = model[2]
     pi1 = model[3]
     pi2 = model[4]
     pi3 = model[5]
-    root = children.shape[0] - 1
-    for p in range(p0, p1):
+    for p in range(npat):
         lnl[p] = 0.0
     for c in range(nc):
         for k in range(n_children[root]):
-            _accumulate_child(children[root, k], c, s, p0, p1, tipx, pm, partials, acc, k == 0,
-                              hbuf, store_h)
+            child_contribution(children[root, k], c, tips, model, pm, ttab, partials, cur, acc,
+                               k == 0)
         w = model[58 + nc + c]
-        for p in range(p0, p1):
+        for p in range(npat):
             lnl[p] += w * (pi0 * acc[0, p] + pi1 * acc[1, p] + pi2 * acc[2, p] + pi3 * acc[3, p])
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def finish(model, scale_log, pattern_weights, inv_lik, lnl, frac_var, p0, p1):
-    """Turn lnl = L_var (scaled) into ln L_p, adding the +I class:
-    L_p = L_var,p · exp(scale_log[p]) + pinv · inv_lik[p], where ``inv_lik[p]`` = Σ of π
-    over the states compatible with every tip of pattern p. Writes the variable-class
-    share L_var/L to ``frac_var`` and returns Σ_{p0 ≤ p < p1} w_p ln L_p."""
+    # total scale exponent per pattern: integer sums, exact in any order
+    any_scaled = False
+    for r in range(root - s):
+        if sflag[cur[r], r] != 0:
+            if not any_scaled:
+                for p in range(npat):
+                    escale[p] = 0
+                any_scaled = True
+            cnt = scnt[cur[r], r]
+            for p in range(npat):
+                escale[p] += cnt[p]
     pinv = model[1]
     log_pinv = math.log(pinv) if pinv > 0.0 else -np.inf
     total = 0.0
-    for p in range(p0, p1):
+    for p in range(npat):
         lv = lnl[p]
-        x = math.log(lv) + scale_log[p] if lv > 0.0 else -np.inf
+        x = math.log(lv) if lv > 0.0 else -np.inf
+        if any_scaled:
+            x += escale[p] * LN2
         if pinv > 0.0 and inv_lik[p] > 0.0:
             y = log_pinv + math.log(inv_lik[p])
             m = max(x, y)
@@ -306,56 +451,143 @@ def finish(model, scale_log, pattern_weights, inv_lik, lnl, frac_var, p0, p1):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def log_likelihood(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
-                   pm, partials, scale_log, lnl, frac_var, acc):
+def postorder_all(children, tips, model, pm, ttab, partials, cur, scnt, sflag, mx, flip):
+    """Partials of every internal node except the root, children first. With ``flip``
+    every node is written to its other buffer and ``cur`` is flipped (a proposal that
+    changes all branches; :func:`revert_all` undoes it)."""
+    s = tips.shape[0]
+    n = children.shape[0]
+    for u in range(s, n - 1):
+        r = u - s
+        dst = 1 - cur[r] if flip else cur[r]
+        node_partials(u, dst, children, tips, model, pm, ttab, partials, cur, scnt, sflag, mx)
+        cur[r] = dst
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def log_likelihood(bl, children, n_children, tips, model, pattern_weights, inv_lik,
+                   pm, ttab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale):
     """ln L = Σ_p w_p ln L_p for branch lengths ``bl`` (N-1,); fills ``lnl`` (P,).
     Returns NaN (and computes nothing) if any branch length is negative or not finite.
-
-    Buffers: pm (N-1, C, 4, 4), partials (N-S, C, 4, P), scale_log, lnl, frac_var
-    (P,), acc (4, P)."""
+    Evaluates into the live buffers ``cur``."""
     for b in range(bl.shape[0]):
         # invalid lengths (negative, NaN, inf) return NaN: the caller validates only
         # then, which keeps the common path free of NumPy checks
         if not (bl[b] >= 0.0 and bl[b] < np.inf):
             return np.nan
     transition_matrices(bl, model, pm, pm, False)
-    s = tipx.shape[0]
-    npat = tipx.shape[2]
-    bs = block_size(children.shape[0] - s, int(model[0]), npat)
-    total = 0.0
-    for p0 in range(0, npat, bs):
-        p1 = min(npat, p0 + bs)
-        # frac_var is free until finish() fills it: use it as the rescaling scratch
-        postorder(children, tipx, model, pm, partials, scale_log, partials, False, frac_var,
-                  p0, p1)
-        root_block(children, n_children, tipx, model, pm, partials, lnl, acc, partials, False,
-                   p0, p1)
-        total += finish(model, scale_log, pattern_weights, inv_lik, lnl, frac_var, p0, p1)
-    return total
+    all_tables(tips.shape[0], int(model[0]), pm, ttab)
+    # frac_var is free until root_and_finish fills it: the rescaling scratch
+    postorder_all(children, tips, model, pm, ttab, partials, cur, scnt, sflag, frac_var, False)
+    return root_and_finish(children, n_children, tips, model, pattern_weights, inv_lik, pm,
+                           ttab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
 
 
-@njit(cache=True, fastmath=FASTMATH, parallel=True)
-def log_likelihood_batch(bls, children, n_children, tipx, model, pattern_weights,
-                         inv_lik, n_chunks):
-    """ln L for every row of ``bls`` (B, N-1), in parallel over ``n_chunks`` chunks of
-    rows (numba prange); each chunk allocates its own buffers once."""
-    nb = bls.shape[0]
-    s = tipx.shape[0]
-    npat = tipx.shape[2]
+# --- incremental updates (MCMC) ---------------------------------------------------------
+@njit(cache=True, fastmath=FASTMATH)
+def propose_branch(j, t, children, n_children, parent, tips, model, pattern_weights, inv_lik,
+                   pm, ttab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale,
+                   pm_save, ttab_save, path):
+    """ln L after changing branch j to length t, recomputing only P_j and the partials
+    on the path from j to the root, each into its node's other buffer. The old P_j
+    (and tip table) go to pm_save (C, 4, 4) / ttab_save (C, 4, 16); the path to
+    ``path`` (int32, N) with its length in path[N-1]. Call :func:`revert_branch` to
+    reject; accepting needs nothing."""
+    s = tips.shape[0]
     nc = int(model[0])
     n = children.shape[0]
-    out = np.empty(nb)
+    for c in range(nc):
+        for i in range(4):
+            for k in range(4):
+                pm_save[c, i, k] = pm[j, c, i, k]
+            if j < s:
+                for m in range(16):
+                    ttab_save[c, i, m] = ttab[j, c, i, m]
+    branch_matrices(j, t, model, pm, pm, False)
+    if j < s:
+        tip_table(j, nc, pm, ttab)
+    k = 0
+    u = parent[j]
+    while u != n - 1:
+        r = u - s
+        dst = 1 - cur[r]
+        node_partials(u, dst, children, tips, model, pm, ttab, partials, cur, scnt, sflag,
+                      frac_var)
+        cur[r] = dst
+        path[k] = u
+        k += 1
+        u = parent[u]
+    path[n - 1] = k
+    return root_and_finish(children, n_children, tips, model, pattern_weights, inv_lik, pm,
+                           ttab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def revert_branch(j, tips, model, pm, ttab, cur, pm_save, ttab_save, path):
+    """Undo :func:`propose_branch` (lnl/frac_var are left stale)."""
+    s = tips.shape[0]
+    nc = int(model[0])
+    for c in range(nc):
+        for i in range(4):
+            for k in range(4):
+                pm[j, c, i, k] = pm_save[c, i, k]
+            if j < s:
+                for m in range(16):
+                    ttab[j, c, i, m] = ttab_save[c, i, m]
+    n = path.shape[0]
+    for k in range(path[n - 1]):
+        r = path[k] - s
+        cur[r] = 1 - cur[r]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def propose_all(bl, children, n_children, tips, model, pattern_weights, inv_lik,
+                pm, ttab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale,
+                pm_all_save, ttab_all_save):
+    """ln L at new lengths ``bl`` for every branch, into the other buffers (see
+    :func:`revert_all`)."""
+    pm_all_save[:] = pm
+    ttab_all_save[:] = ttab
+    transition_matrices(bl, model, pm, pm, False)
+    all_tables(tips.shape[0], int(model[0]), pm, ttab)
+    postorder_all(children, tips, model, pm, ttab, partials, cur, scnt, sflag, frac_var, True)
+    return root_and_finish(children, n_children, tips, model, pattern_weights, inv_lik, pm,
+                           ttab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def revert_all(pm, ttab, cur, pm_all_save, ttab_all_save):
+    pm[:] = pm_all_save
+    ttab[:] = ttab_all_save
+    for r in range(cur.shape[0]):
+        cur[r] = 1 - cur[r]
+
+
+# --- batches ------------------------------------------------------------------------------
+@njit(cache=True, fastmath=FASTMATH, parallel=True)
+def log_likelihood_batch(bls, children, n_children, tips, model, pattern_weights,
+                         inv_lik, n_chunks, out):
+    """ln L for every row of ``bls`` (B, N-1) into ``out`` (B,), in parallel over
+    ``n_chunks`` chunks of rows (numba prange); each chunk allocates its own buffers."""
+    nb = bls.shape[0]
+    s = tips.shape[0]
+    npat = tips.shape[1]
+    nc = int(model[0])
+    n = children.shape[0]
     for k in prange(n_chunks):
         lo = (nb * k) // n_chunks
         hi = (nb * (k + 1)) // n_chunks
         pm = np.empty((n - 1, nc, 4, 4))
-        partials = np.empty((n - s, nc, 4, npat))
-        scale_log = np.empty(npat)
+        ttab = np.empty((s, nc, 4, 16))
+        partials = np.empty((2, n - s, nc, 4, npat))
+        cur = np.zeros(n - s, dtype=np.int32)
+        scnt = np.empty((2, n - s, npat), dtype=np.int32)
+        sflag = np.zeros((2, n - s), dtype=np.int32)
         lnl = np.empty(npat)
         frac = np.empty(npat)
         acc = np.empty((4, npat))
+        escale = np.empty(npat, dtype=np.int32)
         for r in range(lo, hi):
-            out[r] = log_likelihood(bls[r], children, n_children, tipx, model,
-                                    pattern_weights, inv_lik, pm, partials, scale_log,
-                                    lnl, frac, acc)
-    return out
+            out[r] = log_likelihood(bls[r], children, n_children, tips, model,
+                                    pattern_weights, inv_lik, pm, ttab, partials, cur, scnt,
+                                    sflag, lnl, frac, acc, escale)

@@ -65,10 +65,6 @@ class TreeLikelihood:
                                             constant_values=-1), dtype=np.int32),
                 n_children=np.ascontiguousarray(tree.n_children, dtype=np.int32),
                 tip_states=np.ascontiguousarray(alignment.patterns, dtype=np.uint8),
-                # (S, 4, P) indicator rows: the kernels' structure-of-arrays tip partials
-                tipx=np.ascontiguousarray(
-                    ((alignment.patterns[:, None, :] >> np.arange(4, dtype=np.uint8)[None, :, None]) & 1)
-                    .astype(np.float64)),
                 pattern_weights=np.ascontiguousarray(alignment.weights, dtype=np.float64),
             )
         self._alignment = alignment
@@ -78,8 +74,14 @@ class TreeLikelihood:
         self._children = _shared["children"]
         self._n_children = _shared["n_children"]
         self._tips = _shared["tip_states"]
-        self._tipx = _shared["tipx"]
         self._weights = _shared["pattern_weights"]
+        if "parent" not in _shared:
+            parent = np.full(self._children.shape[0], -1, dtype=np.int32)
+            for u in range(self._children.shape[0]):
+                for k in range(int(self._n_children[u])):
+                    parent[self._children[u, k]] = u
+            _shared["parent"] = parent
+        self._parent = _shared["parent"]
         lam, v, vinv = model.eigen()
         self._packed = _k.pack_model(lam, v, vinv, model.category_rates(),
                                      model.category_weights(), model.frequencies, model.pinv,
@@ -88,17 +90,47 @@ class TreeLikelihood:
                      else np.zeros(self._tips.shape[1]))
         s, npat = self._tips.shape
         n = self._children.shape[0]
-        c = model.n_categories
         self._nb = n - 1
-        self._pm = np.empty((n - 1, c, 4, 4))
-        self._partials = np.empty((n - s, c, 4, npat))
-        self._acc = np.empty((4, npat))
-        self._scale = np.empty(npat)
-        self._lnl = np.empty(npat)
-        self._frac = np.empty(npat)
+        self._buffers = self._new_buffers(n_copies=1)
         self._grad_buffers: tuple | None = None
+        self._incremental: tuple | None = None
+        self._pending: tuple | None = None
         bl = np.asarray(tree.branch_lengths, dtype=np.float64)
         self._default_bl = np.ascontiguousarray(bl) if np.all(np.isfinite(bl)) else None
+
+    def _new_buffers(self, n_copies: int) -> tuple:
+        """(pm, ttab, partials, cur, scnt, sflag, lnl, frac, acc, escale): the
+        buffers of :func:`phylo._kernels.pruning.log_likelihood` after the data."""
+        s, npat = self._tips.shape
+        n = self._children.shape[0]
+        c = int(self._packed[0])
+        return (np.empty((n - 1, c, 4, 4)), np.empty((s, c, 4, 16)),
+                np.empty((n_copies, n - s, c, 4, npat)), np.zeros(n - s, dtype=np.int32),
+                np.empty((n_copies, n - s, npat), dtype=np.int32),
+                np.zeros((n_copies, n - s), dtype=np.int32), np.empty(npat), np.empty(npat),
+                np.empty((4, npat)), np.empty(npat, dtype=np.int32))
+
+    def _data(self) -> tuple:
+        return (self._children, self._n_children, self._tips, self._packed, self._weights,
+                self._inv)
+
+    def kernel_arguments(self) -> tuple:
+        """Arguments for the Numba kernels, with private (double-buffered) scratch.
+
+        The first 16 entries are the arguments after ``bl`` of
+        :func:`phylo._kernels.pruning.log_likelihood` (data: children, n_children, tip
+        states, packed model, pattern weights, +I likelihoods; buffers: pm, ttab,
+        partials (2, …), cur, scnt, sflag, lnl, frac_var, acc, escale); then
+        ``parent``, ``pm_save``, ``ttab_save``, ``path``, ``pm_all_save``,
+        ``ttab_all_save`` for the incremental kernels (``propose_branch``,
+        ``revert_branch``, ``propose_all``, ``revert_all``) and the MCMC loop
+        :func:`phylo._kernels.mcmc.run_chain_tree`. Every call returns new buffers."""
+        buf = self._new_buffers(n_copies=2)
+        pm, ttab = buf[0], buf[1]
+        c = pm.shape[1]
+        return (*self._data(), *buf, self._parent, np.empty((c, 4, 4)), np.empty((c, 4, 16)),
+                np.zeros(self._children.shape[0], dtype=np.int32), np.empty_like(pm),
+                np.empty_like(ttab))
 
     # -- properties ------------------------------------------------------------
     @property
@@ -160,14 +192,21 @@ class TreeLikelihood:
     def log_likelihood_unchecked(self, branch_lengths: np.ndarray) -> float:
         """Fast path for samplers: ``branch_lengths`` must be a C-contiguous float64
         array of shape (n_branches,) (not checked; invalid lengths give NaN)."""
-        return _k.log_likelihood(branch_lengths, self._children, self._n_children, self._tipx,
-                                 self._packed, self._weights, self._inv, self._pm,
-                                 self._partials, self._scale, self._lnl, self._frac, self._acc)
+        return _k.log_likelihood(branch_lengths, self._children, self._n_children, self._tips,
+                                 self._packed, self._weights, self._inv, *self._buffers)
 
     def pattern_log_likelihoods(self, branch_lengths: Any = None) -> np.ndarray:
         """ln L_p of every site pattern, shape (n_patterns,) (not weighted)."""
         self.log_likelihood(branch_lengths)
-        return self._lnl.copy()
+        return self._buffers[6].copy()
+
+    def pattern_log_likelihoods_unchecked(self, branch_lengths: np.ndarray) -> np.ndarray:
+        """:meth:`pattern_log_likelihoods` on the fast path of
+        :meth:`log_likelihood_unchecked` (NaN everywhere for invalid lengths)."""
+        value = self.log_likelihood_unchecked(branch_lengths)
+        if value != value:
+            return np.full(self._tips.shape[1], np.nan)
+        return self._buffers[6].copy()
 
     def site_log_likelihoods(self, branch_lengths: Any = None) -> np.ndarray:
         """ln L of every alignment site, shape (n_sites,), in alignment column order."""
@@ -182,15 +221,16 @@ class TreeLikelihood:
         """:meth:`gradient` without validating ``branch_lengths`` (see
         :meth:`log_likelihood_unchecked`). The returned array is new."""
         if self._grad_buffers is None:
-            c, npat = self._partials.shape[1], self._partials.shape[3]
-            self._grad_buffers = (np.empty_like(self._pm), np.empty((self._nb, c, 4, npat)),
-                                  np.empty_like(self._partials), np.empty((8, npat)))
-        dpm, hbuf, pre, work = self._grad_buffers
+            pm, ttab, partials = self._buffers[0], self._buffers[1], self._buffers[2]
+            c, npat = partials.shape[2], partials.shape[4]
+            self._grad_buffers = (np.empty_like(pm), np.empty_like(ttab),
+                                  np.empty((self._nb, c, 4, npat)), np.empty_like(partials[0]),
+                                  np.empty((7, npat)))
+        dpm, dtab, hbuf, pre, work = self._grad_buffers
+        pm, ttab, partials, cur, scnt, sflag, lnl, frac, acc, escale = self._buffers
         grad = np.empty(self._nb)
-        total = _grad.gradient(branch_lengths, self._children, self._n_children, self._tipx,
-                               self._packed, self._weights, self._inv, self._pm, dpm,
-                               self._partials, hbuf, pre, self._scale, self._lnl, self._frac,
-                               work, grad)
+        total = _grad.gradient(branch_lengths, *self._data(), pm, dpm, ttab, dtab, partials, cur,
+                               scnt, sflag, hbuf, pre, lnl, frac, acc, escale, work, grad)
         return total, grad
 
     def log_likelihood_batch(self, branch_lengths: Any, *, parallel: bool = True,
@@ -220,8 +260,73 @@ class TreeLikelihood:
             for r in range(bl.shape[0]):
                 out[r] = self.log_likelihood_unchecked(bl[r])
             return out
-        return _k.log_likelihood_batch(bl, self._children, self._n_children, self._tipx,
-                                       self._packed, self._weights, self._inv, chunks)
+        out = np.empty(bl.shape[0])
+        _k.log_likelihood_batch(bl, *self._data(), chunks, out)
+        return out
+
+    # -- incremental evaluation (MCMC) ------------------------------------------------------
+    def set_branch_lengths(self, branch_lengths: Any = None) -> float:
+        """Start incremental evaluation at ``branch_lengths``: full evaluation into a
+        private double-buffered state; returns ln L. Then :meth:`propose_branch` /
+        :meth:`propose_all` followed by :meth:`accept` or :meth:`reject`."""
+        bl = self._bl(branch_lengths).copy()
+        if self._incremental is None:
+            self._incremental = self.kernel_arguments()
+        self._pending = None
+        self._current_bl = bl
+        return float(_k.log_likelihood(bl, *self._incremental[:16]))
+
+    def propose_branch(self, branch: int, length: float) -> float:
+        """ln L with branch ``branch`` set to ``length`` (others as the current state),
+        recomputing only the partials on the path from that branch to the root."""
+        self._require_incremental()
+        length = float(length)
+        if not (0.0 <= length < np.inf):
+            raise TreeError(f"invalid length {length} for branch {branch}")
+        a = self._incremental
+        value = _k.propose_branch(int(branch), length, *a[:6], a[16], *a[6:16], a[17], a[18], a[19])
+        self._pending = ("branch", int(branch), length)
+        return float(value)
+
+    def propose_all(self, branch_lengths: Any) -> float:
+        """ln L with every branch changed (full evaluation into the spare buffers)."""
+        self._require_incremental()
+        bl = self._bl(branch_lengths).copy()
+        a = self._incremental
+        value = _k.propose_all(bl, *a[:16], a[20], a[21])
+        self._pending = ("all", bl)
+        return float(value)
+
+    def accept(self) -> None:
+        if self._pending is None:
+            raise TreeError("no pending proposal to accept")
+        if self._pending[0] == "branch":
+            self._current_bl[self._pending[1]] = self._pending[2]
+        else:
+            self._current_bl = self._pending[1]
+        self._pending = None
+
+    def reject(self) -> None:
+        if self._pending is None:
+            raise TreeError("no pending proposal to reject")
+        a = self._incremental
+        if self._pending[0] == "branch":
+            _k.revert_branch(self._pending[1], a[2], a[3], a[6], a[7], a[9], a[17], a[18], a[19])
+        else:
+            _k.revert_all(a[6], a[7], a[9], a[20], a[21])
+        self._pending = None
+
+    @property
+    def current_branch_lengths(self) -> np.ndarray:
+        """Branch lengths of the incremental state (a copy)."""
+        self._require_incremental()
+        return self._current_bl.copy()
+
+    def _require_incremental(self) -> None:
+        if self._incremental is None:
+            raise TreeError("call set_branch_lengths first")
+        if self._pending is not None:
+            raise TreeError("accept or reject the pending proposal first")
 
     def __repr__(self) -> str:
         return (f"TreeLikelihood(n_taxa={self._tips.shape[0]}, n_patterns={self._tips.shape[1]}, "
