@@ -7,7 +7,6 @@ Skipped with a reason when libhmsbeagle is not installed
 """
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
@@ -51,10 +50,6 @@ def _require_beagle() -> None:
 
 
 def _phylo_likelihood():
-    """phylo.likelihood, or skip while it does not exist (import errors still fail)."""
-    if importlib.util.find_spec("phylo.likelihood") is None or \
-            not (REPO / "phylo" / "likelihood" / "__init__.py").exists():
-        pytest.skip("phylo.likelihood is not implemented yet")
     import phylo.likelihood as lik
     return lik
 
@@ -82,7 +77,7 @@ def _case_arrays(case: dict, source: str) -> _beagle.ModelArrays:
     if source == "numpy":
         return _beagle.model_arrays(exchangeabilities=ex, frequencies=pi,
                                     category_rates=rates, category_weights=weights)
-    models = pytest.importorskip("phylo.models")
+    import phylo.models as models
     model = models.Model.create("GTR", exchangeabilities=ex, frequencies=pi)
     lam, v, vinv = model.eigen()
     f = lambda x: np.ascontiguousarray(np.asarray(x, dtype=np.float64))  # noqa: E731

@@ -33,15 +33,6 @@ REPRODUCE = 1e-12
 LIBRARY_MATCH = 1e-9
 
 
-def have_marginal() -> bool:
-    try:
-        import phylo.marginal  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
-needs_marginal = pytest.mark.skipif(not have_marginal(), reason="phylo.marginal not built yet")
 
 
 # -- neighbour joining -----------------------------------------------------------------
@@ -127,13 +118,10 @@ def compare_args(out: Path, *extra: str, trees=("true", "nni1"), models=("JC", "
 def finished(tmp_path_factory):
     """One complete in-process run: 2 models x 2 topologies."""
     out = tmp_path_factory.mktemp("compare") / "report"
-    if not have_marginal():
-        pytest.skip("phylo.marginal not built yet")
     assert run_cli(*compare_args(out)) == 0
     return out
 
 
-@needs_marginal
 def test_compare_writes_every_file(finished):
     for name in ("report.html", "report.md", "report.json", "summary.csv",
                  "figures/estimates.png", "figures/estimates.svg", "figures/ladder.png",
@@ -150,7 +138,6 @@ def test_compare_writes_every_file(finished):
     assert len(report["provenance"]["files"]) == 3          # alignment + 2 trees
 
 
-@needs_marginal
 def test_compare_numbers_match_library(finished):
     """The CLI's rows equal phylo.marginal.compare on the same problem and seed."""
     from phylo import marginal
@@ -173,7 +160,6 @@ def test_compare_numbers_match_library(finished):
         assert s["log_bayes_factor"] == pytest.approx(lnz[best] - lnz[n], abs=REPRODUCE)
 
 
-@needs_marginal
 def test_compare_stdout_formats(tmp_path, capsys, finished):
     # --resume on the finished run recomputes nothing and prints the summary again
     for fmt in ("json", "md"):          # csv: summary.csv is checked elsewhere
@@ -192,7 +178,6 @@ def test_compare_stdout_formats(tmp_path, capsys, finished):
             assert "evidence for the best" in out.splitlines()[0]
 
 
-@needs_marginal
 def test_compare_without_trees_uses_nj_and_says_so(tmp_path):
     out = tmp_path / "nj"
     assert run_cli(DATA / "example.fasta", "--models", "JC", *TINY, "--out", out,
@@ -204,7 +189,6 @@ def test_compare_without_trees_uses_nj_and_says_so(tmp_path):
 
 
 # -- Ctrl-C and --resume ---------------------------------------------------------------------
-@needs_marginal
 def test_ctrl_c_keeps_partial_report_and_resume_finishes(tmp_path, monkeypatch, finished,
                                                          capsys):
     import phylo.cli.compare as cmp
@@ -241,7 +225,6 @@ def test_ctrl_c_keeps_partial_report_and_resume_finishes(tmp_path, monkeypatch, 
         assert abs(a["log_marginal_likelihood"] - b["log_marginal_likelihood"]) <= REPRODUCE
 
 
-@needs_marginal
 def test_ctrl_c_inside_a_ladder_resumes_from_its_checkpoint(tmp_path, monkeypatch, finished):
     """A KeyboardInterrupt in the middle of a candidate's ladder: the rung checkpoint
     lets --resume continue that candidate, with the uninterrupted numbers."""
@@ -271,7 +254,6 @@ def test_ctrl_c_inside_a_ladder_resumes_from_its_checkpoint(tmp_path, monkeypatc
     del cmp
 
 
-@needs_marginal
 def test_resume_with_other_settings_is_refused(tmp_path, finished, capsys):
     code = run_cli(*[a if a != "3" else "4" for a in map(str, compare_args(finished))],
                    "--resume")
@@ -280,7 +262,6 @@ def test_resume_with_other_settings_is_refused(tmp_path, finished, capsys):
     assert err.count("\n") == 1 and "different run" in err and "seed" in err
 
 
-@needs_marginal
 def test_fresh_run_discards_old_checkpoint(tmp_path, monkeypatch):
     import phylo.cli.compare as cmp
     out = tmp_path / "r"
@@ -307,7 +288,6 @@ BAD = {
 }
 
 
-@needs_marginal
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys):
     code = run_cli(*BAD[case], "--out", tmp_path / "o", "--quiet")
@@ -317,7 +297,6 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys):
     assert "Traceback" not in err
 
 
-@needs_marginal
 def test_wrong_taxa_and_malformed_tree(tmp_path, capsys):
     wrong = tmp_path / "wrong.nwk"
     wrong.write_text("((sp_A,sp_B),(sp_C,sp_D),((sp_E,sp_F),(sp_G,sp_X)));\n")
@@ -333,7 +312,6 @@ def test_wrong_taxa_and_malformed_tree(tmp_path, capsys):
 
 
 # -- as a program -----------------------------------------------------------------------------
-@needs_marginal
 def test_compare_subprocess_python_m(tmp_path):
     """``python -m phylo compare`` in a subprocess: exit 0, files, JSON on stdout."""
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
