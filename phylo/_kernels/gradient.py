@@ -38,8 +38,11 @@ def _product(out, ha, hb, mx, first):
         out[1, p] = z1
         out[2, p] = z2
         out[3, p] = z3
-        m = 0.0 if first else mx[p]
-        m = max(m, max(max(z0, z1), max(z2, z3)))
+        m = mx[p]
+        m = z0 if z0 > m else m
+        m = z1 if z1 > m else m
+        m = z2 if z2 > m else m
+        m = z3 if z3 > m else m
         mx[p] = m
 
 
@@ -129,8 +132,11 @@ def _branch_internal(q, hv, x, d, pv, out, w, lsum, dsum, mx, first):
         out[1, p] = y1
         out[2, p] = y2
         out[3, p] = y3
-        m = 0.0 if first else mx[p]
-        m = max(m, max(max(y0, y1), max(y2, y3)))
+        m = mx[p]
+        m = y0 if y0 > m else m
+        m = y1 if y1 > m else m
+        m = y2 if y2 > m else m
+        m = y3 if y3 > m else m
         mx[p] = m
 
 
@@ -161,6 +167,8 @@ def gradient(bl, children, n_children, tips, model, pattern_weights, inv_lik,
             r = u - s
             a = children[u, 0]
             b = children[u, 1]
+            for p in range(mx.shape[0]):
+                mx[p] = 0.0
             for c in range(nc):
                 _product(partials[cur[r], r, c], hbuf[a, c], hbuf[b, c], mx, c == 0)
             rescale(r, cur[r], nc, partials, mx, scnt, sflag)
@@ -177,6 +185,8 @@ def gradient(bl, children, n_children, tips, model, pattern_weights, inv_lik,
             v = children[u, ci]
             s1 = children[u, (ci + 1) % k]
             s2 = children[u, (ci + 2) % k] if k == 3 else s1
+            for p in range(mx.shape[0]):
+                mx[p] = 0.0
             for c in range(nc):
                 w = model[58 + nc + c]
                 _q(q, c, u, s, is_root, model, pre, hbuf[s1, c], hbuf[s2, c], k == 3)

@@ -160,8 +160,11 @@ def _tip_tip(out, ta, tb, ma, mb, mx, first):
         out[1, p] = z1
         out[2, p] = z2
         out[3, p] = z3
-        m = 0.0 if first else mx[p]
-        m = max(m, max(max(z0, z1), max(z2, z3)))
+        m = mx[p]
+        m = z0 if z0 > m else m
+        m = z1 if z1 > m else m
+        m = z2 if z2 > m else m
+        m = z3 if z3 > m else m
         mx[p] = m
 
 
@@ -186,8 +189,11 @@ def _tip_int(out, ta, ma, xb, pb, mx, first):
         out[1, p] = z1
         out[2, p] = z2
         out[3, p] = z3
-        m = 0.0 if first else mx[p]
-        m = max(m, max(max(z0, z1), max(z2, z3)))
+        m = mx[p]
+        m = z0 if z0 > m else m
+        m = z1 if z1 > m else m
+        m = z2 if z2 > m else m
+        m = z3 if z3 > m else m
         mx[p] = m
 
 
@@ -212,8 +218,11 @@ def _tip_int_f81(out, ta, ma, xb, pb, mx, first):
         out[1, p] = z1
         out[2, p] = z2
         out[3, p] = z3
-        m = 0.0 if first else mx[p]
-        m = max(m, max(max(z0, z1), max(z2, z3)))
+        m = mx[p]
+        m = z0 if z0 > m else m
+        m = z1 if z1 > m else m
+        m = z2 if z2 > m else m
+        m = z3 if z3 > m else m
         mx[p] = m
 
 
@@ -245,8 +254,11 @@ def _int_int(out, xa, pa, xb, pb, mx, first):
         out[1, p] = z1
         out[2, p] = z2
         out[3, p] = z3
-        m = 0.0 if first else mx[p]
-        m = max(m, max(max(z0, z1), max(z2, z3)))
+        m = mx[p]
+        m = z0 if z0 > m else m
+        m = z1 if z1 > m else m
+        m = z2 if z2 > m else m
+        m = z3 if z3 > m else m
         mx[p] = m
 
 
@@ -276,8 +288,11 @@ def _int_int_f81(out, xa, pa, xb, pb, mx, first):
         out[1, p] = z1
         out[2, p] = z2
         out[3, p] = z3
-        m = 0.0 if first else mx[p]
-        m = max(m, max(max(z0, z1), max(z2, z3)))
+        m = mx[p]
+        m = z0 if z0 > m else m
+        m = z1 if z1 > m else m
+        m = z2 if z2 > m else m
+        m = z3 if z3 > m else m
         mx[p] = m
 
 
@@ -293,6 +308,8 @@ def node_partials(u, dst, children, tips, model, pm, ttab, partials, cur, scnt, 
     if a >= s and b < s:
         a, b = b, a
     r = u - s
+    for p in range(mx.shape[0]):
+        mx[p] = 0.0
     for c in range(nc):
         out = partials[dst, r, c]
         first = c == 0

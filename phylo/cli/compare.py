@@ -76,6 +76,11 @@ def register(subparsers) -> None:
                         "file is a candidate); default: the neighbour-joining tree")
     p.add_argument("--tree", action="append", metavar="TREE", default=[],
                    help="one more candidate topology file (repeatable)")
+    p.add_argument("--constraint", action="append", metavar="NEWICK", default=[],
+                   help="a candidate topology given by a constraint: a Newick string or "
+                        "file over all or some taxa (polytomies allowed); the candidate "
+                        "is the neighbour-joining tree that contains every split of the "
+                        "constraint (repeatable)")
     p.add_argument("--estimator", default=DEFAULT_ESTIMATOR,
                    help="marginal-likelihood estimator by its registered name "
                         "(default: %(default)s; `phylo marginal --help` lists them)")
@@ -312,6 +317,17 @@ def read_candidate_trees(paths: Sequence[str], taxa: Sequence[str]) -> list[tupl
     return out
 
 
+def _read_constraint(text: str):
+    """A constraint topology from a Newick string or a file holding one."""
+    from ..io.newick import parse_newick
+    if "(" not in text:
+        _common.require_file(text)
+        source, text = text, Path(text).read_text()
+    else:
+        source = "--constraint"
+    return parse_newick(text.strip(), source=source)
+
+
 def build_candidates(args: argparse.Namespace, alignment) -> tuple[list[Candidate], list[str]]:
     """Parse models and trees into the candidate list (models outer, trees inner)."""
     from ..models import Model
@@ -321,9 +337,17 @@ def build_candidates(args: argparse.Namespace, alignment) -> tuple[list[Candidat
         raise PhyloError("--models lists a model twice")
     models = [(text, Model.from_string(text)) for text in model_texts]
     tree_paths = list(args.trees) + list(args.tree)
-    if tree_paths:
-        trees = read_candidate_trees(tree_paths, alignment.taxa)
-    else:
+    constraints = list(getattr(args, "constraint", []) or [])
+    trees = read_candidate_trees(tree_paths, alignment.taxa) if tree_paths else []
+    if constraints:
+        from ..trees.nj import nj_tree
+        for k, text in enumerate(constraints, 1):
+            constraint = _read_constraint(text)
+            trees.append((f"constraint{k}", nj_tree(alignment, constraint=constraint),
+                          f"neighbour joining under the constraint {constraint.to_newick(lengths=False)}"))
+        notes.append("Constraint candidates are the neighbour-joining trees (JC distances, "
+                     "Saitou & Nei 1987) that contain every split of their constraint.")
+    if not trees:
         from ..trees.nj import nj_tree
         trees = [("nj", nj_tree(alignment), "neighbour joining of JC distances")]
         notes.append("No topology was given: every model was evaluated on the "

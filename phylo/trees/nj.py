@@ -63,14 +63,21 @@ def jc_distances(alignment) -> np.ndarray:
     return d
 
 
-def neighbor_joining(distances: np.ndarray, taxa: Sequence[str]) -> Tree:
-    """Neighbour-joining tree from a distance matrix.
+def neighbor_joining(distances: np.ndarray, taxa: Sequence[str], *,
+                     constraints: Sequence[tuple[frozenset[int], frozenset[int]]] = ()) -> Tree:
+    """Neighbour-joining tree from a distance matrix, optionally under split constraints.
 
     Parameters
     ----------
     distances: symmetric, shape (S, S), non-negative, zero diagonal (any additive
         unit; JC distances are in expected substitutions per site).
     taxa: the S taxon names, in the rows' order.
+    constraints: splits the tree must contain, each as ``(side, constrained_taxa)``
+        of taxon indices: ``side`` is separated from ``constrained_taxa - side`` (a
+        constraint may name a subset of the taxa, as IQ-TREE's ``-g``). Only joins
+        whose cluster keeps every constraint intact are allowed (constrained NJ):
+        a cluster X is compatible with a split A|B of the constrained taxa T when
+        X∩T lies within A or within B, or X contains A or B.
 
     Returns
     -------
@@ -91,12 +98,20 @@ def neighbor_joining(distances: np.ndarray, taxa: Sequence[str]) -> Tree:
     parent = np.full(n_nodes, -1, dtype=np.int64)
     lengths = np.zeros(n_nodes)
     active = list(range(s))          # node ids of the current clusters
+    members = [frozenset([k]) for k in range(s)]   # taxa of each active cluster
     next_node = s
     while len(active) > 3:
         m = len(active)
         r = d.sum(axis=1)
         q = (m - 2) * d - r[:, None] - r[None, :]
         np.fill_diagonal(q, np.inf)
+        if constraints:
+            for a in range(m):
+                for b in range(a + 1, m):
+                    if not _keeps_constraints(members[a] | members[b], constraints):
+                        q[a, b] = q[b, a] = np.inf
+            if not np.isfinite(q).any():
+                raise PhyloError("the topology constraints are incompatible with each other")
         i, j = np.unravel_index(int(np.argmin(q)), q.shape)
         if i > j:
             i, j = j, i
@@ -114,6 +129,7 @@ def neighbor_joining(distances: np.ndarray, taxa: Sequence[str]) -> Tree:
         new_d[-1, :-1] = new_d[:-1, -1] = du[keep]
         new_d[-1, -1] = 0.0
         d = new_d
+        members = [members[k] for k in keep] + [members[i] | members[j]]
         active = [active[k] for k in keep] + [u]
     # the last three clusters meet at the (trifurcating) root
     root = next_node
@@ -129,10 +145,45 @@ def neighbor_joining(distances: np.ndarray, taxa: Sequence[str]) -> Tree:
                                   name="neighbour-joining (JC distances)")
 
 
-def nj_tree(alignment) -> Tree:
+def _keeps_constraints(cluster: frozenset[int],
+                       constraints: Sequence[tuple[frozenset[int], frozenset[int]]]) -> bool:
+    for side, constrained in constraints:
+        other = constrained - side
+        inside = cluster & constrained
+        if not (inside <= side or inside <= other or side <= cluster or other <= cluster):
+            return False
+    return True
+
+
+def constraint_splits(constraint: Tree, taxa: Sequence[str]) -> list[tuple[frozenset[int], frozenset[int]]]:
+    """The non-trivial splits of a (possibly multifurcating, possibly partial) constraint
+    tree, as ``(side, constrained_taxa)`` over indices of ``taxa``."""
+    index = {t: i for i, t in enumerate(taxa)}
+    unknown = [t for t in constraint.taxa if t not in index]
+    if unknown:
+        raise PhyloError(f"constraint names taxa not in the alignment: "
+                         f"{', '.join(map(repr, unknown[:5]))}", path=constraint.source)
+    below: list[frozenset[int]] = [frozenset([index[constraint.taxa[v]]])
+                                   for v in range(constraint.n_leaves)]
+    below += [frozenset()] * (constraint.n_nodes - constraint.n_leaves)
+    for v in range(constraint.n_leaves, constraint.n_nodes):
+        below[v] = frozenset().union(*(below[c] for c in
+                                       constraint.children[v, :constraint.n_children[v]]))
+    constrained = below[constraint.root]
+    splits = []
+    for v in range(constraint.n_leaves, constraint.root):
+        side = below[v]
+        if 1 < len(side) < len(constrained) - 1:
+            splits.append((side, constrained))
+    return splits
+
+
+def nj_tree(alignment, *, constraint: Tree | None = None) -> Tree:
     """The neighbour-joining tree of an alignment's Jukes–Cantor distances.
 
     Unrooted binary, leaves in ``alignment.taxa`` order, branch lengths in expected
-    substitutions per site.
+    substitutions per site. With ``constraint`` (a Newick topology over all or some
+    taxa, polytomies allowed), the tree contains every split of the constraint.
     """
-    return neighbor_joining(jc_distances(alignment), alignment.taxa)
+    splits = () if constraint is None else constraint_splits(constraint, alignment.taxa)
+    return neighbor_joining(jc_distances(alignment), alignment.taxa, constraints=splits)
