@@ -7,6 +7,8 @@ with a reduced ``ngen`` (default 510 000, i.e. 10⁴ generations per step; ``--f
 5.1 × 10⁶ as the reference; ``--quick``: 102 000). phylo runs the same generations
 per step (thinning 100, 75 % kept), one run per MrBayes run. The ratio compares wall
 time per likelihood evaluation (MrBayes: one per generation and run; ours: counted).
+Both update incrementally: a single-branch move recomputes only the partials on the
+path from that branch to the root (phylo: ``phylo._kernels.mcmc.run_chain_tree``).
 Also times Gamma Laplus on a DS1 topology (compile excluded).
 
 Writes benchmarks/results/stepping_stone.json and .md (or --out).

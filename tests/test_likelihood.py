@@ -204,3 +204,70 @@ def test_kernels_are_cached():
     from phylo._kernels import gradient, pruning
     for f in (pruning.log_likelihood, pruning.log_likelihood_batch, gradient.gradient):
         assert f._cache is not None and type(f._cache).__name__ != "NullCache"
+
+
+INCREMENTAL_TOL = 1e-9  # relative: path-to-root updates vs a fresh full evaluation
+
+
+@pytest.mark.parametrize("model", ["JC", "HKY{2}+F{0.3,0.2,0.1,0.4}+I{0.2}+G4{0.5}"])
+@pytest.mark.parametrize("n_taxa,rooted", [(9, False), (12, True), (300, False)])
+def test_incremental_updates_match_full_evaluation(model, n_taxa, rooted, rng):
+    """Random accepted/rejected single-branch (and all-branch) proposals: the
+    incremental ln L equals a fresh full evaluation (also after rejections)."""
+    tree = random_tree(n_taxa, rng=rng, rooted=rooted)
+    aln = random_alignment(tree.taxa, 60, rng)
+    tl = TreeLikelihood(aln, tree, model)
+    fresh = TreeLikelihood(aln, tree, model)
+    bl = tl.tree.branch_lengths + 0.01
+    if n_taxa == 300:
+        bl = bl * 20.0  # long branches: rescaling on the path
+    value = tl.set_branch_lengths(bl)
+    assert abs(value - fresh.log_likelihood(bl)) <= INCREMENTAL_TOL * abs(value)
+    for step in range(60):
+        if step % 15 == 7:
+            prop = bl * np.exp(0.1 * rng.standard_normal(bl.size))
+            got = tl.propose_all(prop)
+        else:
+            j = int(rng.integers(bl.size))
+            prop = bl.copy()
+            prop[j] = bl[j] * np.exp(rng.uniform(-1, 1))
+            got = tl.propose_branch(j, prop[j])
+        expect = fresh.log_likelihood(prop)
+        assert abs(got - expect) <= INCREMENTAL_TOL * abs(expect)
+        if rng.random() < 0.5:
+            tl.accept()
+            bl = prop
+        else:
+            tl.reject()
+        np.testing.assert_array_equal(tl.current_branch_lengths, bl)
+    # the state after the sequence evaluates like a fresh one
+    j = 0
+    got = tl.propose_branch(j, bl[j])
+    assert abs(got - fresh.log_likelihood(bl)) <= INCREMENTAL_TOL * abs(got)
+    tl.reject()
+
+
+def test_incremental_bit_identical_to_full(rng):
+    """Exact power-of-two rescaling and identical node arithmetic: an incremental update
+    gives the full evaluation's value bit for bit (what checkpoint/resume relies on)."""
+    tree = random_tree(40, rng=rng)
+    aln = random_alignment(tree.taxa, 50, rng)
+    tl = TreeLikelihood(aln, tree, "GTR{1.5,4,0.5,0.8,6}+F{0.35,0.15,0.2,0.3}+G4{0.5}")
+    bl = tl.tree.branch_lengths * 10 + 0.01
+    tl.set_branch_lengths(bl)
+    for j in rng.integers(bl.size, size=20):
+        bl[j] *= 1.3
+        got = tl.propose_branch(int(j), bl[j])
+        tl.accept()
+        assert got == tl.log_likelihood(bl)
+
+
+def test_kernel_arguments_are_private(rng):
+    tree = random_tree(6, rng=rng)
+    aln = random_alignment(tree.taxa, 20, rng)
+    tl = TreeLikelihood(aln, tree, "JC")
+    a, b = tl.kernel_arguments(), tl.kernel_arguments()
+    assert a[6] is not b[6] and a[7] is not b[7]
+    from phylo._kernels import pruning
+    bl = tl.tree.branch_lengths
+    assert abs(pruning.log_likelihood(bl, *a[:pruning.N_LOGLIK_ARGS]) - tl.log_likelihood(bl)) < EXACT

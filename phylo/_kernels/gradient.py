@@ -14,7 +14,6 @@ u). For a branch v below u with siblings s, Q_v = pre_u ∘ Π_s H_s (π at the 
 Both are computed at the same (arbitrary) scale, so their ratio is exact whatever
 rescaling was applied; no scale logarithms are needed in the pre-order pass. With +I,
 d ln L_p/dt = (dL_var/dt / L_var) · (L_var / L_p), the second factor from the root.
-Tip branches use tables of dP/dt over the 16 masks (like the tip tables of P).
 """
 from __future__ import annotations
 
@@ -23,11 +22,11 @@ import math
 from numba import njit
 
 from .pruning import (FASTMATH, SCALE_THRESHOLD, child_contribution, rescale,
-                      root_and_finish, tip_table, transition_matrices)
+                      root_and_finish, rows, transition_matrices)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _product(out, ha, hb, mx, first):
+def _product(out, ha, hb, mx):
     n = out.shape[1]
     for p in range(n):
         z0 = ha[0, p] * hb[0, p]
@@ -74,26 +73,7 @@ def _q(q, c, u, s, is_root, model, pre, h1, h2, has2):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _branch_tip(q, hv, dt, mv, w, lsum, dsum, first):
-    n = q.shape[1]
-    for p in range(n):
-        m = mv[p]
-        q0 = q[0, p]
-        q1 = q[1, p]
-        q2 = q[2, p]
-        q3 = q[3, p]
-        ls = w * (q0 * hv[0, p] + q1 * hv[1, p] + q2 * hv[2, p] + q3 * hv[3, p])
-        ds = w * (q0 * dt[0, m] + q1 * dt[1, m] + q2 * dt[2, m] + q3 * dt[3, m])
-        if first:
-            lsum[p] = ls
-            dsum[p] = ds
-        else:
-            lsum[p] += ls
-            dsum[p] += ds
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _branch_internal(q, hv, x, d, pv, out, w, lsum, dsum, mx, first):
+def _branch(q, hv, x, d, pv, out, w, lsum, dsum, mx):
     d00 = d[0, 0]; d01 = d[0, 1]; d02 = d[0, 2]; d03 = d[0, 3]
     d10 = d[1, 0]; d11 = d[1, 1]; d12 = d[1, 2]; d13 = d[1, 3]
     d20 = d[2, 0]; d21 = d[2, 1]; d22 = d[2, 2]; d23 = d[2, 3]
@@ -117,13 +97,8 @@ def _branch_internal(q, hv, x, d, pv, out, w, lsum, dsum, mx, first):
         e1 = d10 * x0 + d11 * x1 + d12 * x2 + d13 * x3
         e2 = d20 * x0 + d21 * x1 + d22 * x2 + d23 * x3
         e3 = d30 * x0 + d31 * x1 + d32 * x2 + d33 * x3
-        ds = w * (q0 * e0 + q1 * e1 + q2 * e2 + q3 * e3)
-        if first:
-            lsum[p] = ls
-            dsum[p] = ds
-        else:
-            lsum[p] += ls
-            dsum[p] += ds
+        lsum[p] += ls
+        dsum[p] += w * (q0 * e0 + q1 * e1 + q2 * e2 + q3 * e3)
         y0 = q0 * m00 + q1 * m10 + q2 * m20 + q3 * m30
         y1 = q0 * m01 + q1 * m11 + q2 * m21 + q3 * m31
         y2 = q0 * m02 + q1 * m12 + q2 * m22 + q3 * m32
@@ -141,40 +116,38 @@ def _branch_internal(q, hv, x, d, pv, out, w, lsum, dsum, mx, first):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def gradient(bl, children, n_children, tips, model, pattern_weights, inv_lik,
-             pm, dpm, ttab, dtab, partials, cur, scnt, sflag, hbuf, pre, lnl, frac_var,
-             acc, escale, work, grad):
+def gradient(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
+             pm, dpm, partials, cur, scnt, sflag, hbuf, pre, lnl, frac_var, acc, escale,
+             work, grad):
     """Returns ln L and fills ``grad`` (N-1,) with d ln L / d t_v (per unit branch length).
 
-    Buffers: pm, dpm (N-1, C, 4, 4); ttab, dtab (S, C, 4, 16); partials/cur/scnt/sflag
-    as :func:`phylo._kernels.pruning.log_likelihood`; hbuf (N-1, C, 4, P); pre
+    Buffers: pm, dpm (N-1, C, 4, 4); partials/cur/scnt/sflag as
+    :func:`phylo._kernels.pruning.log_likelihood`; hbuf (N-1, C, 4, P); pre
     (N-S, C, 4, P); lnl, frac_var (P,); acc (4, P); escale int32 (P,); work (7, P)."""
-    s = tips.shape[0]
+    s = tipx.shape[0]
     nc = int(model[0])
     n = children.shape[0]
+    npat = lnl.shape[0]
     transition_matrices(bl, model, pm, dpm, True)
-    for v in range(s):
-        tip_table(v, nc, pm, ttab)
-        tip_table(v, nc, dpm, dtab)
     mx = work[6]
     # post-order, keeping H_v = P_v x_v of every non-root node
     for u in range(s, n):
         for k in range(n_children[u]):
             v = children[u, k]
             for c in range(nc):
-                child_contribution(v, c, tips, model, pm, ttab, partials, cur, hbuf[v, c], True)
+                child_contribution(v, c, tipx, model, pm, partials, cur, hbuf[v, c], True)
         if u < n - 1:
             r = u - s
             a = children[u, 0]
             b = children[u, 1]
-            for p in range(mx.shape[0]):
+            for p in range(npat):
                 mx[p] = 0.0
             for c in range(nc):
-                _product(partials[cur[r], r, c], hbuf[a, c], hbuf[b, c], mx, c == 0)
+                _product(partials[cur[r], r, c], hbuf[a, c], hbuf[b, c], mx)
             rescale(r, cur[r], nc, partials, mx, scnt, sflag)
-    total = root_and_finish(children, n_children, tips, model, pattern_weights, inv_lik, pm,
-                            ttab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
-    # pre-order
+    total = root_and_finish(children, n_children, tipx, model, pattern_weights, inv_lik, pm,
+                            partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
+    # pre-order (acc is free now: the discarded pre-order partial of tips)
     q = work[:4]
     dsum = work[4]
     lsum = work[5]
@@ -185,24 +158,24 @@ def gradient(bl, children, n_children, tips, model, pattern_weights, inv_lik,
             v = children[u, ci]
             s1 = children[u, (ci + 1) % k]
             s2 = children[u, (ci + 2) % k] if k == 3 else s1
-            for p in range(mx.shape[0]):
+            for p in range(npat):
                 mx[p] = 0.0
+                dsum[p] = 0.0
+                lsum[p] = 0.0
             for c in range(nc):
                 w = model[58 + nc + c]
                 _q(q, c, u, s, is_root, model, pre, hbuf[s1, c], hbuf[s2, c], k == 3)
-                if v < s:
-                    _branch_tip(q, hbuf[v, c], dtab[v, c], tips[v], w, lsum, dsum, c == 0)
-                else:
-                    _branch_internal(q, hbuf[v, c], partials[cur[v - s], v - s, c], dpm[v, c],
-                                     pm[v, c], pre[v - s, c], w, lsum, dsum, mx, c == 0)
+                out = acc if v < s else pre[v - s, c]
+                _branch(q, hbuf[v, c], rows(v, c, s, tipx, partials, cur), dpm[v, c], pm[v, c],
+                        out, w, lsum, dsum, mx)
             acc_g = 0.0
-            for p in range(lsum.shape[0]):
+            for p in range(npat):
                 if lsum[p] > 0.0:
                     acc_g += pattern_weights[p] * frac_var[p] * dsum[p] / lsum[p]
             grad[v] = acc_g
             if v >= s:
                 r = v - s
-                for p in range(mx.shape[0]):
+                for p in range(npat):
                     m = mx[p]
                     if m < SCALE_THRESHOLD and m > 0.0:
                         f, e = math.frexp(m)

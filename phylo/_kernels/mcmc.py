@@ -32,6 +32,8 @@ import math
 import numpy as np
 from numba import njit
 
+from . import pruning as _pr
+
 #: Bounds of the adapted proposal widths (log scale units).
 MIN_SCALE = 1e-5
 MAX_SCALE = 20.0
@@ -147,6 +149,117 @@ def run_chain(loglik, loglik_args, logprior, logprior_args,
                 s = 1e-5
             if s > 20.0:
                 s = 20.0
+            scales[j] = s
+        if (it + 1) % thin == 0 and k < out_ll.shape[0]:
+            out_ll[k] = ll
+            out_lp[k] = lp
+            if store_z:
+                for i in range(d):
+                    out_z[k, i] = z[i]
+            k += 1
+    return ll, lp
+
+
+@njit(cache=True)
+def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kind, ref_a,
+                   ref_b, ll_min, n_branches, uniforms, scales, accepts, tries, adapt, thin,
+                   out_z, out_ll, out_lp):
+    """:func:`run_chain` for the tree likelihood with i.i.d. Exponential(``prior_rate``)
+    branch-length priors and z = log t (no model parameters: d = n_branches), with
+    incremental likelihood updates: a single-branch move recomputes P of that branch
+    and the partials on its path to the root into spare buffers (reject = flip back,
+    :func:`phylo._kernels.pruning.propose_branch`), as MrBayes does; the tree-length
+    move recomputes everything. The state is first evaluated in full, so a call's
+    result depends only on its inputs (the incremental value equals the full one bit
+    for bit). ``targs`` = :meth:`phylo.likelihood.TreeLikelihood.kernel_arguments`.
+    Same proposals, acceptance rule and adaptation as :func:`run_chain`."""
+    (children, n_children, tipx, model, pweights, inv_lik, pm, partials, cur, scnt, sflag,
+     lnl, frac, acc, escale, parent, pm_save, path, pm_all_save) = targs
+    d = z.shape[0]
+    n = uniforms.shape[0]
+    store_z = out_z.shape[0] > 0
+    prior_args = (prior_rate, n_branches)
+    bl = np.empty(n_branches)
+    for i in range(n_branches):
+        bl[i] = math.exp(z[i])
+    _pr.log_likelihood(bl, children, n_children, tipx, model, pweights, inv_lik, pm, partials,
+                       cur, scnt, sflag, lnl, frac, acc, escale)
+    lr = 0.0
+    if w_ref != 0.0:
+        lr = log_reference(z, ref_kind, ref_a, ref_b)
+    cur_target = w_like * ll + w_prior * lp + w_ref * lr
+    zp = z.copy()
+    p_all = 1.0 / (d + 1.0) if n_branches > 1 else 0.0
+    k = 0
+    for it in range(n):
+        u0 = uniforms[it, 0]
+        u1 = uniforms[it, 1]
+        u2 = uniforms[it, 2]
+        valid = True
+        if u0 < p_all:
+            j = d
+            delta = scales[d] * (u1 - 0.5)
+            for i in range(n_branches):
+                zp[i] = z[i] + delta
+                t = math.exp(zp[i])
+                bl[i] = t
+                if not (t >= 0.0 and t < np.inf):
+                    valid = False
+            if valid:
+                llp = _pr.propose_all(bl, children, n_children, tipx, model, pweights, inv_lik,
+                                      pm, partials, cur, scnt, sflag, lnl, frac, acc, escale,
+                                      pm_all_save)
+            else:
+                llp = np.nan
+        else:
+            j = int((u0 - p_all) / (1.0 - p_all) * d)
+            if j >= d:
+                j = d - 1
+            zp[j] = z[j] + scales[j] * (u1 - 0.5)
+            t = math.exp(zp[j])
+            if t >= 0.0 and t < np.inf:
+                llp = _pr.propose_branch(j, t, children, n_children, parent, tipx, model,
+                                         pweights, inv_lik, pm, partials, cur, scnt, sflag, lnl,
+                                         frac, acc, escale, pm_save, path)
+            else:
+                valid = False
+                llp = np.nan
+        lpp = exp_prior_z(zp, prior_args)
+        lrp = 0.0
+        if w_ref != 0.0:
+            lrp = log_reference(zp, ref_kind, ref_a, ref_b)
+        new = w_like * llp + w_prior * lpp + w_ref * lrp
+        ok = (llp >= ll_min) and (new == new) and (math.log(u2) < new - cur_target)
+        tries[j] += 1
+        if ok:
+            accepts[j] += 1
+            ll = llp
+            lp = lpp
+            lr = lrp
+            cur_target = new
+            if j == d:
+                for i in range(n_branches):
+                    z[i] = zp[i]
+            else:
+                z[j] = zp[j]
+        else:
+            if j == d:
+                if valid:
+                    _pr.revert_all(pm, cur, pm_all_save)
+                for i in range(n_branches):
+                    zp[i] = z[i]
+            else:
+                if valid:
+                    _pr.revert_branch(j, tipx.shape[0], model, pm, cur, pm_save, path)
+                zp[j] = z[j]
+        if adapt:
+            target = 0.234 if j == d else 0.44
+            gamma = 10.0 / math.sqrt(tries[j] + 100.0)
+            s = scales[j] * math.exp(gamma * ((1.0 if ok else 0.0) - target))
+            if s < MIN_SCALE:
+                s = MIN_SCALE
+            if s > MAX_SCALE:
+                s = MAX_SCALE
             scales[j] = s
         if (it + 1) % thin == 0 and k < out_ll.shape[0]:
             out_ll[k] = ll

@@ -5,12 +5,14 @@ Array layouts (float64 unless noted; S leaves, N nodes, P patterns, C rate categ
 ``children``   int32 (N, 3), post-order tree of :mod:`phylo.trees.tree` padded with -1;
                every internal node has 2 children, the root 2 (rooted) or 3 (unrooted).
 ``parent``     int32 (N,), -1 at the root.
-``tips``       uint8 (S, P) tip state masks (A=1 C=2 G=4 T=8; 15 = missing).
+``tipx``       (S, 4, P) tip partials: indicator rows of the states in each mask
+               (A=1 C=2 G=4 T=8; 15 = missing = all ones), shared by all categories.
+               Measured (Numba 0.6x, AVX-512): a per-branch table of the 16 masks
+               (T[m, i] = Σ_{j∈m} P_ij) needs a gather per pattern, which LLVM does
+               not vectorise (2.7 µs per tip-tip node on DS1 vs 1.2 µs for the
+               vectorised indicator product), so tips use the indicator rows.
 ``pm``         (N-1, C, 4, 4) transition matrices of every branch and category,
                ``pm[v, c, i, j] = P_ij(r_c t_v)``.
-``ttab``       (S, C, 4, 16) tip tables: ``ttab[v, c, i, m] = Σ_{j ∈ m} P_ij`` for the
-               branch above leaf v, so a tip child's contribution P·x is a lookup
-               (no matrix-vector product, no indicator rows).
 ``partials``   (2, N-S, C, 4, P) conditional likelihoods of internal node ``u`` at row
                ``u-S``, double-buffered: the live copy is ``partials[cur[u-S], u-S]``.
                Structure of arrays (patterns innermost): every loop over patterns is a
@@ -121,113 +123,15 @@ def branch_matrices(b, t, model, pm, dpm, want_derivative):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def tip_table(v, nc, mat, tab):
-    """tab[v, c, i, m] = Σ_{j ∈ mask m} mat[v, c, i, j] for the 16 masks m."""
-    for c in range(nc):
-        for i in range(4):
-            tab[v, c, i, 0] = 0.0
-            for m in range(1, 16):
-                low = m & (-m)
-                j = 0 if low == 1 else (1 if low == 2 else (2 if low == 4 else 3))
-                tab[v, c, i, m] = tab[v, c, i, m & (m - 1)] + mat[v, c, i, j]
-
-
-@njit(cache=True, fastmath=FASTMATH)
 def transition_matrices(bl, model, pm, dpm, want_derivative):
     """P (and dP/dt) for all branches; pm, dpm: (n_branches, C, 4, 4)."""
     for b in range(bl.shape[0]):
         branch_matrices(b, bl[b], model, pm, dpm, want_derivative)
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def all_tables(s, nc, pm, ttab):
-    for v in range(s):
-        tip_table(v, nc, pm, ttab)
-
-
 # --- one internal node ----------------------------------------------------------------
 @njit(cache=True, fastmath=FASTMATH)
-def _tip_tip(out, ta, tb, ma, mb, mx, first):
-    n = out.shape[1]
-    for p in range(n):
-        ia = ma[p]
-        ib = mb[p]
-        z0 = ta[0, ia] * tb[0, ib]
-        z1 = ta[1, ia] * tb[1, ib]
-        z2 = ta[2, ia] * tb[2, ib]
-        z3 = ta[3, ia] * tb[3, ib]
-        out[0, p] = z0
-        out[1, p] = z1
-        out[2, p] = z2
-        out[3, p] = z3
-        m = mx[p]
-        m = z0 if z0 > m else m
-        m = z1 if z1 > m else m
-        m = z2 if z2 > m else m
-        m = z3 if z3 > m else m
-        mx[p] = m
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _tip_int(out, ta, ma, xb, pb, mx, first):
-    b00 = pb[0, 0]; b01 = pb[0, 1]; b02 = pb[0, 2]; b03 = pb[0, 3]
-    b10 = pb[1, 0]; b11 = pb[1, 1]; b12 = pb[1, 2]; b13 = pb[1, 3]
-    b20 = pb[2, 0]; b21 = pb[2, 1]; b22 = pb[2, 2]; b23 = pb[2, 3]
-    b30 = pb[3, 0]; b31 = pb[3, 1]; b32 = pb[3, 2]; b33 = pb[3, 3]
-    n = out.shape[1]
-    for p in range(n):
-        ia = ma[p]
-        y0 = xb[0, p]
-        y1 = xb[1, p]
-        y2 = xb[2, p]
-        y3 = xb[3, p]
-        z0 = ta[0, ia] * (b00 * y0 + b01 * y1 + b02 * y2 + b03 * y3)
-        z1 = ta[1, ia] * (b10 * y0 + b11 * y1 + b12 * y2 + b13 * y3)
-        z2 = ta[2, ia] * (b20 * y0 + b21 * y1 + b22 * y2 + b23 * y3)
-        z3 = ta[3, ia] * (b30 * y0 + b31 * y1 + b32 * y2 + b33 * y3)
-        out[0, p] = z0
-        out[1, p] = z1
-        out[2, p] = z2
-        out[3, p] = z3
-        m = mx[p]
-        m = z0 if z0 > m else m
-        m = z1 if z1 > m else m
-        m = z2 if z2 > m else m
-        m = z3 if z3 > m else m
-        mx[p] = m
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _tip_int_f81(out, ta, ma, xb, pb, mx, first):
-    # P = a I + 1 bᵀ: b_j = P[(j+1)%4, j], a = P[0,0] - b_0
-    q0 = pb[1, 0]; q1 = pb[2, 1]; q2 = pb[3, 2]; q3 = pb[0, 3]
-    a = pb[0, 0] - q0
-    n = out.shape[1]
-    for p in range(n):
-        ia = ma[p]
-        y0 = xb[0, p]
-        y1 = xb[1, p]
-        y2 = xb[2, p]
-        y3 = xb[3, p]
-        sb = q0 * y0 + q1 * y1 + q2 * y2 + q3 * y3
-        z0 = ta[0, ia] * (a * y0 + sb)
-        z1 = ta[1, ia] * (a * y1 + sb)
-        z2 = ta[2, ia] * (a * y2 + sb)
-        z3 = ta[3, ia] * (a * y3 + sb)
-        out[0, p] = z0
-        out[1, p] = z1
-        out[2, p] = z2
-        out[3, p] = z3
-        m = mx[p]
-        m = z0 if z0 > m else m
-        m = z1 if z1 > m else m
-        m = z2 if z2 > m else m
-        m = z3 if z3 > m else m
-        mx[p] = m
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _int_int(out, xa, pa, xb, pb, mx, first):
+def _int_int(out, xa, pa, xb, pb, mx):
     a00 = pa[0, 0]; a01 = pa[0, 1]; a02 = pa[0, 2]; a03 = pa[0, 3]
     a10 = pa[1, 0]; a11 = pa[1, 1]; a12 = pa[1, 2]; a13 = pa[1, 3]
     a20 = pa[2, 0]; a21 = pa[2, 1]; a22 = pa[2, 2]; a23 = pa[2, 3]
@@ -263,7 +167,7 @@ def _int_int(out, xa, pa, xb, pb, mx, first):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _int_int_f81(out, xa, pa, xb, pb, mx, first):
+def _int_int_f81(out, xa, pa, xb, pb, mx):
     qa0 = pa[1, 0]; qa1 = pa[2, 1]; qa2 = pa[3, 2]; qa3 = pa[0, 3]
     aa = pa[0, 0] - qa0
     qb0 = pb[1, 0]; qb1 = pb[2, 1]; qb2 = pb[3, 2]; qb3 = pb[0, 3]
@@ -296,39 +200,34 @@ def _int_int_f81(out, xa, pa, xb, pb, mx, first):
         mx[p] = m
 
 
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def rows(v, c, s, tipx, partials, cur):
+    """The live (4, P) partials of node v in category c (tips: indicator rows)."""
+    if v < s:
+        return tipx[v]
+    return partials[cur[v - s], v - s, c]
+
+
 @njit(cache=True, fastmath=FASTMATH)
-def node_partials(u, dst, children, tips, model, pm, ttab, partials, cur, scnt, sflag, mx):
+def node_partials(u, dst, children, tipx, model, pm, partials, cur, scnt, sflag, mx):
     """Partials of internal node u (not the root) into buffer ``dst`` from its two
     children's live partials, then rescaling. ``mx`` (P,) is scratch."""
-    s = tips.shape[0]
+    s = tipx.shape[0]
     nc = int(model[0])
     f81 = model[58 + 2 * nc] != 0.0
     a = children[u, 0]
     b = children[u, 1]
-    if a >= s and b < s:
-        a, b = b, a
     r = u - s
     for p in range(mx.shape[0]):
         mx[p] = 0.0
     for c in range(nc):
         out = partials[dst, r, c]
-        first = c == 0
-        if b < s:
-            _tip_tip(out, ttab[a, c], ttab[b, c], tips[a], tips[b], mx, first)
-        elif a < s:
-            if f81:
-                _tip_int_f81(out, ttab[a, c], tips[a], partials[cur[b - s], b - s, c], pm[b, c],
-                             mx, first)
-            else:
-                _tip_int(out, ttab[a, c], tips[a], partials[cur[b - s], b - s, c], pm[b, c],
-                         mx, first)
+        xa = rows(a, c, s, tipx, partials, cur)
+        xb = rows(b, c, s, tipx, partials, cur)
+        if f81:
+            _int_int_f81(out, xa, pm[a, c], xb, pm[b, c], mx)
         else:
-            xa = partials[cur[a - s], a - s, c]
-            xb = partials[cur[b - s], b - s, c]
-            if f81:
-                _int_int_f81(out, xa, pm[a, c], xb, pm[b, c], mx, first)
-            else:
-                _int_int(out, xa, pm[a, c], xb, pm[b, c], mx, first)
+            _int_int(out, xa, pm[a, c], xb, pm[b, c], mx)
     rescale(r, dst, nc, partials, mx, scnt, sflag)
 
 
@@ -360,65 +259,45 @@ def rescale(r, dst, nc, partials, mx, scnt, sflag):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def child_contribution(v, c, tips, model, pm, ttab, partials, cur, out, first):
-    """out (4, P) = (or *=) P_v x_v for category c (tip children: table lookup)."""
-    s = tips.shape[0]
+def child_contribution(v, c, tipx, model, pm, partials, cur, out, first):
+    """out (4, P) = (or *=) P_v x_v for category c."""
+    s = tipx.shape[0]
     n = out.shape[1]
-    nc = int(model[0])
-    if v < s:
-        t = ttab[v, c]
-        mv = tips[v]
-        for p in range(n):
-            m = mv[p]
-            g0 = t[0, m]
-            g1 = t[1, m]
-            g2 = t[2, m]
-            g3 = t[3, m]
-            if first:
-                out[0, p] = g0
-                out[1, p] = g1
-                out[2, p] = g2
-                out[3, p] = g3
-            else:
-                out[0, p] *= g0
-                out[1, p] *= g1
-                out[2, p] *= g2
-                out[3, p] *= g3
-        return
-    x = partials[cur[v - s], v - s, c]
+    x = rows(v, c, s, tipx, partials, cur)
     pv = pm[v, c]
     m00 = pv[0, 0]; m01 = pv[0, 1]; m02 = pv[0, 2]; m03 = pv[0, 3]
     m10 = pv[1, 0]; m11 = pv[1, 1]; m12 = pv[1, 2]; m13 = pv[1, 3]
     m20 = pv[2, 0]; m21 = pv[2, 1]; m22 = pv[2, 2]; m23 = pv[2, 3]
     m30 = pv[3, 0]; m31 = pv[3, 1]; m32 = pv[3, 2]; m33 = pv[3, 3]
-    for p in range(n):
-        x0 = x[0, p]
-        x1 = x[1, p]
-        x2 = x[2, p]
-        x3 = x[3, p]
-        g0 = m00 * x0 + m01 * x1 + m02 * x2 + m03 * x3
-        g1 = m10 * x0 + m11 * x1 + m12 * x2 + m13 * x3
-        g2 = m20 * x0 + m21 * x1 + m22 * x2 + m23 * x3
-        g3 = m30 * x0 + m31 * x1 + m32 * x2 + m33 * x3
-        if first:
-            out[0, p] = g0
-            out[1, p] = g1
-            out[2, p] = g2
-            out[3, p] = g3
-        else:
-            out[0, p] *= g0
-            out[1, p] *= g1
-            out[2, p] *= g2
-            out[3, p] *= g3
+    if first:
+        for p in range(n):
+            x0 = x[0, p]
+            x1 = x[1, p]
+            x2 = x[2, p]
+            x3 = x[3, p]
+            out[0, p] = m00 * x0 + m01 * x1 + m02 * x2 + m03 * x3
+            out[1, p] = m10 * x0 + m11 * x1 + m12 * x2 + m13 * x3
+            out[2, p] = m20 * x0 + m21 * x1 + m22 * x2 + m23 * x3
+            out[3, p] = m30 * x0 + m31 * x1 + m32 * x2 + m33 * x3
+    else:
+        for p in range(n):
+            x0 = x[0, p]
+            x1 = x[1, p]
+            x2 = x[2, p]
+            x3 = x[3, p]
+            out[0, p] *= m00 * x0 + m01 * x1 + m02 * x2 + m03 * x3
+            out[1, p] *= m10 * x0 + m11 * x1 + m12 * x2 + m13 * x3
+            out[2, p] *= m20 * x0 + m21 * x1 + m22 * x2 + m23 * x3
+            out[3, p] *= m30 * x0 + m31 * x1 + m32 * x2 + m33 * x3
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def root_and_finish(children, n_children, tips, model, pattern_weights, inv_lik, pm, ttab,
+def root_and_finish(children, n_children, tipx, model, pattern_weights, inv_lik, pm,
                     partials, cur, scnt, sflag, lnl, frac_var, acc, escale):
     """Root integration and the per-pattern logs: fills ``lnl`` (P,) with ln L_p and
     ``frac_var`` with L_var/L_p; returns Σ_p w_p ln L_p. acc (4, P) scratch, escale
     int32 (P,) scratch."""
-    s = tips.shape[0]
+    s = tipx.shape[0]
     nc = int(model[0])
     npat = lnl.shape[0]
     root = children.shape[0] - 1
@@ -430,8 +309,7 @@ def root_and_finish(children, n_children, tips, model, pattern_weights, inv_lik,
         lnl[p] = 0.0
     for c in range(nc):
         for k in range(n_children[root]):
-            child_contribution(children[root, k], c, tips, model, pm, ttab, partials, cur, acc,
-                               k == 0)
+            child_contribution(children[root, k], c, tipx, model, pm, partials, cur, acc, k == 0)
         w = model[58 + nc + c]
         for p in range(npat):
             lnl[p] += w * (pi0 * acc[0, p] + pi1 * acc[1, p] + pi2 * acc[2, p] + pi3 * acc[3, p])
@@ -468,22 +346,22 @@ def root_and_finish(children, n_children, tips, model, pattern_weights, inv_lik,
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def postorder_all(children, tips, model, pm, ttab, partials, cur, scnt, sflag, mx, flip):
+def postorder_all(children, tipx, model, pm, partials, cur, scnt, sflag, mx, flip):
     """Partials of every internal node except the root, children first. With ``flip``
     every node is written to its other buffer and ``cur`` is flipped (a proposal that
     changes all branches; :func:`revert_all` undoes it)."""
-    s = tips.shape[0]
+    s = tipx.shape[0]
     n = children.shape[0]
     for u in range(s, n - 1):
         r = u - s
         dst = 1 - cur[r] if flip else cur[r]
-        node_partials(u, dst, children, tips, model, pm, ttab, partials, cur, scnt, sflag, mx)
+        node_partials(u, dst, children, tipx, model, pm, partials, cur, scnt, sflag, mx)
         cur[r] = dst
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def log_likelihood(bl, children, n_children, tips, model, pattern_weights, inv_lik,
-                   pm, ttab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale):
+def log_likelihood(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
+                   pm, partials, cur, scnt, sflag, lnl, frac_var, acc, escale):
     """ln L = Σ_p w_p ln L_p for branch lengths ``bl`` (N-1,); fills ``lnl`` (P,).
     Returns NaN (and computes nothing) if any branch length is negative or not finite.
     Evaluates into the live buffers ``cur``."""
@@ -493,64 +371,55 @@ def log_likelihood(bl, children, n_children, tips, model, pattern_weights, inv_l
         if not (bl[b] >= 0.0 and bl[b] < np.inf):
             return np.nan
     transition_matrices(bl, model, pm, pm, False)
-    all_tables(tips.shape[0], int(model[0]), pm, ttab)
     # frac_var is free until root_and_finish fills it: the rescaling scratch
-    postorder_all(children, tips, model, pm, ttab, partials, cur, scnt, sflag, frac_var, False)
-    return root_and_finish(children, n_children, tips, model, pattern_weights, inv_lik, pm,
-                           ttab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
+    postorder_all(children, tipx, model, pm, partials, cur, scnt, sflag, frac_var, False)
+    return root_and_finish(children, n_children, tipx, model, pattern_weights, inv_lik, pm,
+                           partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
+
+
+#: Arguments of :func:`log_likelihood` after ``bl``.
+N_LOGLIK_ARGS = 15
 
 
 # --- incremental updates (MCMC) ---------------------------------------------------------
 @njit(cache=True, fastmath=FASTMATH)
-def propose_branch(j, t, children, n_children, parent, tips, model, pattern_weights, inv_lik,
-                   pm, ttab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale,
-                   pm_save, ttab_save, path):
+def propose_branch(j, t, children, n_children, parent, tipx, model, pattern_weights, inv_lik,
+                   pm, partials, cur, scnt, sflag, lnl, frac_var, acc, escale, pm_save, path):
     """ln L after changing branch j to length t, recomputing only P_j and the partials
     on the path from j to the root, each into its node's other buffer. The old P_j
-    (and tip table) go to pm_save (C, 4, 4) / ttab_save (C, 4, 16); the path to
-    ``path`` (int32, N) with its length in path[N-1]. Call :func:`revert_branch` to
-    reject; accepting needs nothing."""
-    s = tips.shape[0]
+    goes to pm_save (C, 4, 4), the path to ``path`` (int32, N) with its length in
+    path[N-1]. Call :func:`revert_branch` to reject; accepting needs nothing."""
+    s = tipx.shape[0]
     nc = int(model[0])
     n = children.shape[0]
     for c in range(nc):
         for i in range(4):
             for k in range(4):
                 pm_save[c, i, k] = pm[j, c, i, k]
-            if j < s:
-                for m in range(16):
-                    ttab_save[c, i, m] = ttab[j, c, i, m]
     branch_matrices(j, t, model, pm, pm, False)
-    if j < s:
-        tip_table(j, nc, pm, ttab)
     k = 0
     u = parent[j]
     while u != n - 1:
         r = u - s
         dst = 1 - cur[r]
-        node_partials(u, dst, children, tips, model, pm, ttab, partials, cur, scnt, sflag,
-                      frac_var)
+        node_partials(u, dst, children, tipx, model, pm, partials, cur, scnt, sflag, frac_var)
         cur[r] = dst
         path[k] = u
         k += 1
         u = parent[u]
     path[n - 1] = k
-    return root_and_finish(children, n_children, tips, model, pattern_weights, inv_lik, pm,
-                           ttab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
+    return root_and_finish(children, n_children, tipx, model, pattern_weights, inv_lik, pm,
+                           partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def revert_branch(j, tips, model, pm, ttab, cur, pm_save, ttab_save, path):
-    """Undo :func:`propose_branch` (lnl/frac_var are left stale)."""
-    s = tips.shape[0]
+def revert_branch(j, s, model, pm, cur, pm_save, path):
+    """Undo :func:`propose_branch` (S = s leaves; lnl/frac_var are left stale)."""
     nc = int(model[0])
     for c in range(nc):
         for i in range(4):
             for k in range(4):
                 pm[j, c, i, k] = pm_save[c, i, k]
-            if j < s:
-                for m in range(16):
-                    ttab[j, c, i, m] = ttab_save[c, i, m]
     n = path.shape[0]
     for k in range(path[n - 1]):
         r = path[k] - s
@@ -558,53 +427,48 @@ def revert_branch(j, tips, model, pm, ttab, cur, pm_save, ttab_save, path):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def propose_all(bl, children, n_children, tips, model, pattern_weights, inv_lik,
-                pm, ttab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale,
-                pm_all_save, ttab_all_save):
+def propose_all(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
+                pm, partials, cur, scnt, sflag, lnl, frac_var, acc, escale, pm_all_save):
     """ln L at new lengths ``bl`` for every branch, into the other buffers (see
     :func:`revert_all`)."""
     pm_all_save[:] = pm
-    ttab_all_save[:] = ttab
     transition_matrices(bl, model, pm, pm, False)
-    all_tables(tips.shape[0], int(model[0]), pm, ttab)
-    postorder_all(children, tips, model, pm, ttab, partials, cur, scnt, sflag, frac_var, True)
-    return root_and_finish(children, n_children, tips, model, pattern_weights, inv_lik, pm,
-                           ttab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
+    postorder_all(children, tipx, model, pm, partials, cur, scnt, sflag, frac_var, True)
+    return root_and_finish(children, n_children, tipx, model, pattern_weights, inv_lik, pm,
+                           partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def revert_all(pm, ttab, cur, pm_all_save, ttab_all_save):
+def revert_all(pm, cur, pm_all_save):
     pm[:] = pm_all_save
-    ttab[:] = ttab_all_save
     for r in range(cur.shape[0]):
         cur[r] = 1 - cur[r]
 
 
 # --- batches ------------------------------------------------------------------------------
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def log_likelihood_batch(bls, children, n_children, tips, model, pattern_weights,
+def log_likelihood_batch(bls, children, n_children, tipx, model, pattern_weights,
                          inv_lik, n_chunks, out):
     """ln L for every row of ``bls`` (B, N-1) into ``out`` (B,), in parallel over
     ``n_chunks`` chunks of rows (numba prange); each chunk allocates its own buffers."""
     nb = bls.shape[0]
-    s = tips.shape[0]
-    npat = tips.shape[1]
+    s = tipx.shape[0]
+    npat = tipx.shape[2]
     nc = int(model[0])
     n = children.shape[0]
     for k in prange(n_chunks):
         lo = (nb * k) // n_chunks
         hi = (nb * (k + 1)) // n_chunks
         pm = np.empty((n - 1, nc, 4, 4))
-        ttab = np.empty((s, nc, 4, 16))
-        partials = np.empty((2, n - s, nc, 4, npat))
+        partials = np.empty((1, n - s, nc, 4, npat))
         cur = np.zeros(n - s, dtype=np.int32)
-        scnt = np.empty((2, n - s, npat), dtype=np.int32)
-        sflag = np.zeros((2, n - s), dtype=np.int32)
+        scnt = np.empty((1, n - s, npat), dtype=np.int32)
+        sflag = np.zeros((1, n - s), dtype=np.int32)
         lnl = np.empty(npat)
         frac = np.empty(npat)
         acc = np.empty((4, npat))
         escale = np.empty(npat, dtype=np.int32)
         for r in range(lo, hi):
-            out[r] = log_likelihood(bls[r], children, n_children, tips, model,
-                                    pattern_weights, inv_lik, pm, ttab, partials, cur, scnt,
+            out[r] = log_likelihood(bls[r], children, n_children, tipx, model,
+                                    pattern_weights, inv_lik, pm, partials, cur, scnt,
                                     sflag, lnl, frac, acc, escale)

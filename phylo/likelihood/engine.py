@@ -65,6 +65,10 @@ class TreeLikelihood:
                                             constant_values=-1), dtype=np.int32),
                 n_children=np.ascontiguousarray(tree.n_children, dtype=np.int32),
                 tip_states=np.ascontiguousarray(alignment.patterns, dtype=np.uint8),
+                # (S, 4, P) indicator rows: the kernels' structure-of-arrays tip partials
+                tipx=np.ascontiguousarray(
+                    ((alignment.patterns[:, None, :] >> np.arange(4, dtype=np.uint8)[None, :, None]) & 1)
+                    .astype(np.float64)),
                 pattern_weights=np.ascontiguousarray(alignment.weights, dtype=np.float64),
             )
         self._alignment = alignment
@@ -74,6 +78,7 @@ class TreeLikelihood:
         self._children = _shared["children"]
         self._n_children = _shared["n_children"]
         self._tips = _shared["tip_states"]
+        self._tipx = _shared["tipx"]
         self._weights = _shared["pattern_weights"]
         if "parent" not in _shared:
             parent = np.full(self._children.shape[0], -1, dtype=np.int32)
@@ -99,38 +104,37 @@ class TreeLikelihood:
         self._default_bl = np.ascontiguousarray(bl) if np.all(np.isfinite(bl)) else None
 
     def _new_buffers(self, n_copies: int) -> tuple:
-        """(pm, ttab, partials, cur, scnt, sflag, lnl, frac, acc, escale): the
+        """(pm, partials, cur, scnt, sflag, lnl, frac, acc, escale): the
         buffers of :func:`phylo._kernels.pruning.log_likelihood` after the data."""
         s, npat = self._tips.shape
         n = self._children.shape[0]
         c = int(self._packed[0])
-        return (np.empty((n - 1, c, 4, 4)), np.empty((s, c, 4, 16)),
+        return (np.empty((n - 1, c, 4, 4)),
                 np.empty((n_copies, n - s, c, 4, npat)), np.zeros(n - s, dtype=np.int32),
                 np.empty((n_copies, n - s, npat), dtype=np.int32),
                 np.zeros((n_copies, n - s), dtype=np.int32), np.empty(npat), np.empty(npat),
                 np.empty((4, npat)), np.empty(npat, dtype=np.int32))
 
     def _data(self) -> tuple:
-        return (self._children, self._n_children, self._tips, self._packed, self._weights,
+        return (self._children, self._n_children, self._tipx, self._packed, self._weights,
                 self._inv)
 
     def kernel_arguments(self) -> tuple:
         """Arguments for the Numba kernels, with private (double-buffered) scratch.
 
-        The first 16 entries are the arguments after ``bl`` of
-        :func:`phylo._kernels.pruning.log_likelihood` (data: children, n_children, tip
-        states, packed model, pattern weights, +I likelihoods; buffers: pm, ttab,
-        partials (2, …), cur, scnt, sflag, lnl, frac_var, acc, escale); then
-        ``parent``, ``pm_save``, ``ttab_save``, ``path``, ``pm_all_save``,
-        ``ttab_all_save`` for the incremental kernels (``propose_branch``,
-        ``revert_branch``, ``propose_all``, ``revert_all``) and the MCMC loop
-        :func:`phylo._kernels.mcmc.run_chain_tree`. Every call returns new buffers."""
+        The first ``pruning.N_LOGLIK_ARGS`` (15) entries are the arguments after ``bl``
+        of :func:`phylo._kernels.pruning.log_likelihood` (data: children, n_children,
+        tip indicator rows, packed model, pattern weights, +I likelihoods; buffers:
+        pm, partials (2, …), cur, scnt, sflag, lnl, frac_var, acc, escale); then
+        ``parent``, ``pm_save``, ``path``, ``pm_all_save`` for the incremental kernels
+        (``propose_branch``, ``revert_branch``, ``propose_all``, ``revert_all``) and
+        the MCMC loop :func:`phylo._kernels.mcmc.run_chain_tree`. Every call returns
+        new buffers."""
         buf = self._new_buffers(n_copies=2)
-        pm, ttab = buf[0], buf[1]
+        pm = buf[0]
         c = pm.shape[1]
-        return (*self._data(), *buf, self._parent, np.empty((c, 4, 4)), np.empty((c, 4, 16)),
-                np.zeros(self._children.shape[0], dtype=np.int32), np.empty_like(pm),
-                np.empty_like(ttab))
+        return (*self._data(), *buf, self._parent, np.empty((c, 4, 4)),
+                np.zeros(self._children.shape[0], dtype=np.int32), np.empty_like(pm))
 
     # -- properties ------------------------------------------------------------
     @property
@@ -192,13 +196,13 @@ class TreeLikelihood:
     def log_likelihood_unchecked(self, branch_lengths: np.ndarray) -> float:
         """Fast path for samplers: ``branch_lengths`` must be a C-contiguous float64
         array of shape (n_branches,) (not checked; invalid lengths give NaN)."""
-        return _k.log_likelihood(branch_lengths, self._children, self._n_children, self._tips,
+        return _k.log_likelihood(branch_lengths, self._children, self._n_children, self._tipx,
                                  self._packed, self._weights, self._inv, *self._buffers)
 
     def pattern_log_likelihoods(self, branch_lengths: Any = None) -> np.ndarray:
         """ln L_p of every site pattern, shape (n_patterns,) (not weighted)."""
         self.log_likelihood(branch_lengths)
-        return self._buffers[6].copy()
+        return self._buffers[5].copy()
 
     def pattern_log_likelihoods_unchecked(self, branch_lengths: np.ndarray) -> np.ndarray:
         """:meth:`pattern_log_likelihoods` on the fast path of
@@ -206,7 +210,7 @@ class TreeLikelihood:
         value = self.log_likelihood_unchecked(branch_lengths)
         if value != value:
             return np.full(self._tips.shape[1], np.nan)
-        return self._buffers[6].copy()
+        return self._buffers[5].copy()
 
     def site_log_likelihoods(self, branch_lengths: Any = None) -> np.ndarray:
         """ln L of every alignment site, shape (n_sites,), in alignment column order."""
@@ -221,16 +225,15 @@ class TreeLikelihood:
         """:meth:`gradient` without validating ``branch_lengths`` (see
         :meth:`log_likelihood_unchecked`). The returned array is new."""
         if self._grad_buffers is None:
-            pm, ttab, partials = self._buffers[0], self._buffers[1], self._buffers[2]
+            pm, partials = self._buffers[0], self._buffers[1]
             c, npat = partials.shape[2], partials.shape[4]
-            self._grad_buffers = (np.empty_like(pm), np.empty_like(ttab),
-                                  np.empty((self._nb, c, 4, npat)), np.empty_like(partials[0]),
-                                  np.empty((7, npat)))
-        dpm, dtab, hbuf, pre, work = self._grad_buffers
-        pm, ttab, partials, cur, scnt, sflag, lnl, frac, acc, escale = self._buffers
+            self._grad_buffers = (np.empty_like(pm), np.empty((self._nb, c, 4, npat)),
+                                  np.empty_like(partials[0]), np.empty((7, npat)))
+        dpm, hbuf, pre, work = self._grad_buffers
+        pm, partials, cur, scnt, sflag, lnl, frac, acc, escale = self._buffers
         grad = np.empty(self._nb)
-        total = _grad.gradient(branch_lengths, *self._data(), pm, dpm, ttab, dtab, partials, cur,
-                               scnt, sflag, hbuf, pre, lnl, frac, acc, escale, work, grad)
+        total = _grad.gradient(branch_lengths, *self._data(), pm, dpm, partials, cur, scnt,
+                               sflag, hbuf, pre, lnl, frac, acc, escale, work, grad)
         return total, grad
 
     def log_likelihood_batch(self, branch_lengths: Any, *, parallel: bool = True,
@@ -274,7 +277,7 @@ class TreeLikelihood:
             self._incremental = self.kernel_arguments()
         self._pending = None
         self._current_bl = bl
-        return float(_k.log_likelihood(bl, *self._incremental[:16]))
+        return float(_k.log_likelihood(bl, *self._incremental[:_k.N_LOGLIK_ARGS]))
 
     def propose_branch(self, branch: int, length: float) -> float:
         """ln L with branch ``branch`` set to ``length`` (others as the current state),
@@ -284,7 +287,7 @@ class TreeLikelihood:
         if not (0.0 <= length < np.inf):
             raise TreeError(f"invalid length {length} for branch {branch}")
         a = self._incremental
-        value = _k.propose_branch(int(branch), length, *a[:6], a[16], *a[6:16], a[17], a[18], a[19])
+        value = _k.propose_branch(int(branch), length, a[0], a[1], a[15], *a[2:15], a[16], a[17])
         self._pending = ("branch", int(branch), length)
         return float(value)
 
@@ -293,7 +296,7 @@ class TreeLikelihood:
         self._require_incremental()
         bl = self._bl(branch_lengths).copy()
         a = self._incremental
-        value = _k.propose_all(bl, *a[:16], a[20], a[21])
+        value = _k.propose_all(bl, *a[:15], a[18])
         self._pending = ("all", bl)
         return float(value)
 
@@ -311,9 +314,9 @@ class TreeLikelihood:
             raise TreeError("no pending proposal to reject")
         a = self._incremental
         if self._pending[0] == "branch":
-            _k.revert_branch(self._pending[1], a[2], a[3], a[6], a[7], a[9], a[17], a[18], a[19])
+            _k.revert_branch(self._pending[1], self._tipx.shape[0], a[3], a[6], a[8], a[16], a[17])
         else:
-            _k.revert_all(a[6], a[7], a[9], a[20], a[21])
+            _k.revert_all(a[6], a[8], a[18])
         self._pending = None
 
     @property

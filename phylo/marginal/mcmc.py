@@ -14,7 +14,10 @@ constraint log p(D|z) ≥ ℓ* of nested sampling (Skilling 2006).
 
 When the problem offers a compiled log-likelihood
 (:meth:`~phylo.marginal.base_problem.BaseProblem.numba_target`), the loop runs in
-Numba; otherwise the same algorithm runs in Python on the problem's methods.
+Numba; a tree problem offering ``incremental_target()`` runs the Numba loop with
+incremental likelihood updates (only the partials on the path from a changed branch
+to the root are recomputed, as in MrBayes); otherwise the same algorithm runs in
+Python on the problem's methods.
 Everything is seeded from a ``numpy.random.Generator`` passed in; nothing touches
 global random state.
 """
@@ -133,10 +136,18 @@ class Sampler:
         if backend not in ("auto", "numba", "python"):
             raise EstimatorError(f"backend must be auto, numba or python, got {backend!r}")
         self.problem = problem
+        incremental = None
+        if backend != "python" and hasattr(problem, "incremental_target"):
+            incremental = problem.incremental_target()
         target = problem.numba_target() if backend != "python" else None
+        self._incremental = incremental is not None
         if backend == "numba" and target is None:
             raise EstimatorError(f"{type(problem).__name__} offers no compiled likelihood")
-        if target is not None:
+        if incremental is not None:
+            # tree likelihood with incremental (path-to-root) updates
+            self._fn = _k.run_chain_tree
+            self._args = incremental
+        elif target is not None:
             self._fn = _k.run_chain
             self._args = (target.loglik, target.loglik_args, target.logprior, target.logprior_args)
         else:
@@ -147,7 +158,7 @@ class Sampler:
                 return problem.log_prior(z)
             self._fn = _k.run_chain.py_func
             self._args = (loglik, None, logprior, None)
-        self.backend = "numba" if target is not None else "python"
+        self.backend = "numba" if (target is not None or incremental is not None) else "python"
 
     def initial_state(self, z0: np.ndarray | None = None) -> ChainState:
         z = np.array(self.problem.initial_point() if z0 is None else z0, dtype=np.float64)

@@ -36,13 +36,13 @@ from .priors import DirichletPrior, ExponentialPrior, GammaPrior, LogNormalPrior
 DEFAULT_START_LENGTH = 0.1
 
 
-# Not cached on disk: Numba's cache does not see changes in the pruning kernel it
-# calls (another module), and stale machine code over changed buffers segfaults.
+# Not cached on disk (as before): this module is outside phylo/_kernels, whose source
+# hash keys the Numba cache folder.
 @njit(cache=False)
 def tree_loglik_z(z, args):
     """log L of the shared pruning kernel at branch lengths e^{z[:n_branches]}.
 
-    args = (bl buffer (N-1,), the remaining arguments of
+    args = (bl buffer (N-1,), the arguments after ``bl`` of
     :func:`phylo._kernels.pruning.log_likelihood` as a tuple)."""
     bl = args[0]
     for i in range(bl.shape[0]):
@@ -51,15 +51,9 @@ def tree_loglik_z(z, args):
 
 
 def _kernel_arguments(lik) -> tuple:
-    """The arguments after ``bl`` of :func:`phylo._kernels.pruning.log_likelihood`, as
-    :meth:`TreeLikelihood.log_likelihood_unchecked` passes them, with private copies of
-    the scratch buffers. Uses ``lik.kernel_arguments()`` when the engine offers it."""
-    if hasattr(lik, "kernel_arguments"):
-        return tuple(lik.kernel_arguments())
-    return (lik._children, lik._n_children, lik._tipx, lik._packed,  # noqa: SLF001
-            lik._weights, lik._inv, np.empty_like(lik._pm),  # noqa: SLF001
-            np.empty_like(lik._partials), np.empty_like(lik._scale),  # noqa: SLF001
-            np.empty_like(lik._lnl), np.empty_like(lik._frac), np.empty_like(lik._acc))  # noqa: SLF001
+    """The arguments after ``bl`` of :func:`phylo._kernels.pruning.log_likelihood`,
+    with private scratch buffers (:meth:`TreeLikelihood.kernel_arguments`)."""
+    return tuple(lik.kernel_arguments()[:_pruning.N_LOGLIK_ARGS])
 
 
 class _Block:
@@ -215,9 +209,7 @@ class Problem(BaseProblem):
         return self._lik(u).gradient_unchecked(self._safe(t))
 
     def _pattern_log_likelihoods(self, t: np.ndarray, u: np.ndarray) -> np.ndarray:
-        lik = self._lik(u)
-        lik.log_likelihood_unchecked(self._safe(t))
-        return lik._lnl.copy()  # noqa: SLF001 - the per-pattern buffer of the same call
+        return self._lik(u).pattern_log_likelihoods_unchecked(self._safe(t))
 
     def numba_target(self) -> NumbaTarget | None:
         """The compiled pruning kernel (JC-like problems without free model parameters)."""
@@ -227,6 +219,14 @@ class Problem(BaseProblem):
             self._numba_args = (np.empty(self.n_branches), _kernel_arguments(self.likelihood))
         return NumbaTarget(tree_loglik_z, self._numba_args, _mk.exp_prior_z,
                            (float(self.branch_prior.rate), int(self.n_branches)))
+
+    def incremental_target(self) -> tuple | None:
+        """(kernel arguments, branch prior rate) for the incremental Numba MCMC loop
+        :func:`phylo._kernels.mcmc.run_chain_tree` (problems without free model
+        parameters), or None. Every call gets private buffers."""
+        if self._blocks:
+            return None
+        return tuple(self.likelihood.kernel_arguments()), float(self.branch_prior.rate)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "model": self.model.to_string(),
