@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from phylo.io.newick import parse_newick
+
 from phylo.cli import main
 from phylo.io.alignment import Alignment, read_alignment
 from phylo.trees.nj import SATURATED_DISTANCE, jc_distances, neighbor_joining, nj_tree, p_distances
@@ -186,6 +188,33 @@ def test_compare_without_trees_uses_nj_and_says_so(tmp_path):
     assert [c["name"] for c in report["candidates"]] == ["JC on nj"]
     assert any("neighbour-joining" in n for n in report["notes"])
     assert "neighbour-joining" in (out / "report.html").read_text()
+
+
+def test_constraint_candidates(tmp_path, capsys):
+    """A constraint string and a constraint file each add a candidate whose tree holds
+    the constraint's splits; a constraint naming unknown taxa is one line, exit 2."""
+    out = tmp_path / "cons"
+    cfile = tmp_path / "mono.nwk"
+    cfile.write_text("((sp_A,sp_G,sp_H),(sp_B,sp_C,sp_D,sp_E,sp_F));\n")
+    assert run_cli(DATA / "example.fasta", "--models", "JC", *TINY, "--out", out, "--quiet",
+                   "--constraint", "((sp_A,sp_E),sp_B,sp_C);", "--constraint", cfile) == 0
+    report = json.loads((out / "report.json").read_text())
+    trees = {c["name"]: c["tree"] for c in report["candidates"]}
+    assert set(trees) == {"JC on constraint1", "JC on constraint2"}
+    def has_split(tree_text, side, other):
+        everyone = frozenset(side) | frozenset(other)
+        return any({frozenset(s & everyone), frozenset(everyone - s)} ==
+                   {frozenset(side), frozenset(other)}
+                   for s in splits_of(parse_newick(tree_text)))
+
+    assert has_split(trees["JC on constraint1"], {"sp_A", "sp_E"}, {"sp_B", "sp_C"})
+    assert has_split(trees["JC on constraint2"], {"sp_A", "sp_G", "sp_H"},
+                     {"sp_B", "sp_C", "sp_D", "sp_E", "sp_F"})
+    capsys.readouterr()
+    assert run_cli(DATA / "example.fasta", "--models", "JC", *TINY, "--out", tmp_path / "x",
+                   "--quiet", "--constraint", "((zz,sp_A),sp_B,sp_C);") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'zz'" in err[0]
 
 
 # -- Ctrl-C and --resume ---------------------------------------------------------------------
