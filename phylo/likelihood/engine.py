@@ -227,8 +227,9 @@ class TreeLikelihood:
         if self._grad_buffers is None:
             pm, partials = self._buffers[0], self._buffers[1]
             c, npat = partials.shape[2], partials.shape[4]
-            self._grad_buffers = (np.empty_like(pm), np.empty((self._nb, c, 4, npat)),
-                                  np.empty_like(partials[0]), np.empty((7, npat)))
+            hrows = 0 if _k.model_is_f81(self._packed) else self._nb   # F81: H not stored
+            self._grad_buffers = (np.empty_like(pm), np.empty((hrows, c, 4, npat)),
+                                  np.empty_like(partials[0]), np.empty((16, npat)))
         dpm, hbuf, pre, work = self._grad_buffers
         pm, partials, cur, scnt, sflag, lnl, frac, acc, escale = self._buffers
         grad = np.empty(self._nb)

@@ -1,5 +1,8 @@
 """Subsplit Bayesian networks and tree-probability estimators (Zhang & Matsen 2018)."""
-from .model import METHODS, SBN, SRF, FitInfo, fit
+from ._index import METHODS
+from .fit import fit
+from .model import SBN, FitInfo
+from .srf import SRF
 
 __all__ = ["SBN", "SRF", "FitInfo", "fit", "METHODS", "load"]
 

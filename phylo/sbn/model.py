@@ -41,6 +41,7 @@ the context ``(X, Y)``; probabilities sum to one over root subsplits and within 
 context. Clade ids index ``clades`` (bitsets over ``taxa``; in JSON as lists of taxon
 indices).
 """
+
 from __future__ import annotations
 
 import json
@@ -52,145 +53,9 @@ from typing import Sequence
 import numpy as np
 
 from .._kernels import sbn as _ks
-from ..errors import EstimatorError, FormatError, PhyloError, TreeError
-from ..trees.splits import (RowTable, TopologySample, members, n_words,
-                            topology_sample_from_parents)
-
-METHODS = ("srf", "ccd", "sa", "em", "em-alpha", "rooted")
-_LOW32 = np.uint64(0xFFFFFFFF)
-_NO_SIB = 0xFFFFFFFF
-
-
-# ---------------------------------------------------------------------------
-# tree structures and parameter indices
-# ---------------------------------------------------------------------------
-
-@dataclass
-class _Structures:
-    children: np.ndarray    # (T, 2E, 2) int32
-    clades: np.ndarray      # (T, 2E, W) uint64
-    root_edge: np.ndarray   # (T,) int64, -1 when unrooted
-
-
-def _structures(sample: TopologySample) -> _Structures:
-    s = sample.n_taxa
-    if s < 3:
-        raise PhyloError("an SBN needs at least 3 taxa")
-    w = n_words(s)
-    E = 2 * s - 3
-    T = sample.n_topologies
-    children = np.empty((T, 2 * E, 2), dtype=np.int32)
-    clades = np.empty((T, 2 * E, w), dtype=np.uint64)
-    status = np.empty(T, dtype=np.int32)
-    root_edge = np.empty(T, dtype=np.int64)
-    _ks.structures(np.ascontiguousarray(sample.parents, dtype=np.int32),
-                   np.ascontiguousarray(sample.n_nodes, dtype=np.int32), s, w,
-                   children, clades, status, root_edge)
-    bad = np.flatnonzero(status != 0)
-    if bad.size:
-        raise TreeError(f"{bad.size} of the {T} topologies are not binary trees "
-                        f"(SBNs need binary trees)",
-                        path=sample.sources[0] if sample.sources else None)
-    return _Structures(children, clades, root_edge)
-
-
-class _Index:
-    """Hash tables from clades / subsplits / contexts to parameter ids."""
-
-    def __init__(self, W: int, ccd: bool) -> None:
-        self.W = W
-        self.ccd = ccd
-        self.clades = RowTable(W)
-        self.roots = RowTable(1)
-        self.conds = RowTable(2)
-        self.groups = RowTable(1)
-        self.cond_group = np.zeros(0, dtype=np.int64)
-
-    def clade_ids(self, clades: np.ndarray, insert: bool) -> np.ndarray:
-        T, D, W = clades.shape
-        flat = clades.reshape(-1, W)
-        ids = self.clades.add(flat) if insert else self.clades.get(flat)
-        return ids.reshape(T, D)
-
-    def param_indices(self, st: _Structures, insert: bool):
-        """root_par (T,E), rootctx_par (T,2E), inner_par (T,2E,2) (see kernel docs)."""
-        cid = self.clade_ids(st.clades, insert)
-        T, D = cid.shape
-        E = D // 2
-        ch = st.children.astype(np.int64)
-        # root subsplits
-        a = cid[:, 0::2]
-        b = cid[:, 1::2]
-        lo = np.minimum(a, b)
-        hi = np.maximum(a, b)
-        miss = lo < 0
-        keys = (lo.astype(np.uint64) << np.uint64(32)) | hi.astype(np.uint64)
-        root_par = self._lookup(self.roots, keys[~miss].reshape(-1, 1), insert, miss)
-        root_par = root_par.reshape(T, E)
-        # root-context conditionals: clade d, sibling d^1
-        dd = np.broadcast_to(np.arange(D), (T, D))
-        rootctx_par = self._cond(cid, ch, dd, dd ^ 1, insert)
-        # inner conditionals: children[d, k] with sibling children[d, 1-k]
-        inner = np.empty((T, D, 2), dtype=np.int64)
-        for k in range(2):
-            inner[:, :, k] = self._cond(cid, ch, ch[:, :, k], ch[:, :, 1 - k], insert)
-        return root_par, rootctx_par, inner
-
-    def _lookup(self, table: RowTable, rows, insert, miss) -> np.ndarray:
-        out = np.full(miss.shape, -1, dtype=np.int64)
-        ids = table.add(rows) if insert else table.get(rows)
-        out[~miss] = ids
-        return out
-
-    def _cond(self, cid, ch, xd, yd, insert):
-        T, D = xd.shape
-        valid = xd >= 0
-        xs = np.where(valid, xd, 0)
-        ys = np.where(valid, yd, 0)
-        ca = np.take_along_axis(ch[:, :, 0], xs, axis=1)
-        cb = np.take_along_axis(ch[:, :, 1], xs, axis=1)
-        need = valid & (ca >= 0)
-        ca = np.where(need, ca, 0)
-        cb = np.where(need, cb, 0)
-        X = np.take_along_axis(cid, xs, axis=1)
-        Y = np.take_along_axis(cid, ys, axis=1)
-        A = np.take_along_axis(cid, ca, axis=1)
-        B = np.take_along_axis(cid, cb, axis=1)
-        miss = need & ((X < 0) | (Y < 0) | (A < 0) | (B < 0))
-        ok = need & ~miss
-        out = np.full((T, D), -2, dtype=np.int64)
-        out[miss] = -1
-        Xo = X[ok].astype(np.uint64)
-        Yo = (np.full(Xo.shape, _NO_SIB, dtype=np.uint64) if self.ccd
-              else Y[ok].astype(np.uint64))
-        lo = np.minimum(A[ok], B[ok]).astype(np.uint64)
-        hi = np.maximum(A[ok], B[ok]).astype(np.uint64)
-        rows = np.empty((Xo.shape[0], 2), dtype=np.uint64)
-        rows[:, 0] = (Xo << np.uint64(32)) | Yo
-        rows[:, 1] = (lo << np.uint64(32)) | hi
-        if insert:
-            ids = self.conds.add(rows)
-            g = self.groups.add(rows[:, :1])
-            if len(self.conds) > self.cond_group.shape[0]:
-                grown = np.zeros(len(self.conds), dtype=np.int64)
-                grown[:self.cond_group.shape[0]] = self.cond_group
-                self.cond_group = grown
-            self.cond_group[ids] = g
-        else:
-            ids = self.conds.get(rows)
-        out[ok] = ids
-        return out
-
-
-def _normalize(counts: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
-    out = np.empty_like(counts)
-    _ks.normalize_groups(counts, group, n_groups, out)
-    return out
-
-
-def _log(p: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return np.log(p)
+from ..errors import FormatError, PhyloError, TreeError
+from ..trees.splits import TopologySample, members, n_words, topology_sample_from_parents
+from ._index import _LOW32, _NO_SIB, _Index, _log, _structures
 
 
 # ---------------------------------------------------------------------------
@@ -661,7 +526,7 @@ class SBN:
             raise FormatError(f"malformed SBN model file ({exc})", path=source) from None
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "SBN | SRF":
+    def load(cls, path: str | os.PathLike):
         """Read a model written by :meth:`save` (SBN/CCD) or :meth:`SRF.save`."""
         p = os.fspath(path)
         if not os.path.exists(p):
@@ -672,6 +537,7 @@ class SBN:
         except json.JSONDecodeError as exc:
             raise FormatError(f"not JSON ({exc.msg}, line {exc.lineno})", path=p) from None
         if isinstance(d, dict) and d.get("format") == "phylo-srf":
+            from .srf import SRF  # srf imports this module: resolve at call time
             return SRF.from_dict(d, source=p)
         return cls.from_dict(d, source=p)
 
@@ -696,192 +562,3 @@ def _nested_to_parent(tree, s: int) -> np.ndarray:
     return par
 
 
-# ---------------------------------------------------------------------------
-# SRF
-# ---------------------------------------------------------------------------
-
-class SRF:
-    """Sample relative frequencies of topologies: q(T) = weight of T / total weight."""
-
-    def __init__(self, sample: TopologySample) -> None:
-        self.taxa = sample.taxa
-        self.rooted = sample.rooted
-        self.sample_ = sample
-        self.info = FitInfo("srf", n_train_topologies=sample.n_topologies,
-                            n_train_trees=sample.n_trees)
-        M, W = sample.keys.shape[1:]
-        self._table = RowTable(M * W)
-        self._table.add(sample.keys.reshape(sample.n_topologies, -1))
-        self.prob = sample.probabilities
-
-    @property
-    def method(self) -> str:
-        return "srf"
-
-    def log_prob(self, topologies: TopologySample, *, rooted: bool | None = None) -> np.ndarray:
-        t = topologies.with_taxa_order(self.taxa)
-        if not self.rooted:
-            t = t.as_unrooted()
-        elif not t.rooted:
-            raise TreeError("an SRF of rooted trees needs rooted query trees")
-        ids = self._table.get(t.keys.reshape(t.n_topologies, -1))
-        out = np.full(ids.shape, -np.inf)
-        out[ids >= 0] = np.log(self.prob[ids[ids >= 0]])
-        return out
-
-    def sample(self, n: int, *, seed: int | None = None, rng=None, rooted=None) -> TopologySample:
-        rng = rng if rng is not None else np.random.default_rng(seed)
-        idx = rng.choice(self.prob.size, size=n, p=self.prob)
-        s = self.sample_
-        return topology_sample_from_parents(s.parents[idx], s.n_nodes[idx], np.ones(n), self.taxa,
-                                            rooted=self.rooted, n_trees=n)
-
-    def map_topology(self, **_) -> tuple[TopologySample, float]:
-        k = int(np.argmax(self.prob))
-        s = self.sample_
-        return (topology_sample_from_parents(s.parents[k:k + 1], s.n_nodes[k:k + 1], np.ones(1),
-                                             self.taxa, rooted=self.rooted),
-                float(np.log(self.prob[k])))
-
-    def entropy(self, **_) -> tuple[float, float]:
-        p = self.prob[self.prob > 0]
-        return float(-(p * np.log(p)).sum()), 0.0
-
-    def n_topologies(self, **_) -> int:
-        return int(np.count_nonzero(self.prob))
-
-    def kl(self, reference: TopologySample, *, eps: float | None = None):
-        from ..diagnostics.kl import kl_divergence
-        ref = reference if self.rooted else reference.as_unrooted()
-        return kl_divergence(ref.probabilities, self.log_prob(ref), eps=eps)
-
-    def to_dict(self) -> dict:
-        s = self.sample_
-        from ..trees.tree import Tree  # noqa: F401
-        return {"format": "phylo-srf", "version": 1, "method": "srf", "rooted": self.rooted,
-                "taxa": list(self.taxa),
-                "topologies": [s.tree(u).to_newick(lengths=False) for u in range(s.n_topologies)],
-                "prob": self.prob.tolist()}
-
-    def save(self, path) -> None:
-        with open(path, "w") as fh:
-            json.dump(self.to_dict(), fh)
-
-    @classmethod
-    def from_dict(cls, d: dict, *, source: str | None = None) -> "SRF":
-        from ..io.newick import parse_newick
-        from ..trees.splits import topology_sample_from_trees
-        try:
-            trees = [parse_newick(t, taxa=d["taxa"], rooted=d["rooted"], source=source)
-                     for t in d["topologies"]]
-            smp = topology_sample_from_trees(trees, taxa=d["taxa"], rooted=d["rooted"])
-            ids = np.arange(len(trees))  # topologies are distinct and in order
-            smp.counts[:] = np.asarray(d["prob"], dtype=np.float64)[ids]
-            return cls(smp)
-        except (KeyError, TypeError) as exc:
-            raise FormatError(f"malformed SRF model file ({exc})", path=source) from None
-
-
-# ---------------------------------------------------------------------------
-# fitting
-# ---------------------------------------------------------------------------
-
-def fit(sample: TopologySample, method: str = "em", *, alpha: float = 1e-4,
-        tol: float = 1e-5, max_iter: int = 1000, progress=None,
-        alpha_prior: str = "sa") -> "SBN | SRF":
-    """Fit an estimator to a (weighted) topology sample; see the module docstring.
-
-    sample: :class:`TopologySample` (``phylo.io.read_topologies``); weights = counts.
-    method: ``srf``, ``ccd``, ``sa``, ``em``, ``em-alpha`` (unrooted samples) or
-        ``rooted`` (closed-form SBN for rooted samples).
-    alpha: pseudo-count scale of ``em-alpha``; tol: EM stops when the mean
-        log-likelihood (plus log prior for em-alpha) changes by less than ``tol``.
-    progress: optional callable ``progress(iteration, objective)``.
-    alpha_prior: the Dirichlet pseudo-counts of ``em-alpha`` within each parent–child
-        context. ``"sa"`` (default): ``alpha`` times each child subsplit's own SA
-        count; ``"uniform"`` (as the reference code zcrabbit/sbn ``models.py``,
-        ``alpha * m~ / len``): the context's SA mass ``m~`` times ``alpha``, spread
-        evenly over the child subsplits seen in that context. The root subsplits get
-        ``alpha`` times their SA frequencies in both. Neither reproduces the
-        published DS2/DS4 SBN-EM-α values (benchmarks/results/sbn_kl.md, notes).
-    """
-    method = method.lower()
-    if alpha_prior not in ("uniform", "sa"):
-        raise EstimatorError(f"alpha_prior must be 'uniform' or 'sa', got {alpha_prior!r}")
-    if method not in METHODS:
-        raise EstimatorError(f"unknown SBN method {method!r}; choose one of {', '.join(METHODS)}")
-    if sample.n_topologies == 0 or sample.total <= 0:
-        raise EstimatorError("the tree sample is empty (or all weights are zero)")
-    if method == "srf":
-        return SRF(sample)
-    if method == "rooted" and not sample.rooted:
-        raise EstimatorError("method 'rooted' needs rooted trees ([&R] or bifurcating roots); "
-                             "use sa, em or em-alpha for unrooted samples")
-    if method == "em-alpha" and not alpha > 0:
-        raise EstimatorError(f"em-alpha needs alpha > 0, got {alpha}")
-    if not (tol > 0) or max_iter < 1:
-        raise EstimatorError("tol must be > 0 and max_iter >= 1")
-    w = sample.counts / sample.counts.sum()
-    st = _structures(sample)
-    ccd = method == "ccd"
-    index = _Index(n_words(sample.n_taxa), ccd)
-    rp, cp, ip = index.param_indices(st, insert=True)
-    T, E = rp.shape
-    n_root, n_cond = len(index.roots), len(index.conds)
-    n_groups = len(index.groups)
-    group = index.cond_group[:n_cond]
-    rooted_fit = method == "rooted" or (ccd and sample.rooted)
-    info = FitInfo(method, alpha if method == "em-alpha" else 0.0,
-                   n_train_topologies=sample.n_topologies, n_train_trees=sample.n_trees)
-
-    def m_step(post):
-        cr = np.zeros(n_root)
-        cc = np.zeros(n_cond)
-        _ks.expected_counts(st.children, rp, cp, ip, post, w, cr, cc)
-        return cr, cc
-
-    if rooted_fit:
-        post = np.zeros((T, E))
-        post[np.arange(T), st.root_edge] = 1.0
-    else:
-        post = np.full((T, E), 1.0 / E)
-    cr_sa, cc_sa = m_step(post)
-    root_prob = cr_sa / cr_sa.sum()
-    cond_prob = _normalize(cc_sa, group, n_groups)
-    if method in ("em", "em-alpha"):
-        a = alpha if method == "em-alpha" else 0.0
-        cc_prior = cc_sa
-        if a > 0 and alpha_prior == "uniform":
-            mass = np.bincount(group, weights=cc_sa, minlength=n_groups)
-            size = np.bincount(group, minlength=n_groups)
-            cc_prior = mass[group] / size[group]
-            cond_prob = _normalize(cc_sa + a * cc_prior, group, n_groups)
-            root_prob = (cr_sa + a * cr_sa) / (cr_sa + a * cr_sa).sum()
-        lp = np.empty((T, E))
-        ll = np.empty(T)
-        prev = -np.inf
-        info.converged = False
-        for it in range(max_iter):
-            _ks.rooting_logprobs(st.children, rp, cp, ip, _log(root_prob), _log(cond_prob), lp)
-            _ks.logsumexp_rows(lp, ll)
-            obj = float(w @ ll)
-            if a > 0:
-                obj += a * float(_xlogy(cr_sa, root_prob).sum() + _xlogy(cc_prior, cond_prob).sum())
-            info.objective.append(obj)
-            info.n_iter = it
-            if progress is not None:
-                progress(it, obj)
-            if abs(obj - prev) < tol:
-                info.converged = True
-                break
-            prev = obj
-            post = np.exp(lp - ll[:, None])
-            cr, cc = m_step(post)
-            root_prob = (cr + a * cr_sa) / (cr + a * cr_sa).sum()
-            cond_prob = _normalize(cc + a * cc_prior, group, n_groups)
-    return SBN(sample.taxa, index, root_prob, cond_prob, rooted=rooted_fit, info=info)
-
-
-def _xlogy(x, y):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x > 0, x * np.log(np.where(y > 0, y, 1.0)) + np.where(y > 0, 0, -np.inf), 0.0)
