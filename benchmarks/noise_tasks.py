@@ -207,7 +207,7 @@ def markdown(res) -> str:
         else:
             lines.append(f"| {name} | {v['wrong_entries']:.0f} | {v['seconds']:.0f} | "
                          f"{v['seconds'] / p['seconds_mean']:.0f}× |")
-    lines += [f"", f"Our likelihood ≥ the true matrix's in {p['ll_at_least_true']:.0%} of "
+    lines += ["", f"Our likelihood ≥ the true matrix's in {p['ll_at_least_true']:.0%} of "
               f"replicates (mean excess {p['ll_minus_true_mean']:.1f} log units); wrong "
               f"entries ours / PhISCS-B = {p['wrong_ratio_vs_PhISCS-B']:.2f}.", ""]
     for key in ("large_500x200_missing10", "large_500x200_missing10_coalescent"):

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 
-import naive_sbn as nv
 from phylo.diagnostics import asdsf, asdsf_from_samples, credible_set, kl_divergence
 from phylo.errors import PhyloError
 from phylo.io.trees import read_topologies

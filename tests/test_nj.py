@@ -1,7 +1,6 @@
 """Constrained neighbour joining: every constraint split is in the result."""
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
 import pytest

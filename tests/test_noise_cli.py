@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from phylo.cli import main
 from phylo.noise import read_matrix

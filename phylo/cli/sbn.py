@@ -129,7 +129,6 @@ def run_fit(args) -> int:
     from ..sbn import fit
     smp = _read(args)
     bar = None
-    progress = None
     if show_progress(args) and args.method in ("em", "em-alpha"):
         from tqdm import tqdm
         bar = tqdm(total=args.max_iter, desc="EM", file=sys.stderr, leave=False)
@@ -137,6 +136,8 @@ def run_fit(args) -> int:
         def progress(it, obj):
             bar.update(1)
             bar.set_postfix(objective=f"{obj:.6f}")
+    else:
+        progress = None
     t0 = time.perf_counter()
     model = fit(smp, args.method, alpha=args.alpha, tol=args.tol, max_iter=args.max_iter,
                 progress=progress)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ModelError, TreeError
+from ..errors import ModelError
 from ..io.alignment import Alignment
 from ..models import Model
 from ..trees.tree import Tree

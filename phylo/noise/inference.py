@@ -206,7 +206,6 @@ def solve(observed, *, alpha: float | None = None, beta: float | None = None,
         raise PhyloError(f"unknown method {method!r}; expected search, exact or auto")
     if method == "auto":
         method = "exact" if D.shape[1] <= 6 else "search"
-    n = D.shape[1]
     r0, k0 = default_effort(*D.shape)
     restarts = r0 if restarts is None else int(restarts)
     kicks = k0 if kicks is None else int(kicks)

@@ -270,7 +270,6 @@ class Tree:
         (Felsenstein's pulley principle)."""
         if node < self.n_leaves or node >= self.n_nodes:
             raise TreeError(f"node {node} is not an internal node")
-        n = self.n_nodes
         parent = self.parent.astype(np.int64).copy()
         lengths = np.append(self.branch_lengths, 0.0)
         # reverse the path from node up to the old root
