@@ -271,3 +271,27 @@ def test_kernel_arguments_are_private(rng):
     from phylo._kernels import pruning
     bl = tl.tree.branch_lengths
     assert abs(pruning.log_likelihood(bl, *a[:pruning.N_LOGLIK_ARGS]) - tl.log_likelihood(bl)) < EXACT
+
+
+RESCALED_FD_TOL = 1e-4  # relative: central differences of ln L ~ -1e5 (cancellation ~ eps·|lnL|/h)
+
+
+def test_gradient_with_rescaling_matches_finite_differences():
+    """The pre-order rescaling path (partials and pre-order partials scaled by powers
+    of two) on a tree deep enough to need it: gradient vs central differences."""
+    tree = random_tree(600, seed=11, branch_length_rate=5.0)
+    model = Model.from_string("HKY{3}+F{0.3,0.2,0.2,0.3}+G4{0.5}")
+    aln = simulate_alignment(tree, model, 60, seed=12)
+    tl = TreeLikelihood(aln, tree, model)
+    bl = tl.tree.branch_lengths
+    tl.log_likelihood(bl)
+    assert np.any(tl._buffers[4])  # some node was rescaled
+    value, grad = tl.gradient(bl)
+    assert abs(value - tl.log_likelihood(bl)) < EXACT * abs(value)
+    rng = np.random.default_rng(3)
+    for v in rng.choice(bl.size, size=8, replace=False):
+        h = 1e-5 * max(bl[v], 1e-3)
+        e = np.zeros_like(bl)
+        e[v] = h
+        fd = (tl.log_likelihood(bl + e) - tl.log_likelihood(bl - e)) / (2 * h)
+        assert abs(grad[v] - fd) <= RESCALED_FD_TOL * max(1.0, abs(fd)), (v, grad[v], fd)

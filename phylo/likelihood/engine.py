@@ -227,14 +227,17 @@ class TreeLikelihood:
         if self._grad_buffers is None:
             pm, partials = self._buffers[0], self._buffers[1]
             c, npat = partials.shape[2], partials.shape[4]
-            hrows = 0 if _k.model_is_f81(self._packed) else self._nb   # F81: H not stored
-            self._grad_buffers = (np.empty_like(pm), np.empty((hrows, c, 4, npat)),
-                                  np.empty_like(partials[0]), np.empty((16, npat)))
-        dpm, hbuf, pre, work = self._grad_buffers
+            rows = partials.shape[1]
+            # H slabs (children of each internal node) and pre-order slabs (+1 row for
+            # the root's third child): see phylo._kernels.gradient
+            self._grad_buffers = (np.empty_like(pm), np.empty((rows, c, 3, 4, npat)),
+                                  np.empty((rows + 1, c, 3, 4, npat)), np.empty((8, npat)),
+                                  np.zeros((self._children.shape[0], 2), dtype=np.int32))
+        dpm, hbuf, pre, work, loc = self._grad_buffers
         pm, partials, cur, scnt, sflag, lnl, frac, acc, escale = self._buffers
         grad = np.empty(self._nb)
         total = _grad.gradient(branch_lengths, *self._data(), pm, dpm, partials, cur, scnt,
-                               sflag, hbuf, pre, lnl, frac, acc, escale, work, grad)
+                               sflag, hbuf, pre, lnl, frac, acc, escale, work, loc, grad)
         return total, grad
 
     def log_likelihood_batch(self, branch_lengths: Any, *, parallel: bool = True,
