@@ -295,3 +295,50 @@ def test_gradient_with_rescaling_matches_finite_differences():
         e[v] = h
         fd = (tl.log_likelihood(bl + e) - tl.log_likelihood(bl - e)) / (2 * h)
         assert abs(grad[v] - fd) <= RESCALED_FD_TOL * max(1.0, abs(fd)), (v, grad[v], fd)
+
+
+@pytest.mark.parametrize("n_taxa", [5, 12, 60])
+def test_mcmc_layout_is_a_reroot_with_the_same_likelihood(n_taxa, rng):
+    """kernel_arguments' MCMC layout (the tree re-rooted at its median node): same
+    leaves, bmap a permutation of the branches, the same ln L, and a mean
+    branch-to-root path no longer than the user's layout."""
+    from phylo._kernels import pruning
+    tree = random_tree(n_taxa, rng=rng)
+    aln = random_alignment(tree.taxa, 40, rng)
+    tl = TreeLikelihood(aln, tree, "HKY{2}+F{0.3,0.2,0.1,0.4}+G4{0.5}")
+    a = tl.kernel_arguments()
+    children, n_children, parent, bmap = a[pruning.N_LOGLIK_ARGS + 4:]
+    n = tl.tree.n_nodes
+    assert sorted(bmap.tolist()) == list(range(n - 1))
+
+    def mean_path(par):
+        total = 0
+        for v in range(n - 1):
+            u = par[v]
+            while u != n - 1:
+                total += 1
+                u = par[u]
+        return total / (n - 1)
+    assert mean_path(parent) <= mean_path(tl.tree.parent)
+    bl = tl.tree.branch_lengths + 0.01
+    internal = np.empty_like(bl)
+    internal[bmap] = bl
+    got = pruning.log_likelihood(internal, children, n_children, *a[2:pruning.N_LOGLIK_ARGS])
+    assert abs(got - tl.log_likelihood(bl)) < EXACT * abs(got)
+
+
+def test_incremental_chain_matches_full_evaluations(rng):
+    """The compiled incremental chain (on its re-rooted layout) reports, for every kept
+    state, the ln L of a fresh full evaluation in the user's layout."""
+    from phylo.marginal import Problem
+    from phylo.marginal.mcmc import Sampler
+    tree = random_tree(15, rng=rng)
+    aln = random_alignment(tree.taxa, 80, rng)
+    problem = Problem(aln, tree, "JC")
+    sampler = Sampler(problem)
+    state = sampler.initial_state()
+    res = sampler.run(state, beta=0.7, n_samples=30, thin=7, burnin=5, store_z=True,
+                      rng=np.random.default_rng(3))
+    for z, ll in zip(res.z, res.loglik):
+        expect = problem.log_likelihood(z)
+        assert abs(ll - expect) <= INCREMENTAL_TOL * abs(expect)

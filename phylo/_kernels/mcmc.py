@@ -51,6 +51,16 @@ def exp_prior_z(z, args):
 
 
 @njit(cache=True)
+def _exp_prior_t(z, t, rate, nb):
+    """:func:`exp_prior_z` given t = exp(z) (same operations in the same order, so
+    the same value bit for bit, without the exps)."""
+    s = nb * math.log(rate)
+    for i in range(nb):
+        s += z[i] - rate * t[i]
+    return s
+
+
+@njit(cache=True)
 def log_reference(z, kind, a, b):
     """log q(z) of a product reference: kind 0 = Gamma(a, rate b) on e^z (Jacobian
     included), kind 1 = Normal(a, sd b) on z. Shapes (d,)."""
@@ -171,17 +181,25 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
     :func:`phylo._kernels.pruning.propose_branch`), as MrBayes does; the tree-length
     move recomputes everything. The state is first evaluated in full, so a call's
     result depends only on its inputs (the incremental value equals the full one bit
-    for bit). ``targs`` = :meth:`phylo.likelihood.TreeLikelihood.kernel_arguments`.
-    Same proposals, acceptance rule and adaptation as :func:`run_chain`."""
-    (children, n_children, tipx, model, pweights, inv_lik, pm, partials, cur, scnt, sflag,
-     lnl, frac, acc, escale, parent, pm_save, path, pm_all_save) = targs
+    for bit). ``targs`` = :meth:`phylo.likelihood.TreeLikelihood.kernel_arguments`;
+    the loop evaluates on its private layout (the tree re-rooted at its median node,
+    which shortens the mean path from a branch to the root) and maps branch j of z to
+    the layout's branch ``bmap[j]``. Same proposals, acceptance rule and adaptation as
+    :func:`run_chain`."""
+    (_c0, _n0, tipx, model, pweights, inv_lik, pm, partials, cur, scnt, sflag,
+     lnl, frac, acc, escale, _p0, pm_save, path, pm_all_save,
+     children, n_children, parent, bmap) = targs
     d = z.shape[0]
     n = uniforms.shape[0]
     store_z = out_z.shape[0] > 0
-    prior_args = (prior_rate, n_branches)
     bl = np.empty(n_branches)
+    # tp[i] = exp(zp[i]) of the proposal (user order), kept in step with zp, so that the
+    # prior needs no exp: _exp_prior_t gives exp_prior_z's value bit for bit
+    tp = np.empty(n_branches)
+    tsave = np.empty(n_branches)
     for i in range(n_branches):
-        bl[i] = math.exp(z[i])
+        tp[i] = math.exp(z[i])
+        bl[bmap[i]] = tp[i]
     _pr.log_likelihood(bl, children, n_children, tipx, model, pweights, inv_lik, pm, partials,
                        cur, scnt, sflag, lnl, frac, acc, escale)
     lr = 0.0
@@ -202,7 +220,9 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
             for i in range(n_branches):
                 zp[i] = z[i] + delta
                 t = math.exp(zp[i])
-                bl[i] = t
+                tsave[i] = tp[i]
+                tp[i] = t
+                bl[bmap[i]] = t
                 if not (t >= 0.0 and t < np.inf):
                     valid = False
             if valid:
@@ -217,14 +237,16 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
                 j = d - 1
             zp[j] = z[j] + scales[j] * (u1 - 0.5)
             t = math.exp(zp[j])
+            told = tp[j]
+            tp[j] = t
             if t >= 0.0 and t < np.inf:
-                llp = _pr.propose_branch(j, t, children, n_children, parent, tipx, model,
+                llp = _pr.propose_branch(bmap[j], t, children, n_children, parent, tipx, model,
                                          pweights, inv_lik, pm, partials, cur, scnt, sflag, lnl,
                                          frac, acc, escale, pm_save, path)
             else:
                 valid = False
                 llp = np.nan
-        lpp = exp_prior_z(zp, prior_args)
+        lpp = _exp_prior_t(zp, tp, prior_rate, n_branches)
         lrp = 0.0
         if w_ref != 0.0:
             lrp = log_reference(zp, ref_kind, ref_a, ref_b)
@@ -248,10 +270,12 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
                     _pr.revert_all(pm, cur, pm_all_save)
                 for i in range(n_branches):
                     zp[i] = z[i]
+                    tp[i] = tsave[i]
             else:
                 if valid:
-                    _pr.revert_branch(j, tipx.shape[0], model, pm, cur, pm_save, path)
+                    _pr.revert_branch(bmap[j], tipx.shape[0], model, pm, cur, pm_save, path)
                 zp[j] = z[j]
+                tp[j] = told
         if adapt:
             target = 0.234 if j == d else 0.44
             gamma = 10.0 / math.sqrt(tries[j] + 100.0)

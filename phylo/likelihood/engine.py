@@ -21,6 +21,55 @@ from ..models import Model
 from ..trees.tree import Tree
 
 
+def _pad3(children: np.ndarray) -> np.ndarray:
+    if children.shape[1] >= 3:
+        return np.ascontiguousarray(children[:, :3], dtype=np.int32)
+    return np.ascontiguousarray(np.pad(children, ((0, 0), (0, 3 - children.shape[1])),
+                                       constant_values=-1), dtype=np.int32)
+
+
+def _median_rooted_layout(tree: Tree) -> tuple:
+    """The MCMC kernels' private layout of an unrooted tree: the same tree re-rooted
+    at its median node (the internal node minimising the summed edge distance to all
+    nodes), where a single-branch proposal has the shortest mean path to the root and
+    so recomputes the fewest partials. Returns (children (N, 3) int32, n_children,
+    parent, bmap) with ``bmap[j]`` (int64, (N-1,)) the layout's index of the user's
+    branch j. Rooted trees (and trees already rooted at a median) keep their layout
+    (bmap = identity). The likelihood does not depend on the root (pulley principle)."""
+    n, s = tree.n_nodes, tree.n_leaves
+    ident = (_pad3(tree.children), np.ascontiguousarray(tree.n_children, dtype=np.int32),
+             np.ascontiguousarray(tree.parent, dtype=np.int32), np.arange(n - 1, dtype=np.int64))
+    if tree.rooted or tree.n_children[n - 1] != 3 or n - s < 2:
+        return ident
+    parent = tree.parent
+    size = np.ones(n, dtype=np.int64)
+    depth = np.zeros(n, dtype=np.int64)
+    for v in range(n - 1):                   # post-order: children before parents
+        size[parent[v]] += size[v]
+    for v in range(n - 2, -1, -1):           # parents before children
+        depth[v] = depth[parent[v]] + 1
+    dist = np.empty(n, dtype=np.int64)
+    dist[n - 1] = int(depth.sum())
+    for v in range(n - 2, s - 1, -1):        # internal nodes only (a leaf is never best)
+        dist[v] = dist[parent[v]] + n - 2 * size[v]
+    best = n - 1
+    for v in range(s, n - 1):
+        if dist[v] < dist[best]:
+            best = v
+    if best == n - 1:
+        return ident
+    # label each branch with its index + 1 and let Tree.rerooted carry the labels
+    labelled = tree.with_branch_lengths(np.arange(1, n, dtype=np.float64))
+    rer = labelled.rerooted(best)
+    if rer.n_nodes != n or rer.taxa != tree.taxa:
+        return ident
+    labels = np.rint(rer.branch_lengths).astype(np.int64) - 1
+    bmap = np.empty(n - 1, dtype=np.int64)
+    bmap[labels] = np.arange(n - 1)
+    return (_pad3(rer.children), np.ascontiguousarray(rer.n_children, dtype=np.int32),
+            np.ascontiguousarray(rer.parent, dtype=np.int32), bmap)
+
+
 def _invariant_likelihoods(patterns: np.ndarray, pi: np.ndarray) -> np.ndarray:
     """Σ_{i compatible with every tip} π_i per pattern, shape (P,) (the +I class)."""
     common = np.bitwise_and.reduce(patterns, axis=0)                     # (P,)
@@ -127,14 +176,19 @@ class TreeLikelihood:
         tip indicator rows, packed model, pattern weights, +I likelihoods; buffers:
         pm, partials (2, …), cur, scnt, sflag, lnl, frac_var, acc, escale); then
         ``parent``, ``pm_save``, ``path``, ``pm_all_save`` for the incremental kernels
-        (``propose_branch``, ``revert_branch``, ``propose_all``, ``revert_all``) and
-        the MCMC loop :func:`phylo._kernels.mcmc.run_chain_tree`. Every call returns
-        new buffers."""
+        (``propose_branch``, ``revert_branch``, ``propose_all``, ``revert_all``); then
+        ``children``, ``n_children``, ``parent`` and ``bmap`` of the layout that the MCMC
+        loop :func:`phylo._kernels.mcmc.run_chain_tree` uses internally (the tree
+        re-rooted at its median node, see :func:`_median_rooted_layout`; the branch
+        indices it sees are still the user's). Every call returns new buffers."""
         buf = self._new_buffers(n_copies=2)
         pm = buf[0]
         c = pm.shape[1]
+        if "mcmc_layout" not in self._shared:
+            self._shared["mcmc_layout"] = _median_rooted_layout(self._tree)
         return (*self._data(), *buf, self._parent, np.empty((c, 4, 4)),
-                np.zeros(self._children.shape[0], dtype=np.int32), np.empty_like(pm))
+                np.zeros(self._children.shape[0], dtype=np.int32), np.empty_like(pm),
+                *self._shared["mcmc_layout"])
 
     # -- properties ------------------------------------------------------------
     @property
