@@ -76,6 +76,59 @@ def test_asdsf_equals_mrbayes(shared_dir, case):
         assert res.max_sdsf == pytest.approx(max(sds), abs=1e-6)
 
 
+def _same_result(a, b):
+    assert a.asdsf == b.asdsf and a.max_sdsf == b.max_sdsf and a.n_splits == b.n_splits
+    assert a.n_samples == b.n_samples and a.table.taxa == b.table.taxa
+    assert np.array_equal(a.table.splits, b.table.splits)
+    assert np.array_equal(a.table.freq, b.table.freq)
+
+
+@pytest.mark.parametrize("case", ["primates", "DS4"])
+def test_asdsf_concurrent_reading_is_deterministic(shared_dir, case):
+    """asdsf() reads the runs on threads: the same split table and the same sums, bit for
+    bit, as reading them one after the other (and MrBayes' value for DS4)."""
+    if case == "primates":
+        d = shared_dir / "reference" / "primates" / "mrbayes_mcmc"
+        runs = [d / "primates.run1.t.gz", d / "primates.run2.t.gz"]
+    else:
+        d = shared_dir / "reference" / "DS4_mrbayes_mcmc"
+        runs = [d / "DS4.run1.t.gz", d / "DS4.run2.t.gz"]
+    samples = []
+    for r in runs:    # sequential, the first run's taxa fixing the others' order
+        samples.append(read_topologies(r, burnin=0.25, rooted=False,
+                                       taxa=samples[0].taxa if samples else None))
+    ref = asdsf_from_samples(samples, minpartfreq=0.10)
+    for _ in range(3):
+        _same_result(asdsf(runs, burnin=0.25, minpartfreq=0.10), ref)
+    # four runs (more runs than cores), a sample first, a file repeated
+    many = asdsf([samples[0], runs[1], runs[0], runs[1]], burnin=0.25, minpartfreq=0.10)
+    ref4 = asdsf_from_samples([samples[0], samples[1], samples[0], samples[1]],
+                              minpartfreq=0.10)
+    _same_result(many, ref4)
+    if case == "DS4":
+        value = json.loads((d / "asdsf.json").read_text())["asdsf_by_minpartfreq"]["0.10"]
+        assert round(ref.asdsf, MRBAYES_DECIMALS) == pytest.approx(value, abs=1e-9)
+
+
+def test_asdsf_concurrent_newick_and_errors(tmp_path):
+    """Newick runs (no taxa in the header: the first file fixes the order) and an
+    error in a later run (raised as when reading in order)."""
+    t1 = "((A,B),C,(D,E));"
+    t2 = "((A,C),B,(D,E));"
+    r1 = _write(tmp_path, "r1.nwk", [t1, t2, t1, t1])
+    r2 = _write(tmp_path, "r2.nwk", ["((E,D),(C,B),A);", t2, t2])
+    r3 = _write(tmp_path, "r3.nwk", [t1, "((A,B),C,(D,F));"])
+    got = asdsf([r1, r2, r1], burnin=0, minpartfreq=0.0)
+    s1 = read_topologies(r1, burnin=0, rooted=False)
+    s2 = read_topologies(r2, burnin=0, rooted=False, taxa=s1.taxa)
+    _same_result(got, asdsf_from_samples([s1, s2, s1], minpartfreq=0.0))
+    with pytest.raises(PhyloError) as info:
+        asdsf([r1, r2, r3], burnin=0)
+    assert f"{r3}:2" in str(info.value)
+    with pytest.raises(PhyloError, match="no such file"):
+        asdsf([tmp_path / "missing.t", r3], burnin=0)
+
+
 def test_kl_conventions():
     p = np.array([0.5, 0.3, 0.2])
     with np.errstate(divide="ignore"):

@@ -289,3 +289,145 @@ def test_read_trees_batched_kernel_matches_parse_newick(tmp_path):
             assert np.array_equal(tree.branch_lengths, ref.branch_lengths, equal_nan=True)
             assert (tree.taxa, tree.rooted, tree.weight, tree.name, tree.source) == \
                 (ref.taxa, ref.rooted, ref.weight, ref.name, ref.source)
+
+
+# ---------------------------------------------------------------------------
+# the block scanner (Numba) against the line-based reader it replaced
+# ---------------------------------------------------------------------------
+
+TRICKY_NEXUS = (
+    "\n#NEXUS\n[comment] begin trees; [inline]\n"
+    "   translate 1 A, 2 B, 3 C, 4 D;\n"
+    "   tree plain = [&U] ((1,2),3,4);\n"
+    "   TREE upper = [&R] ((1,2),(3,4));\n"
+    "   tree 'quoted name' = ((1,3),2,4);\n"
+    "   tree *star = ((1,4),2,3);\n"
+    "   tree * = ((1,4),2,3);\n"
+    "   tree multi = [&W 0.5]\n      ((1,2),\n\n       3,4);\n"
+    "   tree c [&lnP=-1.0] [x] = [&U][&W 2e-1] ((1,2),3,4);\n"
+    "\n\n"
+    "   tree crlf = [&W 0.1] ((1,2),3,4);\r\n"
+    "\ttree\ttabs\t=\t[&  w \t 1.5 ] [ &W 3] [&r ] ((1,2),3,4);   \n"
+    "   tree uni = [&W\x1c0.5] [&\xa0R] [&R\x85] ((1,2),3,4);\n"
+    "   tree vt\x0b= [&W\x0c.25] ((1,2),3,4);\n"
+    "   tree big = [&W 12345678901234567890] [&W 1e-30] ((1,2),3,4);\n"
+    "   tree neg = [&W -0.] [&W +7.] [&Rooted] ((1,2),3,4);\n"
+    "   tree semi_in_comment = ((1,2),3,4)[;] ;\n"
+    "   tree two = ((1,2),3,4); tree y = ((1,3),2,4);\n"
+    "   tree q'n = ((1,2),3,4);\n"
+    "   [a comment line]\n"
+    "   tree after_comment = ((1,2),3,4);\n"
+    "   title other text in a trees block is ignored;\n"
+    "   tree näme = ((1,2),3,4);\n"
+    "   tree last = ((1,2),3,4)\n;\n"
+    "end;\n"
+    "begin trees;\n   tree again = ((1,2),3,4);\nEND;")
+
+TRICKY_NEWICK = ("\n\n  [&R] ((a:1,b:1):1,c:2);  (a,(b,c));\n((a,c),\n\n b)[x;y];\n"
+                 "[a comment; with semicolon](b,(a,c));\n  \t \n[&W 0.5]\n(c,(a,b));;\n"
+                 "(c,(a,b))")
+
+
+def _records(path, fast, block=None, max_batch=3):
+    from phylo.io._treefile import _Record, _iter_file_slow, _newick_flags, _scan_batches
+    out = []
+    if fast:
+        for b in _scan_batches(str(path), max_batch=max_batch, block=block):
+            out += [(b.record(t), b.flags(t)) for t in range(len(b))]
+    else:
+        out = [(r, _newick_flags(r.body)) for r in _iter_file_slow(str(path))
+               if isinstance(r, _Record)]
+    # exact weights (bit for bit) and rooting, as parse_newick's regexes give them
+    return [(r.line, r.name, r.body, f[0], np.float64(f[1]).tobytes()) for r, f in out]
+
+
+@pytest.mark.parametrize("text", [TRICKY_NEXUS, TRICKY_NEWICK, NEXUS_T, BEAST, TRPROBS,
+                                  TRICKY_NEWICK.replace("\n", "\r\n"), "", "\n\n  \n",
+                                  "#NEXUS\nbegin trees;\nend;\n"])
+@pytest.mark.parametrize("gz", [False, True])
+def test_scanner_matches_line_reader(tmp_path, text, gz):
+    """Every statement: same line, name, Newick bytes, rooting flag and weight, for
+    any block size (statements cut by block ends are carried into the next block)."""
+    p = write(tmp_path, "x.t", text, gz=gz)
+    slow = _records(p, False)
+    for block in (None, 5, 64, 333):
+        assert _records(p, True, block=block) == slow, block
+    assert len(slow) > 0 or "(" not in text
+
+
+@pytest.mark.parametrize("text", [
+    "#NEXUS\nbegin trees;\n tree t = ((A,B),C);\n",
+    "#NEXUS\nbegin trees;\n tree t = ((A,B),C);\n tree u = ((A,B),\n",
+    "#NEXUS\nbegin trees;\n tree t = ((A,B),C);\n[unclosed\nend;\n",
+    "#NEXUS\nbegin trees;\n tree t = ((A,B),C);\n tree u ((A,B),C);\nend;\n",
+    "#NEXUS\nbegin trees;\n tree t = ((A,B),C);\n[multi-line\ncomment] tree h = (A,B,C);\nend;\n",
+    "#NEXUS\nbegin trees;\n tree t = ((A,B),C);\nend;\n stray text;\n",
+])
+def test_scanner_errors_match_line_reader(tmp_path, text):
+    p = write(tmp_path, "bad.t", text)
+    errors = []
+    for fast in (False, True):
+        with pytest.raises(FormatError) as info:
+            _records(p, fast, block=7)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+    assert str(p) in errors[1]
+
+
+def test_tricky_files_read(tmp_path):
+    """Quoted/odd names and comments go through the line parser, in file order."""
+    text = TRICKY_NEXUS.replace("   tree two = ((1,2),3,4); tree y = ((1,3),2,4);\n", "")
+    p = write(tmp_path, "x.t", text)
+    trees = list(read_trees(p))
+    names = [t.name for t in trees]
+    assert names[:6] == ["plain", "upper", "quoted name", "star", "*", "multi"]
+    assert names[-3:] == ["näme", "last", "again"]
+    assert [t.weight for t in trees[5:7]] == [0.5, 0.2]
+    assert trees[1].rooted and not trees[0].rooted
+    assert trees[5].source == f"{p}:10"
+    smp = read_topologies(p)
+    assert smp.n_trees == len(trees) == count_trees(p)
+    w = {n: t.weight for n, t in zip(names, trees)}
+    assert w["big"] == 1e-30 and w["neg"] == 7.0 and w["vt"] == 0.25
+    assert smp.total == pytest.approx(sum(w.values()), abs=WEIGHT_TOL)
+
+
+@pytest.mark.parametrize("name", ["reference/primates/mrbayes_mcmc/primates.run1.t.gz",
+                                  "reference/primates/mrbayes_mcmc/primates.trprobs",
+                                  "reference/DS4_mrbayes_mcmc/DS4.run2.t.gz",
+                                  "reference/DS4_mrbayes_mcmc/DS4.con.tre",
+                                  "data/DS1/golden_run/rep_1/DS1.trprobs.gz",
+                                  "data/DS4/short_run/rep_3/DS4.trprobs.gz"])
+def test_scanner_matches_line_reader_on_real_files(shared_dir, name):
+    p = shared_dir / name
+    if not p.exists():
+        pytest.skip(f"{p} not in ../shared")
+    slow = _records(p, False)
+    assert len(slow) > 0
+    assert _records(p, True, max_batch=1000) == slow
+    assert _records(p, True, block=4096, max_batch=77) == slow
+
+
+def test_burnin_thinning_across_batches(tmp_path, monkeypatch):
+    """Burn-in and thinning count statements across block and batch boundaries."""
+    import phylo.io._treefile as tf
+    import phylo.io.trees as trees_mod
+    tops = ["((1,2),3,(4,5))", "((1,3),2,(4,5))", "((2,3),1,(4,5))"]
+    body = "".join(f"   tree gen.{i} = [&U] {tops[i % 3]};\n" for i in range(53))
+    p = write(tmp_path, "x.t", NEXUS_T.split("   tree gen.0")[0] + body + "end;\n")
+    ref = {}
+    for kw in ({}, {"burnin": 0.25}, {"burnin": 0.3, "thin": 4}, {"burnin": 7, "thin": 3}):
+        ref[str(kw)] = ([t.name for t in read_trees(p, **kw)], read_topologies(p, **kw))
+    monkeypatch.setattr(tf, "BLOCK", 100)
+    monkeypatch.setattr(trees_mod, "CHUNK", 4)
+    monkeypatch.setattr(trees_mod, "TREE_BATCH", 5)
+    for kw in ({}, {"burnin": 0.25}, {"burnin": 0.3, "thin": 4}, {"burnin": 7, "thin": 3}):
+        names, smp = ref[str(kw)]
+        assert [t.name for t in read_trees(p, **kw)] == names
+        n = 53
+        k = int(kw.get("burnin", 0) * n) if isinstance(kw.get("burnin"), float) else \
+            kw.get("burnin", 0)
+        assert names == [f"gen.{i}" for i in range(k, n, kw.get("thin", 1))]
+        got = read_topologies(p, **kw)
+        assert np.array_equal(got.keys, smp.keys) and np.array_equal(got.counts, smp.counts)
+        assert got.n_trees == len(names)

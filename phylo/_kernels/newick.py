@@ -34,14 +34,14 @@ _POW10 = np.array([10.0 ** k for k in range(23)], dtype=np.float64)
 _MAX_EXACT = 9007199254740992  # 2**53
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _is_delim(c):
     # the regex parser's word delimiters: whitespace ( ) : ; , [ ] '
     return (c == 40 or c == 41 or c == 58 or c == 59 or c == 44 or c == 91 or c == 93
             or c == 39 or _is_space(c))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _skip_blank(buf, i, end):
     """Skip whitespace and complete ``[...]`` comments; -1 for an unterminated comment."""
     while i < end:
@@ -60,7 +60,7 @@ def _skip_blank(buf, i, end):
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _parse_length(buf, i, end, pow10, out):
     """Exactly convert the plain decimal at ``buf[i:]``; returns the end or -1 (slow)."""
     neg = False
@@ -120,7 +120,7 @@ def _parse_length(buf, i, end, pow10, out):
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def parse_tree_layout_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab_off, n_taxa,
                             pow10, out_parent, out_children, out_nchildren, out_lengths,
                             out_nnodes, out_maxdeg, out_first, out_status):

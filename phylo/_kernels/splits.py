@@ -31,7 +31,7 @@ _FNV_OFFSET = np.uint64(14695981039346656037)
 _FNV_PRIME = np.uint64(1099511628211)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fnv1a(buf, start, end):
     """64-bit FNV-1a hash of ``buf[start:end]`` (uint8)."""
     h = np.uint64(14695981039346656037)
@@ -40,7 +40,7 @@ def fnv1a(buf, start, end):
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _lookup_label(buf, s, e, lab_hash, lab_idx, lab_bytes, lab_off):
     """Binary search of a label's hash in the sorted table, verified byte by byte."""
     h = fnv1a(buf, s, e)
@@ -68,12 +68,12 @@ def _lookup_label(buf, s, e, lab_hash, lab_idx, lab_bytes, lab_off):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _is_space(c):
     return c == 32 or c == 9 or c == 10 or c == 13
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def parse_newick_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab_off,
                        n_taxa, out_parent, out_nnodes, out_status, out_errpos):
     """Parse many Newick strings (topology only) into post-order parent arrays.
@@ -221,7 +221,7 @@ def parse_newick_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab_off,
             out_parent[t, S + post_id[k]] = S + post_id[p] if p >= 0 else -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def node_clades(parent, n, S, W, out):
     """Clade bitsets of every node of one parent array: out (>= n, W) uint64."""
     for v in range(n):
@@ -236,7 +236,7 @@ def node_clades(parent, n, S, W, out):
                 out[p, w] |= out[v, w]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _row_less(a, b):
     """Lexicographic order of two bitset rows (most significant word first)."""
     for w in range(a.shape[0] - 1, -1, -1):
@@ -245,7 +245,7 @@ def _row_less(a, b):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _popcount(x):
     c = 0
     while x:
@@ -254,7 +254,7 @@ def _popcount(x):
     return c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def topology_keys(parents, n_nodes, S, W, rooted, out):
     """Canonical topology keys: sorted non-trivial splits (unrooted) or clades (rooted).
 
@@ -273,6 +273,18 @@ def topology_keys(parents, n_nodes, S, W, rooted, out):
     tmp = np.zeros(W, dtype=np.uint64)
     for t in range(parents.shape[0]):
         n = n_nodes[t]
+        if t > 0 and n_nodes[t - 1] == n:
+            # MCMC samples often repeat the previous tree verbatim: same key
+            same = True
+            for v in range(n):
+                if parents[t, v] != parents[t - 1, v]:
+                    same = False
+                    break
+            if same:
+                for a in range(M):
+                    for w in range(W):
+                        out[t, a, w] = out[t - 1, a, w]
+                continue
         node_clades(parents[t], n, S, W, cl)
         m = 0
         for v in range(S, n - 1):
@@ -324,7 +336,7 @@ def topology_keys(parents, n_nodes, S, W, rooted, out):
                 out[t, a, w] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _hash_row(row):
     h = np.uint64(0x9E3779B97F4A7C15)
     for w in range(row.shape[0]):
@@ -335,7 +347,7 @@ def _hash_row(row):
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def hash_insert_rows(rows, table_keys, table_ids, n_used, insert, out_ids):
     """Look up (and optionally insert) rows of uint64 words in an open-addressing table.
 
@@ -373,7 +385,7 @@ def hash_insert_rows(rows, table_keys, table_ids, n_used, insert, out_ids):
     return n_used
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def accumulate_splits(keys, weights, S, out_rows, out_w):
     """Flatten non-zero split rows of topology keys with their topology's weight.
 

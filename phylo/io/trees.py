@@ -9,6 +9,11 @@ Two interfaces:
   key (sorted split bitsets), identical topologies are counted in a hash table, and
   only the distinct topologies are kept (:class:`~phylo.trees.splits.TopologySample`).
 
+Both find the tree statements with a Numba scanner over blocks of the file
+(:mod:`phylo.io._treefile`, 32 MB at a time), which hands NEXUS header lines and
+anything unusual (quoted names, comments across lines, …) to the line parser; a
+statement's weight is read as :func:`phylo.io.newick.parse_newick` reads it.
+
 Formats: plain Newick (one or more trees, each ended by ``;``, across any lines);
 NEXUS with a ``trees`` block, optional ``translate`` table (MrBayes writes numbers,
 BEAST numbers or names) and ``taxa`` block; ``[&U]``/``[&R]`` rooting comments,
@@ -22,10 +27,8 @@ that many trees. Thinning keeps every ``thin``-th tree after burn-in.
 """
 from __future__ import annotations
 
-import gzip
 import os
 import re
-from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -34,283 +37,25 @@ from .._kernels import splits as _k
 from ..errors import FormatError, PhyloError, TaxonMismatchError, TreeError
 from ..trees.splits import (RowTable, TopologySample, n_words)
 from ..trees.tree import Tree
+from ._treefile import (TreeFileInfo, _Batch, _iter_file_slow, _lead_flags, _Record,
+                        _scan_batches, _selection)
 from .newick import parse_newick
 
 __all__ = ["read_trees", "read_topologies", "count_trees", "TreeFileInfo", "tree_file_info"]
 
-_TREE_STMT = re.compile(rb"^\s*tree\s+(\*\s*)?(?P<name>'(?:[^']|'')*'|[^\s=\[]+)\s*"
-                        rb"(?:\[[^\]]*\]\s*)*=", re.IGNORECASE)
-_LEAD_COMMENTS = re.compile(rb"\s*\[([^\]]*)\]")
-_ROOTING = re.compile(rb"^&\s*([RrUu])\s*$")
-_WEIGHT = re.compile(rb"^&\s*[Ww]\s+([-+0-9.eE]+)")
-_TRANSLATE_ITEM = re.compile(r"\s*('(?:[^']|'')*'|[^\s,;']+)\s+('(?:[^']|'')*'|[^\s,;']+)\s*(,|;|$)")
-_WORD = re.compile(r"'(?:[^']|'')*'|[^\s,;']+")
-CHUNK = 8192
-
-
-@dataclass
-class TreeFileInfo:
-    """What the header of a tree file says (before the trees)."""
-
-    path: str
-    nexus: bool
-    translate: dict[str, str] | None
-    taxa: tuple[str, ...] | None   # translate order, else the taxa block, else None
-
-
-@dataclass
-class _Record:
-    line: int
-    name: str | None
-    body: bytes        # the Newick text (with its leading comments), ';' optional
-
-
-def _unquote(word: str) -> str:
-    if len(word) >= 2 and word[0] == "'" and word[-1] == "'":
-        return word[1:-1].replace("''", "'")
-    return word
-
-
-def _open(path: str | os.PathLike):
-    p = os.fspath(path)
-    if not os.path.exists(p):
-        raise FormatError("no such file", path=p)
-    if os.path.isdir(p):
-        raise FormatError("is a directory, expected a tree file", path=p)
-    with open(p, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(p, "rb")
-    return open(p, "rb")
-
-
-def _strip_comments(line: bytes, in_comment: bool) -> tuple[bytes, bool]:
-    """Remove [...] comments from a header line, tracking comments across lines."""
-    out = bytearray()
-    i = 0
-    n = len(line)
-    while i < n:
-        if in_comment:
-            j = line.find(b"]", i)
-            if j < 0:
-                return bytes(out), True
-            i = j + 1
-            in_comment = False
-        else:
-            j = line.find(b"[", i)
-            if j < 0:
-                out += line[i:]
-                break
-            out += line[i:j]
-            i = j + 1
-            in_comment = True
-    return bytes(out), in_comment
-
-
-def _iter_file(path: str, info_only: bool = False):
-    """Yield the TreeFileInfo first, then _Record for each tree statement."""
-    fh = _open(path)
-    try:
-        first = b""
-        lineno = 0
-        lines = iter(fh)
-        pending: list[tuple[int, bytes]] = []
-        for raw in lines:
-            lineno += 1
-            if raw.strip():
-                first = raw
-                pending.append((lineno, raw))
-                break
-        nexus = first.strip().upper().startswith(b"#NEXUS")
-        if not nexus:
-            yield TreeFileInfo(path, False, None, None)
-            if info_only:
-                return
-            yield from _iter_newick(path, pending, lines, lineno)
-            return
-        yield from _iter_nexus(path, lines, lineno, info_only)
-    finally:
-        fh.close()
-
-
-def _iter_newick(path, pending, lines, lineno):
-    buf: list[bytes] = []
-    start_line = None
-    depth_comment = False
-
-    def chunks():
-        for ln, raw in pending:
-            yield ln, raw
-        n = lineno
-        for raw in lines:
-            n += 1
-            yield n, raw
-
-    for ln, raw in chunks():
-        pos = 0
-        while True:
-            # find a ';' outside comments
-            semi = -1
-            i = pos
-            while i < len(raw):
-                if depth_comment:
-                    j = raw.find(b"]", i)
-                    if j < 0:
-                        i = len(raw)
-                        break
-                    depth_comment = False
-                    i = j + 1
-                    continue
-                j1 = raw.find(b";", i)
-                j2 = raw.find(b"[", i)
-                if j1 < 0 and j2 < 0:
-                    i = len(raw)
-                    break
-                if j2 >= 0 and (j1 < 0 or j2 < j1):
-                    depth_comment = True
-                    i = j2 + 1
-                    continue
-                semi = j1
-                break
-            piece = raw[pos:] if semi < 0 else raw[pos:semi + 1]
-            if piece.strip():
-                if start_line is None:
-                    start_line = ln
-                buf.append(piece)
-            if semi < 0:
-                break
-            if buf:
-                yield _Record(start_line, None, b"".join(buf))
-            buf = []
-            start_line = None
-            pos = semi + 1
-    if buf and b"".join(buf).strip():
-        yield _Record(start_line, None, b"".join(buf))
-
-
-def _iter_nexus(path, lines, lineno, info_only):
-    translate: dict[str, str] | None = None
-    taxa_block: list[str] | None = None
-    in_comment = False
-    block = None
-    stmt: list[bytes] = []   # a header statement being collected up to ';'
-    stmt_line = 0
-    info_sent = False
-    tree_parts: list[bytes] | None = None
-    tree_line = 0
-    tree_name = None
-
-    def make_info():
-        taxa = tuple(translate.values()) if translate else (
-            tuple(taxa_block) if taxa_block else None)
-        return TreeFileInfo(path, True, translate, taxa)
-
-    for raw in lines:
-        lineno += 1
-        if tree_parts is not None:     # a tree statement spanning lines
-            tree_parts.append(raw)
-            if raw.rstrip().endswith(b";"):
-                yield _Record(tree_line, tree_name, b"".join(tree_parts))
-                tree_parts = None
-            continue
-        if not in_comment and block == "trees" and not stmt:
-            m = _TREE_STMT.match(raw)
-            if m:
-                if not info_sent:
-                    yield make_info()
-                    info_sent = True
-                    if info_only:
-                        return
-                name = _unquote(m.group("name").decode("utf-8", "replace"))
-                body = raw[m.end():]
-                if raw.rstrip().endswith(b";"):
-                    yield _Record(lineno, name, body)
-                else:
-                    tree_parts, tree_line, tree_name = [body], lineno, name
-                continue
-        text, in_comment = _strip_comments(raw, in_comment)
-        if not text.strip():
-            continue
-        if not stmt:
-            stmt_line = lineno
-        stmt.append(text)
-        if b";" not in text:
-            continue
-        whole = b" ".join(stmt).decode("utf-8", "replace").strip()
-        stmt = []
-        for piece in [p for p in whole.split(";")]:
-            p = piece.strip()
-            if not p:
-                continue
-            low = p.lower()
-            if low.startswith("begin"):
-                words = low.split()
-                if len(words) < 2:
-                    raise FormatError("'begin' without a block name", path=path, line=stmt_line)
-                block = words[1]
-            elif low in ("end", "endblock"):
-                if block == "trees" and not info_sent:
-                    yield make_info()
-                    info_sent = True
-                block = None
-            elif block == "trees" and low.startswith("translate"):
-                translate = _parse_translate(p[len("translate"):], path, stmt_line)
-            elif block == "trees" and low.startswith("tree"):
-                raise FormatError("malformed tree statement (expected 'tree NAME = (...);')",
-                                  path=path, line=stmt_line)
-            elif block == "taxa" and low.startswith("taxlabels"):
-                taxa_block = [_unquote(w) for w in _WORD.findall(p[len("taxlabels"):])]
-            elif block is None and not low.startswith("#nexus"):
-                raise FormatError(f"text outside a NEXUS block: {p[:40]!r}",
-                                  path=path, line=stmt_line)
-    if tree_parts is not None:
-        raise FormatError("the file ends inside a tree statement (missing ';')",
-                          path=path, line=tree_line)
-    if stmt and b"".join(stmt).strip():
-        raise FormatError("the file ends inside a statement (missing ';')",
-                          path=path, line=stmt_line)
-    if in_comment:
-        raise FormatError("unclosed '[' comment", path=path, line=lineno)
-    if block is not None:
-        raise FormatError(f"the '{block}' block is not closed with 'end;'", path=path,
-                          line=lineno)
-    if not info_sent:
-        yield make_info()
-
-
-def _parse_translate(text: str, path: str, line: int) -> dict[str, str]:
-    table: dict[str, str] = {}
-    items = [t.strip() for t in text.split(",")]
-    for item in items:
-        if not item:
-            continue
-        words = _WORD.findall(item)
-        if len(words) != 2:
-            raise FormatError(f"malformed translate entry {item!r} (expected 'TOKEN NAME')",
-                              path=path, line=line)
-        key, name = _unquote(words[0]), _unquote(words[1])
-        if key in table:
-            raise FormatError(f"translate token {key!r} defined twice", path=path, line=line)
-        table[key] = name
-    if len(set(table.values())) != len(table):
-        raise FormatError("translate table maps two tokens to one taxon", path=path, line=line)
-    return table
+CHUNK = 8192         # tree statements per kernel call on the bulk path
 
 
 def tree_file_info(path: str | os.PathLike) -> TreeFileInfo:
     """Header information of a tree file (NEXUS or not, translate table, taxa)."""
-    for item in _iter_file(os.fspath(path), info_only=True):
+    for item in _iter_file_slow(os.fspath(path), info_only=True):
         return item
     raise FormatError("empty file", path=path)  # pragma: no cover
 
 
 def count_trees(path: str | os.PathLike) -> int:
     """Number of trees in a file (one cheap pass, no parsing)."""
-    n = 0
-    for item in _iter_file(os.fspath(path)):
-        if isinstance(item, _Record):
-            n += 1
-    return n
+    return sum(len(b) for b in _scan_batches(os.fspath(path), max_batch=1 << 16))
 
 
 def _burnin_count(burnin, n: int | None, path: str) -> int:
@@ -347,35 +92,6 @@ def _check_thin(thin) -> int:
     return int(thin)
 
 
-def _lead_flags(body: bytes) -> tuple[bool | None, float]:
-    """[&R]/[&U] and [&W w] comments before the tree."""
-    rooted = None
-    weight = 1.0
-    pos = 0
-    while True:
-        m = _LEAD_COMMENTS.match(body, pos)
-        if not m:
-            break
-        c = m.group(1).strip()
-        r = _ROOTING.match(c)
-        if r:
-            rooted = r.group(1).upper() == b"R"
-        w = _WEIGHT.match(c)
-        if w:
-            weight = float(w.group(1))
-        pos = m.end()
-    return rooted, weight
-
-
-def _selected(records, skip: int, thin: int):
-    """Burn-in and thinning over a record stream; yields (index_in_file, record)."""
-    for i, rec in enumerate(records):
-        if i < skip:
-            continue
-        if (i - skip) % thin == 0:
-            yield i, rec
-
-
 def read_trees(path: str | os.PathLike, *, burnin: float | int = 0, thin: int = 1,
                taxa: Sequence[str] | None = None, rooted: bool | None = None) -> Iterator[Tree]:
     """Stream the trees of a Newick or NEXUS file as :class:`Tree` objects.
@@ -405,28 +121,23 @@ def read_trees(path: str | os.PathLike, *, burnin: float | int = 0, thin: int = 
 
 def _read_trees_gen(path, info, skip, thin, taxa, rooted, n_expected):
     taxa_t = tuple(taxa) if taxa is not None else info.taxa
-    records = (r for r in _iter_file(path) if isinstance(r, _Record))
-    counter = _Counter(records)
     batcher = None
-    batch: list[_Record] = []
-    for _, rec in _selected(counter, skip, thin):
-        if taxa_t is None:
+    total = 0
+    for batch in _scan_batches(path, max_batch=TREE_BATCH):
+        sel = _selection(total, len(batch), skip, thin)
+        total += len(batch)
+        if sel.shape[0] and taxa_t is None:
             # the first tree fixes the taxa (sorted leaf names): regex parser
+            rec = batch.record(int(sel[0]))
             tree = _parse_one(rec.body.decode("utf-8", "replace"), path, rec, info, None, rooted)
             taxa_t = tree.taxa
             yield tree
-            continue
-        batch.append(rec)
-        if len(batch) >= TREE_BATCH:
+            sel = sel[1:]
+        if sel.shape[0]:
             if batcher is None:
                 batcher = _TreeBatcher(path, info, taxa_t, rooted)
-            yield from batcher.trees(batch)
-            batch = []
-    if batch:
-        if batcher is None:
-            batcher = _TreeBatcher(path, info, taxa_t, rooted)
-        yield from batcher.trees(batch)
-    _check_skip(path, skip, counter.last)
+            yield from batcher.trees(batch, sel)
+    _check_skip(path, skip, total)
 
 
 TREE_BATCH = 1000   # tree statements parsed per kernel call by read_trees (bounded memory)
@@ -488,14 +199,12 @@ class _TreeBatcher:
             self.prefix_cache[prefix] = result
         return result
 
-    def trees(self, batch: list[_Record]):
-        T = len(batch)
-        bodies = [r.body for r in batch]
-        lens = np.fromiter((len(b) for b in bodies), dtype=np.int64, count=T)
-        ends = np.cumsum(lens)
-        starts = ends - lens
-        blob = b"".join(bodies)
-        buf = np.frombuffer(blob, dtype=np.uint8) if blob else np.zeros(1, np.uint8)
+    def trees(self, batch: _Batch, sel: np.ndarray):
+        """Trees of the statements ``sel`` (indices) of a scanned batch, in order."""
+        T = sel.shape[0]
+        starts = batch.bs[sel]
+        ends = batch.be[sel]
+        buf = batch.arr
         maxn, K = self.maxn, self.K
         par = np.empty((T, maxn), dtype=np.int32)
         ch = np.empty((T, maxn, K), dtype=np.int32)
@@ -505,24 +214,30 @@ class _TreeBatcher:
         maxdeg = np.empty(T, dtype=np.int32)
         first = np.empty(T, dtype=np.int64)
         status = np.empty(T, dtype=np.int32)
-        lab_hash, lab_idx, lab_bytes, lab_off = self.labels
-        self._kn.parse_tree_layout_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes,
-                                         lab_off, self.S, self._kn._POW10, par, ch, nch, bl,
-                                         nn, maxdeg, first, status)
+        self._kn.parse_tree_layout_batch(buf, starts, ends, *self.labels, self.S,
+                                         self._kn._POW10, par, ch, nch, bl, nn, maxdeg,
+                                         first, status)
         nn_l = nn.tolist()
         md_l = maxdeg.tolist()
         st_l = status.tolist()
         first_l = first.tolist()
+        start_l = starts.tolist()
+        sel_l = sel.tolist()
+        line_l = batch.line[sel].tolist()
+        data = batch.data
         taxa, path, forced, S = self.taxa, self.path, self.rooted, self.S
         make = Tree._from_layout
         for t in range(T):
-            rec = batch[t]
             flags = None
             if st_l[t] == 0:
-                f = first_l[t]
-                body = bodies[t]
-                flags = (None, 1.0) if body.find(b"[", 0, f) < 0 else self._prefix_flags(body[:f])
+                a = start_l[t]
+                b = a + first_l[t]
+                if data.find(b"[", a, b) < 0:
+                    flags = (None, 1.0)
+                else:
+                    flags = self._prefix_flags(bytes(data[a:b]))
             if flags is None:
+                rec = batch.record(sel_l[t])
                 yield _parse_one(rec.body.decode("utf-8", "replace"), path, rec, self.info,
                                  taxa, forced)
                 continue
@@ -537,24 +252,11 @@ class _TreeBatcher:
             else:
                 is_rooted = bool(n_children[n - 1] == 2)
             tree = make(taxa, ch[t, :n, :k].copy(), n_children, par[t, :n].copy(),
-                        bl[t, :n - 1].copy(), is_rooted, weight, rec.name,
-                        f"{path}:{rec.line}")
+                        bl[t, :n - 1].copy(), is_rooted, weight, batch.name(sel_l[t]),
+                        f"{path}:{line_l[t]}")
             if not is_rooted and n_children[n - 1] == 2 and S > 2:
                 tree = tree.unrooted()
             yield tree
-
-
-class _Counter:
-    """Wraps a record stream and counts what went through it."""
-
-    def __init__(self, records):
-        self.records = records
-        self.last = 0
-
-    def __iter__(self):
-        for r in self.records:
-            self.last += 1
-            yield r
 
 
 def _check_skip(path, skip, n):
@@ -665,15 +367,17 @@ class _BulkState:
         skip = 0 if deferred else _burnin_count(burnin, None, path)
         step = 1 if deferred else thin
         labels_ready = False
-        batch: list[_Record] = []
         ids_parts: list[np.ndarray] = []
         w_parts: list[np.ndarray] = []
         self.sources.append(path)
-        records = (r for r in _iter_file(path) if isinstance(r, _Record))
-        counter = _Counter(records)
-        for i, rec in _selected(counter, skip, step):
+        total = 0
+        for batch in _scan_batches(path, max_batch=CHUNK):
+            sel = _selection(total, len(batch), skip, step)
+            total += len(batch)
+            if sel.shape[0] == 0:
+                continue
             if self.table is None:
-                self._setup(path, info, rec)
+                self._setup(path, info, batch.record(int(sel[0])))
             if not labels_ready:
                 labels_ready = True
                 position = {t: i for i, t in enumerate(self.taxa)}
@@ -689,15 +393,7 @@ class _BulkState:
                         labels[token.encode()] = position[name]
                 self._labels = _label_table(labels)
                 self._info = info
-            batch.append(rec)
-            if len(batch) >= CHUNK:
-                ids, w = self._process(path, batch, weighted)
-                ids_parts.append(ids)
-                w_parts.append(w)
-                batch = []
-        total = counter.last
-        if batch:
-            ids, w = self._process(path, batch, weighted)
+            ids, w = self._process(path, batch, sel, weighted)
             ids_parts.append(ids)
             w_parts.append(w)
         if total == 0:
@@ -722,39 +418,35 @@ class _BulkState:
         self.used += np.bincount(ids, minlength=u)
         self.n_trees += int(ids.shape[0])
 
-    def _process(self, path, batch: list[_Record], weighted: bool):
+    def _process(self, path, batch: _Batch, sel: np.ndarray, weighted: bool):
+        """Topology ids and weights of the statements ``sel`` of a scanned batch."""
         s, W, M = self.S, self.W, self.M
-        bodies = [r.body for r in batch]
-        lens = np.fromiter((len(b) for b in bodies), dtype=np.int64, count=len(bodies))
-        ends = np.cumsum(lens)
-        starts = ends - lens
-        buf = np.frombuffer(b"".join(bodies), dtype=np.uint8)
-        T = len(batch)
+        starts = batch.bs[sel]
+        ends = batch.be[sel]
+        buf = batch.arr
+        T = sel.shape[0]
         parents = np.empty((T, 2 * s - 1), dtype=np.int32)
         n_nodes = np.empty(T, dtype=np.int32)
         status = np.empty(T, dtype=np.int32)
         errpos = np.empty(T, dtype=np.int64)
-        lab_hash, lab_idx, lab_bytes, lab_off = self._labels
-        _k.parse_newick_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab_off,
+        _k.parse_newick_batch(buf, starts, ends, *self._labels,
                               s, parents, n_nodes, status, errpos)
-        bad = np.flatnonzero(status != 0)
-        for t in bad:
-            # the regex parser handles quoted labels and gives the precise message
-            rec = batch[t]
+        w = batch.w[sel] if weighted else np.ones(T)
+        # the regex parser handles quoted labels, weights the scanner could not read
+        # exactly, and gives the precise message
+        for t in np.flatnonzero((status != 0) | (batch.lead[sel] != 0)):
+            rec = batch.record(int(sel[t]))
             tree = _parse_one(rec.body.decode("utf-8", "replace"), path, rec, self._info,
                               self.taxa, self.rooted)
             parents[t] = -2
             parents[t, :tree.n_nodes] = tree.parent
             n_nodes[t] = tree.n_nodes
+            if weighted:
+                w[t] = tree.weight
         keys = np.empty((T, M, W), dtype=np.uint64)
         _k.topology_keys(parents, n_nodes, s, W, bool(self.rooted), keys)
         old_u = len(self.table)
         ids = self.table.add(keys.reshape(T, -1))
-        if weighted:
-            w = np.array([_lead_flags(b)[1] if b[:40].find(b"&W") >= 0 or b[:40].find(b"&w") >= 0
-                          else 1.0 for b in bodies], dtype=np.float64)
-        else:
-            w = np.ones(T)
         if len(self.table) > old_u:
             new = np.flatnonzero(ids >= old_u)
             _, first = np.unique(ids[new], return_index=True)   # first occurrence, id order
