@@ -58,6 +58,9 @@ def register(subparsers) -> None:
     f.add_argument("--tol", type=float, default=1e-5,
                    help="EM stops when the objective changes by less (default: %(default)g)")
     f.add_argument("--max-iter", type=int, default=1000, help="EM iteration limit")
+    f.add_argument("--min-iter", type=int, default=50,
+                   help="EM runs at least this many iterations before the --tol test, so "
+                        "that it does not stop on a plateau (default: %(default)s)")
     f.add_argument("--out", required=True, help="model JSON file to write")
     add_format_argument(f)
     add_quiet_argument(f)
@@ -140,7 +143,7 @@ def run_fit(args) -> int:
         progress = None
     t0 = time.perf_counter()
     model = fit(smp, args.method, alpha=args.alpha, tol=args.tol, max_iter=args.max_iter,
-                progress=progress)
+                min_iter=args.min_iter, progress=progress)
     secs = time.perf_counter() - t0
     if bar is not None:
         bar.close()

@@ -17,23 +17,28 @@ from .srf import SRF
 # ---------------------------------------------------------------------------
 
 def fit(sample: TopologySample, method: str = "em", *, alpha: float = 1e-4,
-        tol: float = 1e-5, max_iter: int = 1000, progress=None,
+        tol: float = 1e-5, max_iter: int = 1000, min_iter: int = 50, progress=None,
         alpha_prior: str = "sa") -> "SBN | SRF":
     """Fit an estimator to a (weighted) topology sample; see the module docstring.
 
     sample: :class:`TopologySample` (``phylo.io.read_topologies``); weights = counts.
     method: ``srf``, ``ccd``, ``sa``, ``em``, ``em-alpha`` (unrooted samples) or
         ``rooted`` (closed-form SBN for rooted samples).
-    alpha: pseudo-count scale of ``em-alpha``; tol: EM stops when the mean
-        log-likelihood (plus log prior for em-alpha) changes by less than ``tol``.
+    alpha: pseudo-count scale of ``em-alpha``; tol, min_iter, max_iter: EM stops when
+        the mean log-likelihood (plus log prior for em-alpha) changes by less than
+        ``tol`` after at least ``min_iter`` iterations, or after ``max_iter``. The
+        minimum matters: with few training topologies the SA starting point can be a
+        near-stationary point that EM leaves only after tens to hundreds of
+        iterations (benchmarks/results/sbn_kl.md), as the reference code's
+        ``miniter = 50`` also guards against.
     progress: optional callable ``progress(iteration, objective)``.
     alpha_prior: the Dirichlet pseudo-counts of ``em-alpha`` within each parent–child
         context. ``"sa"`` (default): ``alpha`` times each child subsplit's own SA
         count; ``"uniform"`` (as the reference code zcrabbit/sbn ``models.py``,
         ``alpha * m~ / len``): the context's SA mass ``m~`` times ``alpha``, spread
         evenly over the child subsplits seen in that context. The root subsplits get
-        ``alpha`` times their SA frequencies in both. Neither reproduces the
-        published DS2/DS4 SBN-EM-α values (benchmarks/results/sbn_kl.md, notes).
+        ``alpha`` times their SA frequencies in both. The benchmark's reproduction of
+        the published table uses ``"uniform"`` (benchmarks/sbn_kl.py).
     """
     method = method.lower()
     if alpha_prior not in ("uniform", "sa"):
@@ -49,8 +54,9 @@ def fit(sample: TopologySample, method: str = "em", *, alpha: float = 1e-4,
                              "use sa, em or em-alpha for unrooted samples")
     if method == "em-alpha" and not alpha > 0:
         raise EstimatorError(f"em-alpha needs alpha > 0, got {alpha}")
-    if not (tol > 0) or max_iter < 1:
-        raise EstimatorError("tol must be > 0 and max_iter >= 1")
+    if not (tol > 0) or max_iter < 1 or min_iter < 0:
+        raise EstimatorError("tol must be > 0, max_iter >= 1 and min_iter >= 0")
+    min_iter = min(min_iter, max_iter)
     w = sample.counts / sample.counts.sum()
     st = _structures(sample)
     ccd = method == "ccd"
@@ -101,7 +107,7 @@ def fit(sample: TopologySample, method: str = "em", *, alpha: float = 1e-4,
             info.n_iter = it
             if progress is not None:
                 progress(it, obj)
-            if abs(obj - prev) < tol:
+            if it >= min_iter and abs(obj - prev) < tol:
                 info.converged = True
                 break
             prev = obj
