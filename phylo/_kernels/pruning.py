@@ -215,14 +215,15 @@ def transition_matrices(bl, model, pm, dpm, want_derivative):
 
 
 # --- one internal node ----------------------------------------------------------------
-# The per-node helpers and root_and_finish are inlined at Numba IR level
+# The per-node helpers (except the general 4x4 `_int_int`, whose loops stop vectorising
+# when inlined: GTR+G4 on DS1 went from 170 to 490 us) and root_and_finish are inlined at Numba IR level
 # (inline="always"): per-call overhead (argument unpacking, array views) dominated a
 # single-branch MCMC proposal (primates: 3.37 -> 2.75 us per generation, bit-identical).
 # Inline only into callers compiled with the same FASTMATH flags (propose_branch and
 # revert_branch, called from the non-fastmath MCMC loop, stay separate functions: inlining
 # them was slower and changed the last bits). A conditional load in the pattern loops
 # (e.g. `0.0 if first else mx[p]`) stops vectorisation (1.6x slower): keep them branch-free.
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH)
 def _int_int(out, xa, pa, xb, pb, mx):
     a00 = pa[0, 0]; a01 = pa[0, 1]; a02 = pa[0, 2]; a03 = pa[0, 3]
     a10 = pa[1, 0]; a11 = pa[1, 1]; a12 = pa[1, 2]; a13 = pa[1, 3]
