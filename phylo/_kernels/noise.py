@@ -496,16 +496,6 @@ def local_search(deltaT, parent, acc, n_random_swaps, max_rounds):
 
 
 @njit(cache=True)
-def _random_recursive(n):
-    parent = np.empty(n, dtype=np.int64)
-    perm = np.random.permutation(n)
-    for k in range(n):
-        r = np.random.randint(k + 1)   # uniform among earlier nodes and the root
-        parent[perm[k]] = n if r == k else perm[r]
-    return parent
-
-
-@njit(cache=True)
 def _kick(parent, n_moves):
     """Random prune-and-reattach moves (perturbation for iterated local search)."""
     n = parent.size

@@ -153,16 +153,6 @@ def pack_model(lam: np.ndarray, v: np.ndarray, vinv: np.ndarray, rates: np.ndarr
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def model_n_categories(model):
-    return int(model[0])
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def model_is_f81(model):
-    return model[58 + 2 * int(model[0])] != 0.0
-
-
-@njit(cache=True, fastmath=FASTMATH)
 def branch_matrices(b, t, model, pm, dpm, want_derivative):
     """P(r_c t) (and dP/dt if ``want_derivative``) of branch b for every category c.
 

@@ -124,11 +124,6 @@ def _marginal():
     return marginal
 
 
-def estimator_names() -> list[str]:
-    """Registered estimator names (:func:`phylo.marginal.available_estimators`)."""
-    return list(_marginal().available_estimators())
-
-
 def base_estimator(name: str):
     """The registered estimator ``name`` with its default settings (an
     :class:`~phylo.errors.EstimatorError` lists the valid names otherwise)."""
@@ -223,7 +218,6 @@ def _coerce(text: str, default: Any, key: str) -> Any:
 def make_problem(alignment, tree, model):
     """The fixed-topology posterior of one candidate (library defaults for priors)."""
     return _marginal().Problem(alignment, tree, model)
-
 
 
 def run_candidate(problem, estimator, *, repeats: int, seed: int, name: str,

@@ -8,7 +8,6 @@ construction so a call does no allocation beyond its result. Kernels:
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np

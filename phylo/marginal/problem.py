@@ -30,7 +30,7 @@ from ..errors import EstimatorError
 from ..io.alignment import Alignment
 from ..trees.tree import Tree
 from .base_problem import BaseProblem, NumbaTarget
-from .priors import DirichletPrior, ExponentialPrior, GammaPrior, LogNormalPrior, Prior, UniformPrior
+from .priors import ExponentialPrior, Prior, default_model_priors
 
 #: Branch length used where the tree gives none (and for zero-length starting branches).
 DEFAULT_START_LENGTH = 0.1
@@ -111,18 +111,15 @@ class Problem(BaseProblem):
     # -- model parameters ---------------------------------------------------------
     @staticmethod
     def _model_blocks(free: tuple[str, ...]) -> list[_Block]:
-        blocks: list[_Block] = []
-        if "kappa" in free:
-            blocks.append(_Block("kappa", LogNormalPrior(1.0, 1.25)))
-        if any(n.startswith("rate_") for n in free):
-            blocks.append(_Block("exchangeabilities", DirichletPrior(size=6)))
-        if any(n.startswith("pi_") for n in free):
-            blocks.append(_Block("frequencies", DirichletPrior(size=4)))
-        if "gamma_shape" in free:
-            blocks.append(_Block("gamma_shape", GammaPrior(1.0, 1.0)))
-        if "pinv" in free:
-            blocks.append(_Block("pinv", UniformPrior()))
-        return blocks
+        """Free parameter names (``Model.free_parameters``: ``rate_AC``, ``pi_A``, ...)
+        grouped into blocks, in a fixed order, each with its default prior."""
+        groups = (("kappa", "kappa" in free),
+                  ("exchangeabilities", any(n.startswith("rate_") for n in free)),
+                  ("frequencies", any(n.startswith("pi_") for n in free)),
+                  ("gamma_shape", "gamma_shape" in free),
+                  ("pinv", "pinv" in free))
+        names = tuple(name for name, present in groups if present)
+        return [_Block(name, prior) for name, prior in default_model_priors(names).items()]
 
     def _model_values(self) -> np.ndarray:
         """Current model parameters as an unconstrained vector u (n_model,)."""
