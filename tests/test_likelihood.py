@@ -120,8 +120,33 @@ def test_large_tree_rescaling():
     assert np.all(np.isfinite(got)) and got.min() < -1000  # would underflow without rescaling
     ref = log_space_pattern_log_likelihoods(aln, tree, model)
     np.testing.assert_allclose(got, ref, rtol=LARGE_TREE_TOL)
+    # the rare path ran: some nodes' bounds fell below the threshold and were rescaled
+    assert tl._buffers[5].any()
+    # and incremental updates through rescaled nodes still equal full evaluations
+    bl = tl.tree.branch_lengths.copy()
+    tl.set_branch_lengths(bl)
+    for j in (0, 1500, 2500, bl.size - 1):
+        bl[j] *= 1.7
+        got = tl.propose_branch(j, bl[j])
+        tl.accept()
+        assert got == tl.log_likelihood(bl)
     value, grad = tl.gradient()
     assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+def test_scale_bound_is_a_lower_bound(rng):
+    """pruning.scale_bound: min_p max_i of (P_a x_a) ∘ (P_b x_b) is at least the bound
+    for random matrices (short and long branches) and partials with known minima."""
+    from phylo._kernels.pruning import scale_bound
+    for _ in range(200):
+        model = Model.from_string("GTR{%.3f,%.3f,1,0.7,2}+F{0.1,0.2,0.3,0.4}" % tuple(rng.uniform(0.2, 5, 2)))
+        pa, pb = (model.transition_matrices(np.array([t]))[0, 0]
+                  for t in 10.0 ** rng.uniform(-6, 1, 2))
+        xa = rng.random((4, 500)) ** 8
+        xb = rng.random((4, 500)) ** 8
+        z = (pa @ xa) * (pb @ xb)
+        bound = scale_bound(pa, pb, xa.max(axis=0).min(), xb.max(axis=0).min())
+        assert 0 < bound <= z.max(axis=0).min()
 
 
 def _model_string(spec: dict) -> str:
@@ -267,8 +292,10 @@ def test_kernel_arguments_are_private(rng):
     aln = random_alignment(tree.taxa, 20, rng)
     tl = TreeLikelihood(aln, tree, "JC")
     a, b = tl.kernel_arguments(), tl.kernel_arguments()
-    assert a[6] is not b[6] and a[7] is not b[7]
     from phylo._kernels import pruning
+    n_data = 7   # children, n_children, tipx, tipc, model, weights, +I: shared
+    assert all(a[k] is b[k] for k in range(n_data))
+    assert all(a[k] is not b[k] for k in range(n_data, pruning.N_LOGLIK_ARGS))
     bl = tl.tree.branch_lengths
     assert abs(pruning.log_likelihood(bl, *a[:pruning.N_LOGLIK_ARGS]) - tl.log_likelihood(bl)) < EXACT
 
@@ -285,7 +312,7 @@ def test_gradient_with_rescaling_matches_finite_differences():
     tl = TreeLikelihood(aln, tree, model)
     bl = tl.tree.branch_lengths
     tl.log_likelihood(bl)
-    assert np.any(tl._buffers[4])  # some node was rescaled
+    assert np.any(tl._buffers[5])  # some node was rescaled (sflag)
     value, grad = tl.gradient(bl)
     assert abs(value - tl.log_likelihood(bl)) < EXACT * abs(value)
     rng = np.random.default_rng(3)

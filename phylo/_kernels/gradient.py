@@ -45,8 +45,10 @@ import math
 
 from numba import njit
 
-from .pruning import (FASTMATH, SCALE_THRESHOLD, rescale, root_and_finish, rows,
-                      transition_matrices)
+from .lookup import lookup1
+
+from .pruning import (FASTMATH, SCALE_THRESHOLD, fast_exp, log_likelihood, rescale,
+                      root_and_finish, rows, tip_tables, transition_matrices)
 
 
 # --- post-order keeping H (general models) ------------------------------------------------
@@ -105,6 +107,16 @@ def _h(out, x, pv):
         out[1, p] = m10 * x0 + m11 * x1 + m12 * x2 + m13 * x3
         out[2, p] = m20 * x0 + m21 * x1 + m22 * x2 + m23 * x3
         out[3, p] = m30 * x0 + m31 * x1 + m32 * x2 + m33 * x3
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _h_child(out, v, c, tipc, pm, ptab, partials, cur):
+    """out (4, P) = P_v x_v in category c (a tip by table lookup)."""
+    s = tipc.shape[0]
+    if v < s:
+        lookup1(out, ptab[v, c], tipc[v])
+    else:
+        _h(out, partials[cur[v - s], v - s, c], pm[v, c])
 
 
 # --- pre-order, general models ------------------------------------------------------------
@@ -238,9 +250,179 @@ def _rescale_partials(r, buf, nc, partials, mx, scnt, sflag):
     rescale(r, buf, nc, partials, mx, scnt, sflag)
 
 
+# --- fast path: no rescaling anywhere (the common case) -----------------------------------
+# When no node was rescaled and every pattern's L_var ≥ 2^-250, the partials are ≤ 1 and
+# the pre-order partials cannot underflow (max_{c,i} q_v ≥ L_var/4 at every node: L_var =
+# Σ_c w_c q_v,c·H_v,c with H ≤ 1, and Σ_j (Pᵀq)_j = Σ_i q_i), so q_v·H_v = L_var,p for
+# every branch and one vector R_p = w_p / L_p replaces the per-branch denominators:
+#     d ln L / dt_v = Σ_c w_c r_c Σ_p R_p q_v,c,p · (Q H_v,c)_p      (dP/dt = r Q P).
+# H_v = P_v x_v is recomputed per node (tips by table lookup) instead of stored.
+FAST_LOG_L_MIN = -250.0 * math.log(2.0)
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _h_rows(out, v, c, tipc, pm, ptab, partials, cur):
+    """out (4, P) = H_v = P_v x_v in category c (a tip by table lookup)."""
+    s = tipc.shape[0]
+    if v < s:
+        lookup1(out, ptab[v, c], tipc[v])
+    else:
+        _h(out, partials[cur[v - s], v - s, c], pm[v, c])
+
+
 @njit(cache=True, fastmath=FASTMATH)
-def gradient(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
-             pm, dpm, partials, cur, scnt, sflag, hbuf, pre, lnl, frac_var, acc, escale,
+def _pre_pair(pu, hh, pa, pb, qm, rr, slab, mode):
+    """For children a, b of a node with pre-order partial pu (4, P) and hh[0] = H_a,
+    hh[1] = H_b: q_a = pu ∘ H_b, q_b = pu ∘ H_a; returns (Σ_p R_p q_a·(Q H_a),
+    Σ_p R_p q_b·(Q H_b)) and writes the children's pre-order partials P_aᵀ q_a to
+    slab[0] if mode & 1 and P_bᵀ q_b to slab[1] if mode & 2 (internal children)."""
+    q00 = qm[0]; q01 = qm[1]; q02 = qm[2]; q03 = qm[3]
+    q10 = qm[4]; q11 = qm[5]; q12 = qm[6]; q13 = qm[7]
+    q20 = qm[8]; q21 = qm[9]; q22 = qm[10]; q23 = qm[11]
+    q30 = qm[12]; q31 = qm[13]; q32 = qm[14]; q33 = qm[15]
+    a00 = pa[0, 0]; a01 = pa[0, 1]; a02 = pa[0, 2]; a03 = pa[0, 3]
+    a10 = pa[1, 0]; a11 = pa[1, 1]; a12 = pa[1, 2]; a13 = pa[1, 3]
+    a20 = pa[2, 0]; a21 = pa[2, 1]; a22 = pa[2, 2]; a23 = pa[2, 3]
+    a30 = pa[3, 0]; a31 = pa[3, 1]; a32 = pa[3, 2]; a33 = pa[3, 3]
+    b00 = pb[0, 0]; b01 = pb[0, 1]; b02 = pb[0, 2]; b03 = pb[0, 3]
+    b10 = pb[1, 0]; b11 = pb[1, 1]; b12 = pb[1, 2]; b13 = pb[1, 3]
+    b20 = pb[2, 0]; b21 = pb[2, 1]; b22 = pb[2, 2]; b23 = pb[2, 3]
+    b30 = pb[3, 0]; b31 = pb[3, 1]; b32 = pb[3, 2]; b33 = pb[3, 3]
+    n = rr.shape[0]
+    ga = 0.0
+    gb = 0.0
+    for p in range(n):
+        u0 = pu[0, p]; u1 = pu[1, p]; u2 = pu[2, p]; u3 = pu[3, p]
+        x0 = hh[0, 0, p]; x1 = hh[0, 1, p]; x2 = hh[0, 2, p]; x3 = hh[0, 3, p]
+        y0 = hh[1, 0, p]; y1 = hh[1, 1, p]; y2 = hh[1, 2, p]; y3 = hh[1, 3, p]
+        r = rr[p]
+        qa0 = u0 * y0; qa1 = u1 * y1; qa2 = u2 * y2; qa3 = u3 * y3
+        qb0 = u0 * x0; qb1 = u1 * x1; qb2 = u2 * x2; qb3 = u3 * x3
+        # q·(Q H) = Σ_i q_i Σ_j Q_ij H_j
+        ga += r * (qa0 * (q00 * x0 + q01 * x1 + q02 * x2 + q03 * x3)
+                   + qa1 * (q10 * x0 + q11 * x1 + q12 * x2 + q13 * x3)
+                   + qa2 * (q20 * x0 + q21 * x1 + q22 * x2 + q23 * x3)
+                   + qa3 * (q30 * x0 + q31 * x1 + q32 * x2 + q33 * x3))
+        gb += r * (qb0 * (q00 * y0 + q01 * y1 + q02 * y2 + q03 * y3)
+                   + qb1 * (q10 * y0 + q11 * y1 + q12 * y2 + q13 * y3)
+                   + qb2 * (q20 * y0 + q21 * y1 + q22 * y2 + q23 * y3)
+                   + qb3 * (q30 * y0 + q31 * y1 + q32 * y2 + q33 * y3))
+    if mode & 1:
+        for p in range(n):
+            u0 = pu[0, p]; u1 = pu[1, p]; u2 = pu[2, p]; u3 = pu[3, p]
+            qa0 = u0 * hh[1, 0, p]; qa1 = u1 * hh[1, 1, p]
+            qa2 = u2 * hh[1, 2, p]; qa3 = u3 * hh[1, 3, p]
+            slab[0, 0, p] = a00 * qa0 + a10 * qa1 + a20 * qa2 + a30 * qa3
+            slab[0, 1, p] = a01 * qa0 + a11 * qa1 + a21 * qa2 + a31 * qa3
+            slab[0, 2, p] = a02 * qa0 + a12 * qa1 + a22 * qa2 + a32 * qa3
+            slab[0, 3, p] = a03 * qa0 + a13 * qa1 + a23 * qa2 + a33 * qa3
+    if mode & 2:
+        for p in range(n):
+            u0 = pu[0, p]; u1 = pu[1, p]; u2 = pu[2, p]; u3 = pu[3, p]
+            qb0 = u0 * hh[0, 0, p]; qb1 = u1 * hh[0, 1, p]
+            qb2 = u2 * hh[0, 2, p]; qb3 = u3 * hh[0, 3, p]
+            slab[1, 0, p] = b00 * qb0 + b10 * qb1 + b20 * qb2 + b30 * qb3
+            slab[1, 1, p] = b01 * qb0 + b11 * qb1 + b21 * qb2 + b31 * qb3
+            slab[1, 2, p] = b02 * qb0 + b12 * qb1 + b22 * qb2 + b32 * qb3
+            slab[1, 3, p] = b03 * qb0 + b13 * qb1 + b23 * qb2 + b33 * qb3
+    return ga, gb
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _pi_rows(out, model, h):
+    """out (4, P) = π ∘ h (or π alone if h has no rows)."""
+    for i in range(4):
+        pii = model[2 + i]
+        if h.shape[0] == 0:
+            for p in range(out.shape[1]):
+                out[i, p] = pii
+        else:
+            for p in range(out.shape[1]):
+                out[i, p] = pii * h[i, p]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def preorder_fast(children, n_children, tipc, model, pm, ptab, partials, cur, pre, scratch,
+                  rr, loc, grad):
+    """The pre-order pass of the fast path (see above): fills ``grad`` (N-1,).
+    pre (N-S+1, C, ≥2, 4, P) pre-order slabs (``loc[v]`` = (row, k) of node v's);
+    scratch (3, 4, P); rr (P,) = w_p / L_p."""
+    s = tipc.shape[0]
+    nc = int(model[0])
+    n = children.shape[0]
+    root = n - 1
+    qm = model[42:58]
+    nk = n_children[root]
+    for v in range(n - 1):
+        grad[v] = 0.0
+    for u in range(s, n):
+        for k in range(n_children[u]):
+            v = children[u, k]
+            if u == root and k == 2:
+                loc[v, 0] = n - s
+                loc[v, 1] = 0
+            else:
+                loc[v, 0] = u - s
+                loc[v, 1] = k
+    hh = scratch[0:2]
+    for c in range(nc):
+        wr = model[58 + nc + c] * model[58 + c]       # w_c r_c
+        # the root: pairs (a, b) with pu = π ∘ H_e, then (e, b) with pu = π ∘ H_a
+        a = children[root, 0]
+        b = children[root, 1]
+        if nk == 3:
+            e = children[root, 2]
+            _h_rows(scratch[2], e, c, tipc, pm, ptab, partials, cur)
+            _pi_rows(scratch[2], model, scratch[2])
+        else:
+            e = -1
+            _pi_rows(scratch[2], model, scratch[2][0:0])
+        _h_rows(hh[0], a, c, tipc, pm, ptab, partials, cur)
+        _h_rows(hh[1], b, c, tipc, pm, ptab, partials, cur)
+        mode = (1 if a >= s else 0) | (2 if b >= s else 0)
+        ga, gb = _pre_pair(scratch[2], hh, pm[a, c], pm[b, c], qm, rr, pre[root - s, c], mode)
+        grad[a] += wr * ga
+        grad[b] += wr * gb
+        if nk == 3:
+            _pi_rows(scratch[2], model, hh[0])           # π ∘ H_a
+            _h_rows(hh[0], e, c, tipc, pm, ptab, partials, cur)
+            ge, _ = _pre_pair(scratch[2], hh, pm[e, c], pm[b, c], qm, rr, pre[n - s, c],
+                              1 if e >= s else 0)
+            grad[e] += wr * ge
+        # internal nodes, parents before children
+        for u in range(root - 1, s - 1, -1):
+            a = children[u, 0]
+            b = children[u, 1]
+            pu = pre[loc[u, 0], c, loc[u, 1]]
+            _h_rows(hh[0], a, c, tipc, pm, ptab, partials, cur)
+            _h_rows(hh[1], b, c, tipc, pm, ptab, partials, cur)
+            mode = (1 if a >= s else 0) | (2 if b >= s else 0)
+            ga, gb = _pre_pair(pu, hh, pm[a, c], pm[b, c], qm, rr, pre[u - s, c], mode)
+            grad[a] += wr * ga
+            grad[b] += wr * gb
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def fast_path_weights(sflag, cur, model, pattern_weights, lnl, frac_var, rr):
+    """rr[p] = w_p / L_p if the fast path applies (no node rescaled, every weighted
+    pattern with ln L_var ≥ FAST_LOG_L_MIN); returns whether it does."""
+    for r in range(cur.shape[0]):
+        if sflag[cur[r], r] != 0:
+            return False
+    pinv = model[1]
+    for p in range(lnl.shape[0]):
+        if pattern_weights[p] > 0.0:
+            lv = lnl[p] + (math.log(frac_var[p]) if pinv > 0.0 else 0.0)
+            if not (lv >= FAST_LOG_L_MIN):
+                return False
+    for p in range(lnl.shape[0]):
+        rr[p] = pattern_weights[p] * fast_exp(-lnl[p])
+    return True
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def gradient(bl, children, n_children, tipx, tipc, model, pattern_weights, inv_lik,
+             pm, dpm, ptab, partials, cur, scnt, sflag, sbound, hbuf, pre, lnl, frac_var, acc, escale,
              work, loc, grad):
     """Returns ln L and fills ``grad`` (N-1,) with d ln L / d t_v (per unit branch length).
 
@@ -252,14 +434,25 @@ def gradient(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
     n = children.shape[0]
     npat = lnl.shape[0]
     root = n - 1
+    total = log_likelihood(bl, children, n_children, tipx, tipc, model, pattern_weights,
+                           inv_lik, pm, ptab, partials, cur, scnt, sflag, sbound, lnl,
+                           frac_var, acc, escale)
+    if total != total:
+        return total
+    if fast_path_weights(sflag, cur, model, pattern_weights, lnl, frac_var, work[4]):
+        preorder_fast(children, n_children, tipc, model, pm, ptab, partials, cur, pre,
+                      hbuf[0, 0], work[4], loc, grad)
+        return total
+    # general path (some node rescaled): H stored in the post-order, per-branch ratios
     transition_matrices(bl, model, pm, dpm, True)
+    tip_tables(model, pm, ptab)
     for u in range(s, root):
         r = u - s
         a = children[u, 0]
         b = children[u, 1]
         flagged = nc
         for c in range(nc):
-            _h(hbuf[r, c, 0], rows(a, c, s, tipx, partials, cur), pm[a, c])
+            _h_child(hbuf[r, c, 0], a, c, tipc, pm, ptab, partials, cur)
             need = _h_prod(partials[cur[r], r, c], hbuf[r, c, 0],
                            rows(b, c, s, tipx, partials, cur), pm[b, c], hbuf[r, c, 1])
             if need == 0:
@@ -268,13 +461,15 @@ def gradient(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
             _rescale_partials(r, cur[r], nc, partials, frac_var, scnt, sflag)
         else:
             sflag[cur[r], r] = 0
+        for c in range(nc):
+            sbound[cur[r], r, c] = 0.0
     rr = root - s
     for k in range(n_children[root]):
         v = children[root, k]
         for c in range(nc):
-            _h(hbuf[rr, c, k], rows(v, c, s, tipx, partials, cur), pm[v, c])
-    total = root_and_finish(children, n_children, tipx, model, pattern_weights, inv_lik, pm,
-                            partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
+            _h_child(hbuf[rr, c, k], v, c, tipc, pm, ptab, partials, cur)
+    total = root_and_finish(children, n_children, tipx, tipc, model, pattern_weights, inv_lik,
+                            pm, ptab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
     rootp = work[0:4]        # π ∘ H (the root's pre-order partial for a pair)
     wfr = work[4]
     tmp = work[5:7]

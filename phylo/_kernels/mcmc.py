@@ -186,8 +186,8 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
     which shortens the mean path from a branch to the root) and maps branch j of z to
     the layout's branch ``bmap[j]``. Same proposals, acceptance rule and adaptation as
     :func:`run_chain`."""
-    (_c0, _n0, tipx, model, pweights, inv_lik, pm, partials, cur, scnt, sflag,
-     lnl, frac, acc, escale, _p0, pm_save, path, pm_all_save,
+    (_c0, _n0, tipx, tipc, model, pweights, inv_lik, pm, ptab, partials, cur, scnt, sflag,
+     sbound, lnl, frac, acc, escale, _p0, pm_save, path, pm_all_save,
      children, n_children, parent, bmap) = targs
     d = z.shape[0]
     n = uniforms.shape[0]
@@ -200,8 +200,8 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
     for i in range(n_branches):
         tp[i] = math.exp(z[i])
         bl[bmap[i]] = tp[i]
-    _pr.log_likelihood(bl, children, n_children, tipx, model, pweights, inv_lik, pm, partials,
-                       cur, scnt, sflag, lnl, frac, acc, escale)
+    _pr.log_likelihood(bl, children, n_children, tipx, tipc, model, pweights, inv_lik, pm,
+                       ptab, partials, cur, scnt, sflag, sbound, lnl, frac, acc, escale)
     lr = 0.0
     if w_ref != 0.0:
         lr = log_reference(z, ref_kind, ref_a, ref_b)
@@ -226,9 +226,9 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
                 if not (t >= 0.0 and t < np.inf):
                     valid = False
             if valid:
-                llp = _pr.propose_all(bl, children, n_children, tipx, model, pweights, inv_lik,
-                                      pm, partials, cur, scnt, sflag, lnl, frac, acc, escale,
-                                      pm_all_save)
+                llp = _pr.propose_all(bl, children, n_children, tipx, tipc, model, pweights,
+                                      inv_lik, pm, ptab, partials, cur, scnt, sflag, sbound,
+                                      lnl, frac, acc, escale, pm_all_save)
             else:
                 llp = np.nan
         else:
@@ -240,9 +240,10 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
             told = tp[j]
             tp[j] = t
             if t >= 0.0 and t < np.inf:
-                llp = _pr.propose_branch(bmap[j], t, children, n_children, parent, tipx, model,
-                                         pweights, inv_lik, pm, partials, cur, scnt, sflag, lnl,
-                                         frac, acc, escale, pm_save, path)
+                llp = _pr.propose_branch(bmap[j], t, children, n_children, parent, tipx, tipc,
+                                         model, pweights, inv_lik, pm, ptab, partials, cur,
+                                         scnt, sflag, sbound, lnl, frac, acc, escale, pm_save,
+                                         path)
             else:
                 valid = False
                 llp = np.nan
@@ -267,13 +268,13 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
         else:
             if j == d:
                 if valid:
-                    _pr.revert_all(pm, cur, pm_all_save)
+                    _pr.revert_all(model, pm, ptab, cur, pm_all_save)
                 for i in range(n_branches):
                     zp[i] = z[i]
                     tp[i] = tsave[i]
             else:
                 if valid:
-                    _pr.revert_branch(bmap[j], tipx.shape[0], model, pm, cur, pm_save, path)
+                    _pr.revert_branch(bmap[j], tipc.shape[0], model, pm, ptab, cur, pm_save, path)
                 zp[j] = z[j]
                 tp[j] = told
         if adapt:

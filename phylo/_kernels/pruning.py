@@ -6,11 +6,16 @@ Array layouts (float64 unless noted; S leaves, N nodes, P patterns, C rate categ
                every internal node has 2 children, the root 2 (rooted) or 3 (unrooted).
 ``parent``     int32 (N,), -1 at the root.
 ``tipx``       (S, 4, P) tip partials: indicator rows of the states in each mask
-               (A=1 C=2 G=4 T=8; 15 = missing = all ones), shared by all categories.
-               Measured (Numba 0.6x, AVX-512): a per-branch table of the 16 masks
-               (T[m, i] = Σ_{j∈m} P_ij) needs a gather per pattern, which LLVM does
-               not vectorise (2.7 µs per tip-tip node on DS1 vs 1.2 µs for the
-               vectorised indicator product), so tips use the indicator rows.
+               (A=1 C=2 G=4 T=8; 15 = missing = all ones), shared by all categories;
+               used only where a tip's partials are needed as rows (the root's general
+               path, the gradient's pre-order).
+``tipc``       uint8 (S, P) the tips' 4-bit state masks. A tip child contributes
+               P x = ``ptab[v, c, :, mask]``, a table lookup (:mod:`.lookup`: one
+               AVX-512 permute per row and 8 patterns) instead of 16 multiply-adds on
+               32 bytes of indicator rows (DS1 GTR+Γ4: a tip-tip node 1.6 µs instead of
+               5, a tip-internal node 2.7 instead of 4.3).
+``ptab``       (S, C, 4, 16) the tip branches' lookup tables, ptab[v, c, i, m] =
+               Σ_{j∈m} P_v,c[i, j] (:func:`tip_table`).
 ``pm``         (N-1, C, 4, 4) transition matrices of every branch and category,
                ``pm[v, c, i, j] = P_ij(r_c t_v)``.
 ``partials``   (2, N-S, C, 4, P) conditional likelihoods of internal node ``u`` at row
@@ -27,6 +32,10 @@ Array layouts (float64 unless noted; S leaves, N nodes, P patterns, C rate categ
                below ``SCALE_THRESHOLD``; rescaling multiplies by an exact power of
                two, so the sum of exponents is exact and independent of order, and an
                incremental update equals a full evaluation bit for bit).
+``sbound``     (2, N-S, C) per buffer, a lower bound on min_p max_i of a node's partials
+               in each category (:func:`scale_bound`): where it clears the threshold no
+               pattern can need rescaling and the per-pattern maxima are not computed
+               (on DS1 no node needs them; a 2,000-taxon tree does, near the root).
 ``model``      packed float64 vector, see :func:`pack_model`.
 
 Models of the F81 family (JC69, F81: P = a I + 1 bᵀ) take a 2-scalar-per-state path:
@@ -44,6 +53,8 @@ from llvmlite import ir
 from numba import njit, prange
 from numba.core import types
 from numba.extending import intrinsic
+
+from .lookup import lookup1, lookup1_matvec, lookup1_matvec_f81, lookup1_mul, lookup2
 
 #: Fast-math flags without ``nnan``/``ninf``: an impossible pattern gives log(0) = -inf,
 #: which must survive, and the threshold tests must see real infinities.
@@ -137,6 +148,49 @@ def fast_log_array(x, out):
         out[p] = fast_log(x[p])
 
 
+_EXP_P1 = 1.66666666666666019037e-01
+_EXP_P2 = -2.77777777770155933842e-03
+_EXP_P3 = 6.61375632143793436117e-05
+_EXP_P4 = -1.65339022054652515390e-06
+_EXP_P5 = 4.13813679705723846039e-08
+_INV_LN2 = 1.44269504088896338700e+00
+_EXP_OVERFLOW = 7.09782712893383973096e+02    # ln(DBL_MAX)
+_EXP_UNDERFLOW = -7.45133219101941108420e+02  # ln(2^-1075)
+
+
+@njit(cache=True, error_model="numpy")
+def fast_exp(x):
+    """e^x, ≤ 1 ulp (fdlibm's __ieee754_exp: x = k ln2 + r, |r| ≤ ln2/2, a degree-5
+    Remez rational for e^r, then 2^k applied so that subnormal results come out
+    right); 0 below ln 2^-1075, +inf above ln DBL_MAX, NaN at NaN; e^0 = 1 exactly. Branch-free (selects only), so loops calling it vectorise. Compiled
+    without fast-math: the compensated sum must not be reassociated."""
+    xc = min(max(x, -746.0), 710.0)
+    k = math.floor(xc * _INV_LN2 + 0.5)
+    hi = xc - k * _LN2_HI
+    lo = k * _LN2_LO
+    r = hi - lo
+    t = r * r
+    c = r - t * (_EXP_P1 + t * (_EXP_P2 + t * (_EXP_P3 + t * (_EXP_P4 + t * _EXP_P5))))
+    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+    # y·2^k: add max(k, -1000) to y's exponent bits (exact, stays normal), then one
+    # multiply by 2^(k - that) ∈ [2^-75, 1] for subnormal results (one rounding).
+    # (Two multiplies by 2^(k/2) are NOT safe: LLVM folds them into one scaling by
+    # 2^k, which overflows at k = 1024 and underflows to 0 at k = -1075.)
+    ki = int(k)
+    kk = max(ki, -1000)
+    y = _i2f(_f2i(y) + (kk << 52)) * _i2f((ki - kk + 1023) << 52)
+    y = 0.0 if x < _EXP_UNDERFLOW else y
+    y = np.inf if x > _EXP_OVERFLOW else y
+    return y if x == x else x
+
+
+@njit(cache=True, error_model="numpy")
+def fast_exp_array(x, out):
+    """out[p] = fast_exp(x[p]) for (P,) arrays (may alias): one vectorised loop."""
+    for p in range(x.shape[0]):
+        out[p] = fast_exp(x[p])
+
+
 def pack_model(lam: np.ndarray, v: np.ndarray, vinv: np.ndarray, rates: np.ndarray,
                weights: np.ndarray, pi: np.ndarray, pinv: float, qmat: np.ndarray) -> np.ndarray:
     """Pack a model into one float64 vector (fewer kernel arguments, less dispatch cost).
@@ -152,69 +206,144 @@ def pack_model(lam: np.ndarray, v: np.ndarray, vinv: np.ndarray, rates: np.ndarr
                            q.ravel(), rates, weights, [1.0 if f81 else 0.0]]).astype(np.float64)
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def branch_matrices(b, t, model, pm, dpm, want_derivative):
-    """P(r_c t) (and dP/dt if ``want_derivative``) of branch b for every category c.
-
-    P = V diag(exp(λ r t)) V⁻¹; dP/dt = V diag(λ r exp(λ r t)) V⁻¹. Tiny negative
-    round-off entries of P are clamped to 0."""
+@njit(cache=True, error_model="numpy")
+def _matrices_from_exp(b, c, rt, e0, e1, e2, e3, model, pm, dpm, want_derivative):
+    """P = V diag(e) V⁻¹ (and dP/dt = V diag(λ r e) V⁻¹) of branch b, category c, from
+    e_k = exp(λ_k r_c t). Tiny negative round-off entries of P are clamped to 0.
+    Compiled without fast-math (and not inlined at Numba level, which would impose the
+    caller's flags): the single-branch update and the all-branch pass must produce the
+    same bits however LLVM vectorises each of them."""
     nc = int(model[0])
     lam = model[6:10]
     v = model[10:26]
     vinv = model[26:42]
-    rates = model[58:58 + nc]
-    for c in range(nc):
-        rt = rates[c] * t
-        if rt == 0.0:
-            # exactly the identity (the eigen route leaves ~1e-17 off the diagonal,
-            # which would make impossible data merely improbable)
-            for i in range(4):
-                for j in range(4):
-                    pm[b, c, i, j] = 1.0 if i == j else 0.0
-                    if want_derivative:
-                        dpm[b, c, i, j] = model[42 + 4 * i + j] * rates[c]
-            continue
-        e0 = math.exp(lam[0] * rt)
-        e1 = math.exp(lam[1] * rt)
-        e2 = math.exp(lam[2] * rt)
-        e3 = math.exp(lam[3] * rt)
+    r = model[58 + c]
+    if rt == 0.0:
+        # exactly the identity (the eigen route leaves ~1e-17 off the diagonal,
+        # which would make impossible data merely improbable)
         for i in range(4):
-            a0 = v[4 * i] * e0
-            a1 = v[4 * i + 1] * e1
-            a2 = v[4 * i + 2] * e2
-            a3 = v[4 * i + 3] * e3
             for j in range(4):
-                x = a0 * vinv[j] + a1 * vinv[4 + j] + a2 * vinv[8 + j] + a3 * vinv[12 + j]
-                pm[b, c, i, j] = x if x > 0.0 else 0.0
-            if want_derivative:
-                r = rates[c]
-                d0 = a0 * lam[0] * r
-                d1 = a1 * lam[1] * r
-                d2 = a2 * lam[2] * r
-                d3 = a3 * lam[3] * r
-                for j in range(4):
-                    dpm[b, c, i, j] = (d0 * vinv[j] + d1 * vinv[4 + j] + d2 * vinv[8 + j]
-                                       + d3 * vinv[12 + j])
+                pm[b, c, i, j] = 1.0 if i == j else 0.0
+                if want_derivative:
+                    dpm[b, c, i, j] = model[42 + 4 * i + j] * r
+        return
+    for i in range(4):
+        a0 = v[4 * i] * e0
+        a1 = v[4 * i + 1] * e1
+        a2 = v[4 * i + 2] * e2
+        a3 = v[4 * i + 3] * e3
+        for j in range(4):
+            x = a0 * vinv[j] + a1 * vinv[4 + j] + a2 * vinv[8 + j] + a3 * vinv[12 + j]
+            pm[b, c, i, j] = x if x > 0.0 else 0.0
+        if want_derivative:
+            d0 = a0 * lam[0] * r
+            d1 = a1 * lam[1] * r
+            d2 = a2 * lam[2] * r
+            d3 = a3 * lam[3] * r
+            for j in range(4):
+                dpm[b, c, i, j] = (d0 * vinv[j] + d1 * vinv[4 + j] + d2 * vinv[8 + j]
+                                   + d3 * vinv[12 + j])
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def branch_matrices(b, t, model, pm, dpm, want_derivative):
+    """P(r_c t) (and dP/dt if ``want_derivative``) of branch b for every category c
+    (the same exponentials, :func:`fast_exp`, as :func:`transition_matrices`)."""
+    nc = int(model[0])
+    lam = model[6:10]
+    for c in range(nc):
+        rt = model[58 + c] * t
+        _matrices_from_exp(b, c, rt, fast_exp(lam[0] * rt), fast_exp(lam[1] * rt),
+                           fast_exp(lam[2] * rt), fast_exp(lam[3] * rt), model, pm, dpm,
+                           want_derivative)
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def transition_matrices(bl, model, pm, dpm, want_derivative):
-    """P (and dP/dt) for all branches; pm, dpm: (n_branches, C, 4, 4)."""
-    for b in range(bl.shape[0]):
-        branch_matrices(b, bl[b], model, pm, dpm, want_derivative)
+    """P (and dP/dt) for all branches; pm, dpm: (n_branches, C, 4, 4), C-contiguous.
+
+    The exponentials e_k = exp(λ_k r_c t_b) are taken first, in one vectorised loop
+    over a contiguous run, using pm itself as scratch: block m = b C + c keeps its 4
+    exponentials at flat[4m : 4m+4]. Matrices are then filled from the last block
+    down: writing block m (flat[16m : 16m+16]) overwrites only exponentials of blocks
+    4m..4m+3 ≥ m, which are already done (block m's own are read first)."""
+    nc = int(model[0])
+    nb = bl.shape[0]
+    flat = pm.reshape(pm.size)
+    for b in range(nb):
+        t = bl[b]
+        for c in range(nc):
+            rt = model[58 + c] * t
+            m = 4 * (b * nc + c)
+            flat[m] = model[6] * rt
+            flat[m + 1] = model[7] * rt
+            flat[m + 2] = model[8] * rt
+            flat[m + 3] = model[9] * rt
+    ne = 4 * nb * nc
+    for k in range(ne):
+        flat[k] = fast_exp(flat[k])
+    for m in range(nb * nc - 1, -1, -1):
+        b = m // nc
+        c = m - b * nc
+        _matrices_from_exp(b, c, model[58 + c] * bl[b], flat[4 * m], flat[4 * m + 1],
+                           flat[4 * m + 2], flat[4 * m + 3], model, pm, dpm, want_derivative)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def tip_table(b, nc, pm, ptab):
+    """ptab[b, c, i, m] = Σ_{j ∈ m} P_b,c[i, j] for the 16 state masks m (bit j = state
+    j): P_b x for a tip with mask m, looked up instead of multiplied
+    (:mod:`phylo._kernels.lookup`)."""
+    for c in range(nc):
+        for i in range(4):
+            p0 = pm[b, c, i, 0]
+            p1 = pm[b, c, i, 1]
+            p2 = pm[b, c, i, 2]
+            p3 = pm[b, c, i, 3]
+            t = ptab[b, c, i]
+            p01 = p0 + p1
+            p23 = p2 + p3
+            t[0] = 0.0
+            t[1] = p0
+            t[2] = p1
+            t[3] = p01
+            t[4] = p2
+            t[5] = p0 + p2
+            t[6] = p1 + p2
+            t[7] = p01 + p2
+            t[8] = p3
+            t[9] = p0 + p3
+            t[10] = p1 + p3
+            t[11] = p01 + p3
+            t[12] = p23
+            t[13] = p0 + p23
+            t[14] = p1 + p23
+            t[15] = p01 + p23
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def tip_tables(model, pm, ptab):
+    """:func:`tip_table` of every tip branch (ptab: (S, C, 4, 16))."""
+    nc = int(model[0])
+    for b in range(ptab.shape[0]):
+        tip_table(b, nc, pm, ptab)
 
 
 # --- one internal node ----------------------------------------------------------------
-# The per-node helpers (except the general 4x4 `_int_int`, whose loops stop vectorising
-# when inlined: GTR+G4 on DS1 went from 170 to 490 us) and root_and_finish are inlined at Numba IR level
-# (inline="always"): per-call overhead (argument unpacking, array views) dominated a
-# single-branch MCMC proposal (primates: 3.37 -> 2.75 us per generation, bit-identical).
-# Inline only into callers compiled with the same FASTMATH flags (propose_branch and
-# revert_branch, called from the non-fastmath MCMC loop, stay separate functions: inlining
-# them was slower and changed the last bits). A conditional load in the pattern loops
-# (e.g. `0.0 if first else mx[p]`) stops vectorisation (1.6x slower): keep them branch-free.
+# The per-node helpers (except the general 4x4 `_int_int` and `_mul_gen`, whose loops stop
+# vectorising when inlined: GTR+G4 on DS1 went from 170 to 490 us) and root_and_finish are
+# inlined at Numba IR level (inline="always"): per-call overhead (argument unpacking, array
+# views) dominated a single-branch MCMC proposal (primates: 3.37 -> 2.75 us per generation,
+# bit-identical). Inline only into callers compiled with the same FASTMATH flags
+# (propose_branch and revert_branch, called from the non-fastmath MCMC loop, stay separate
+# functions: inlining them was slower and changed the last bits). A conditional load in the
+# pattern loops (e.g. `0.0 if first else mx[p]`) stops vectorisation (1.6x slower): keep
+# them branch-free. The node loops do not track the per-pattern maximum for rescaling: a
+# cheap lower bound decides whether a node can need rescaling at all (see
+# :func:`node_partials`), and only then a separate pass looks at the maxima.
 @njit(cache=True, fastmath=FASTMATH)
-def _int_int(out, xa, pa, xb, pb, mx):
+def _int_int(out, xa, pa, xb, pb):
+    """out (4, P) = (P_a x_a) ∘ (P_b x_b), general 4x4 matrices."""
     a00 = pa[0, 0]; a01 = pa[0, 1]; a02 = pa[0, 2]; a03 = pa[0, 3]
     a10 = pa[1, 0]; a11 = pa[1, 1]; a12 = pa[1, 2]; a13 = pa[1, 3]
     a20 = pa[2, 0]; a21 = pa[2, 1]; a22 = pa[2, 2]; a23 = pa[2, 3]
@@ -233,24 +362,34 @@ def _int_int(out, xa, pa, xb, pb, mx):
         y1 = xb[1, p]
         y2 = xb[2, p]
         y3 = xb[3, p]
-        z0 = (a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3) * (b00 * y0 + b01 * y1 + b02 * y2 + b03 * y3)
-        z1 = (a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3) * (b10 * y0 + b11 * y1 + b12 * y2 + b13 * y3)
-        z2 = (a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3) * (b20 * y0 + b21 * y1 + b22 * y2 + b23 * y3)
-        z3 = (a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3) * (b30 * y0 + b31 * y1 + b32 * y2 + b33 * y3)
-        out[0, p] = z0
-        out[1, p] = z1
-        out[2, p] = z2
-        out[3, p] = z3
-        m = mx[p]
-        m = z0 if z0 > m else m
-        m = z1 if z1 > m else m
-        m = z2 if z2 > m else m
-        m = z3 if z3 > m else m
-        mx[p] = m
+        out[0, p] = (a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3) * (b00 * y0 + b01 * y1 + b02 * y2 + b03 * y3)
+        out[1, p] = (a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3) * (b10 * y0 + b11 * y1 + b12 * y2 + b13 * y3)
+        out[2, p] = (a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3) * (b20 * y0 + b21 * y1 + b22 * y2 + b23 * y3)
+        out[3, p] = (a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3) * (b30 * y0 + b31 * y1 + b32 * y2 + b33 * y3)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _mul_gen(out, xb, pb):
+    """out (4, P) ∘= P_b x_b, general 4x4 matrix (out holds a tip's looked-up P_a x_a)."""
+    b00 = pb[0, 0]; b01 = pb[0, 1]; b02 = pb[0, 2]; b03 = pb[0, 3]
+    b10 = pb[1, 0]; b11 = pb[1, 1]; b12 = pb[1, 2]; b13 = pb[1, 3]
+    b20 = pb[2, 0]; b21 = pb[2, 1]; b22 = pb[2, 2]; b23 = pb[2, 3]
+    b30 = pb[3, 0]; b31 = pb[3, 1]; b32 = pb[3, 2]; b33 = pb[3, 3]
+    n = out.shape[1]
+    for p in range(n):
+        y0 = xb[0, p]
+        y1 = xb[1, p]
+        y2 = xb[2, p]
+        y3 = xb[3, p]
+        out[0, p] *= b00 * y0 + b01 * y1 + b02 * y2 + b03 * y3
+        out[1, p] *= b10 * y0 + b11 * y1 + b12 * y2 + b13 * y3
+        out[2, p] *= b20 * y0 + b21 * y1 + b22 * y2 + b23 * y3
+        out[3, p] *= b30 * y0 + b31 * y1 + b32 * y2 + b33 * y3
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _int_int_f81(out, xa, pa, xb, pb, mx):
+def _int_int_f81(out, xa, pa, xb, pb):
+    """out = (P_a x_a) ∘ (P_b x_b) for P = a I + 1 qᵀ (F81 family): P x = a x + q·x."""
     qa0 = pa[1, 0]; qa1 = pa[2, 1]; qa2 = pa[3, 2]; qa3 = pa[0, 3]
     aa = pa[0, 0] - qa0
     qb0 = pb[1, 0]; qb1 = pb[2, 1]; qb2 = pb[3, 2]; qb3 = pb[0, 3]
@@ -267,20 +406,28 @@ def _int_int_f81(out, xa, pa, xb, pb, mx):
         y3 = xb[3, p]
         sa = qa0 * x0 + qa1 * x1 + qa2 * x2 + qa3 * x3
         sb = qb0 * y0 + qb1 * y1 + qb2 * y2 + qb3 * y3
-        z0 = (aa * x0 + sa) * (ab * y0 + sb)
-        z1 = (aa * x1 + sa) * (ab * y1 + sb)
-        z2 = (aa * x2 + sa) * (ab * y2 + sb)
-        z3 = (aa * x3 + sa) * (ab * y3 + sb)
-        out[0, p] = z0
-        out[1, p] = z1
-        out[2, p] = z2
-        out[3, p] = z3
-        m = mx[p]
-        m = z0 if z0 > m else m
-        m = z1 if z1 > m else m
-        m = z2 if z2 > m else m
-        m = z3 if z3 > m else m
-        mx[p] = m
+        out[0, p] = (aa * x0 + sa) * (ab * y0 + sb)
+        out[1, p] = (aa * x1 + sa) * (ab * y1 + sb)
+        out[2, p] = (aa * x2 + sa) * (ab * y2 + sb)
+        out[3, p] = (aa * x3 + sa) * (ab * y3 + sb)
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _mul_f81(out, xb, pb):
+    """out ∘= P_b x_b for P = a I + 1 qᵀ (F81 family)."""
+    qb0 = pb[1, 0]; qb1 = pb[2, 1]; qb2 = pb[3, 2]; qb3 = pb[0, 3]
+    ab = pb[0, 0] - qb0
+    n = out.shape[1]
+    for p in range(n):
+        y0 = xb[0, p]
+        y1 = xb[1, p]
+        y2 = xb[2, p]
+        y3 = xb[3, p]
+        sb = qb0 * y0 + qb1 * y1 + qb2 * y2 + qb3 * y3
+        out[0, p] *= ab * y0 + sb
+        out[1, p] *= ab * y1 + sb
+        out[2, p] *= ab * y2 + sb
+        out[3, p] *= ab * y3 + sb
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -292,26 +439,111 @@ def rows(v, c, s, tipx, partials, cur):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def node_partials(u, dst, children, tipx, model, pm, partials, cur, scnt, sflag, mx):
+def _min_diag_all(pv):
+    """(min_i P_ii, min_ij P_ij) of a 4x4 matrix."""
+    md = min(min(pv[0, 0], pv[1, 1]), min(pv[2, 2], pv[3, 3]))
+    ma = md
+    for i in range(4):
+        for j in range(4):
+            ma = min(ma, pv[i, j])
+    return md, ma
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def scale_bound(pa, pb, lba, lbb):
+    """A lower bound on min_p max_i z_ip for z = (P_a x_a) ∘ (P_b x_b), given lower
+    bounds lba, lbb on min_p max_j of x_a and x_b.
+
+    If x_a peaks at state j (value M_a) and x_b at k, then (P_a x_a)_i ≥ P_a[i,j] M_a,
+    so max_i z_i ≥ M_a M_b max_i P_a[i,j] P_b[i,k] ≥ M_a M_b κ with
+    κ = max(min_i P_a[i,i] · min P_b, min P_a · min_i P_b[i,i]) (take i = j or i = k)."""
+    mda, maa = _min_diag_all(pa)
+    mdb, mab = _min_diag_all(pb)
+    return lba * lbb * max(mda * mab, maa * mdb)
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def pair_product(out, a, b, c, f81, tipc, pm, ptab, partials, cur):
+    """out (4, P) = (P_a x_a) ∘ (P_b x_b) in category c; if one child is a tip it must
+    be ``a`` (tips by table lookup, internal nodes from their live partials)."""
+    s = tipc.shape[0]
+    if b < s:
+        lookup2(out, ptab[a, c], tipc[a], ptab[b, c], tipc[b])
+    elif a < s:
+        xb = partials[cur[b - s], b - s, c]
+        if f81:
+            lookup1_matvec_f81(out, ptab[a, c], tipc[a], xb, pm[b, c])
+        else:
+            lookup1_matvec(out, ptab[a, c], tipc[a], xb, pm[b, c])
+    else:
+        xa = partials[cur[a - s], a - s, c]
+        xb = partials[cur[b - s], b - s, c]
+        if f81:
+            _int_int_f81(out, xa, pm[a, c], xb, pm[b, c])
+        else:
+            _int_int(out, xa, pm[a, c], xb, pm[b, c])
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def node_partials(u, dst, children, tipc, model, pm, ptab, partials, cur, scnt, sflag,
+                  sbound, mx):
     """Partials of internal node u (not the root) into buffer ``dst`` from its two
-    children's live partials, then rescaling. ``mx`` (P,) is scratch."""
-    s = tipx.shape[0]
+    children's live partials (tips by table lookup), then rescaling if needed.
+    ``mx`` (P,) is scratch.
+
+    Rescaling (multiplying a pattern by 2^-e when its maximum over states and categories
+    falls below ``SCALE_THRESHOLD``) is decided from ``sbound[dst, u-S, c]``, a lower
+    bound on min_p max_i of the node's partials in category c (1 at tips, see
+    :func:`scale_bound`; exact after a rescaling pass): only when the best bound is
+    below 2·threshold are the maxima computed and patterns rescaled. Where the bound
+    clears it no pattern can need rescaling, so the result is identical to testing
+    every pattern — it only skips a pass that would change nothing."""
+    s = tipc.shape[0]
     nc = int(model[0])
     f81 = model[58 + 2 * nc] != 0.0
     a = children[u, 0]
     b = children[u, 1]
+    if a >= s and b < s:
+        a, b = b, a                      # a tip child first (products commute)
     r = u - s
-    for p in range(mx.shape[0]):
+    best = 0.0
+    for c in range(nc):
+        pair_product(partials[dst, r, c], a, b, c, f81, tipc, pm, ptab, partials, cur)
+        lba = 1.0 if a < s else sbound[cur[a - s], a - s, c]
+        lbb = 1.0 if b < s else sbound[cur[b - s], b - s, c]
+        lb = scale_bound(pm[a, c], pm[b, c], lba, lbb)
+        sbound[dst, r, c] = lb
+        best = max(best, lb)
+    if best >= 2.0 * SCALE_THRESHOLD:
+        sflag[dst, r] = 0
+    else:
+        rescale_node(r, dst, nc, partials, mx, scnt, sflag, sbound)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def rescale_node(r, dst, nc, partials, mx, scnt, sflag, sbound):
+    """The rare path of :func:`node_partials`: per-pattern maxima, :func:`rescale`, and
+    the exact bounds sbound[dst, r, c] = min_p max_i of the rescaled partials."""
+    npat = mx.shape[0]
+    for p in range(npat):
         mx[p] = 0.0
     for c in range(nc):
-        out = partials[dst, r, c]
-        xa = rows(a, c, s, tipx, partials, cur)
-        xb = rows(b, c, s, tipx, partials, cur)
-        if f81:
-            _int_int_f81(out, xa, pm[a, c], xb, pm[b, c], mx)
-        else:
-            _int_int(out, xa, pm[a, c], xb, pm[b, c], mx)
+        x = partials[dst, r, c]
+        for p in range(npat):
+            m = mx[p]
+            m = x[0, p] if x[0, p] > m else m
+            m = x[1, p] if x[1, p] > m else m
+            m = x[2, p] if x[2, p] > m else m
+            m = x[3, p] if x[3, p] > m else m
+            mx[p] = m
     rescale(r, dst, nc, partials, mx, scnt, sflag)
+    for c in range(nc):
+        x = partials[dst, r, c]
+        lb = np.inf
+        for p in range(npat):
+            m = max(max(x[0, p], x[1, p]), max(x[2, p], x[3, p]))
+            lb = min(lb, m)
+        sbound[dst, r, c] = lb
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -414,8 +646,36 @@ def _root_f81(lnl, first, three, w, pi0, pi1, pi2, pi3, xa, pa, xb, pb, xc, pc):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def root_and_finish(children, n_children, tipx, model, pattern_weights, inv_lik, pm,
-                    partials, cur, scnt, sflag, lnl, frac_var, acc, escale):
+def _root_sum(lnl, w, pi0, pi1, pi2, pi3, acc):
+    """lnl[p] += w π·acc[:, p]."""
+    for p in range(lnl.shape[0]):
+        lnl[p] += w * (pi0 * acc[0, p] + pi1 * acc[1, p] + pi2 * acc[2, p] + pi3 * acc[3, p])
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _root_last(lnl, w, pi0, pi1, pi2, pi3, acc, x, pv):
+    """lnl[p] += w Σ_i π_i acc[i, p] (P_v x)[i, p]: the root's last (internal) child
+    folded into the π-weighted sum."""
+    m00 = pv[0, 0]; m01 = pv[0, 1]; m02 = pv[0, 2]; m03 = pv[0, 3]
+    m10 = pv[1, 0]; m11 = pv[1, 1]; m12 = pv[1, 2]; m13 = pv[1, 3]
+    m20 = pv[2, 0]; m21 = pv[2, 1]; m22 = pv[2, 2]; m23 = pv[2, 3]
+    m30 = pv[3, 0]; m31 = pv[3, 1]; m32 = pv[3, 2]; m33 = pv[3, 3]
+    for p in range(lnl.shape[0]):
+        x0 = x[0, p]
+        x1 = x[1, p]
+        x2 = x[2, p]
+        x3 = x[3, p]
+        h0 = m00 * x0 + m01 * x1 + m02 * x2 + m03 * x3
+        h1 = m10 * x0 + m11 * x1 + m12 * x2 + m13 * x3
+        h2 = m20 * x0 + m21 * x1 + m22 * x2 + m23 * x3
+        h3 = m30 * x0 + m31 * x1 + m32 * x2 + m33 * x3
+        lnl[p] += w * (pi0 * acc[0, p] * h0 + pi1 * acc[1, p] * h1 + pi2 * acc[2, p] * h2
+                       + pi3 * acc[3, p] * h3)
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def root_and_finish(children, n_children, tipx, tipc, model, pattern_weights, inv_lik, pm,
+                    ptab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale):
     """Root integration and the per-pattern logs: fills ``lnl`` (P,) with ln L_p and
     ``frac_var`` with L_var/L_p; returns Σ_p w_p ln L_p. acc (4, P) scratch, escale
     int32 (P,) scratch."""
@@ -444,10 +704,30 @@ def root_and_finish(children, n_children, tipx, model, pattern_weights, inv_lik,
                       rows(b, c, s, tipx, partials, cur), pm[b, c],
                       rows(e, c, s, tipx, partials, cur), pm[e, c])
             continue
-        for k in range(nk):
-            child_contribution(children[root, k], c, tipx, model, pm, partials, cur, acc, k == 0)
-        for p in range(npat):
-            lnl[p] += w * (pi0 * acc[0, p] + pi1 * acc[1, p] + pi2 * acc[2, p] + pi3 * acc[3, p])
+        if nk == 1:
+            child_contribution(children[root, 0], c, tipx, model, pm, partials, cur, acc, True)
+            _root_sum(lnl, w, pi0, pi1, pi2, pi3, acc)
+            continue
+        # the product of the first two children (tips first), then the third child
+        # (if any) and the π-weighted sum in one more pass
+        a = children[root, 0]
+        b = children[root, 1]
+        e = children[root, 2] if nk == 3 else -1
+        if e >= 0 and e < s and not (a < s and b < s):
+            if a >= s:
+                a, e = e, a
+            else:
+                b, e = e, b
+        if a >= s and b < s:
+            a, b = b, a
+        pair_product(acc, a, b, c, False, tipc, pm, ptab, partials, cur)
+        if e < 0:
+            _root_sum(lnl, w, pi0, pi1, pi2, pi3, acc)
+        elif e < s:
+            lookup1_mul(acc, ptab[e, c], tipc[e])
+            _root_sum(lnl, w, pi0, pi1, pi2, pi3, acc)
+        else:
+            _root_last(lnl, w, pi0, pi1, pi2, pi3, acc, partials[cur[e - s], e - s, c], pm[e, c])
     # total scale exponent per pattern: integer sums, exact in any order
     any_scaled = False
     for r in range(root - s):
@@ -496,22 +776,24 @@ def root_and_finish(children, n_children, tipx, model, pattern_weights, inv_lik,
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def postorder_all(children, tipx, model, pm, partials, cur, scnt, sflag, mx, flip):
+def postorder_all(children, tipc, model, pm, ptab, partials, cur, scnt, sflag, sbound, mx,
+                  flip):
     """Partials of every internal node except the root, children first. With ``flip``
     every node is written to its other buffer and ``cur`` is flipped (a proposal that
     changes all branches; :func:`revert_all` undoes it)."""
-    s = tipx.shape[0]
+    s = tipc.shape[0]
     n = children.shape[0]
     for u in range(s, n - 1):
         r = u - s
         dst = 1 - cur[r] if flip else cur[r]
-        node_partials(u, dst, children, tipx, model, pm, partials, cur, scnt, sflag, mx)
+        node_partials(u, dst, children, tipc, model, pm, ptab, partials, cur, scnt, sflag,
+                      sbound, mx)
         cur[r] = dst
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def log_likelihood(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
-                   pm, partials, cur, scnt, sflag, lnl, frac_var, acc, escale):
+def log_likelihood(bl, children, n_children, tipx, tipc, model, pattern_weights, inv_lik,
+                   pm, ptab, partials, cur, scnt, sflag, sbound, lnl, frac_var, acc, escale):
     """ln L = Σ_p w_p ln L_p for branch lengths ``bl`` (N-1,); fills ``lnl`` (P,).
     Returns NaN (and computes nothing) if any branch length is negative or not finite.
     Evaluates into the live buffers ``cur``."""
@@ -521,25 +803,28 @@ def log_likelihood(bl, children, n_children, tipx, model, pattern_weights, inv_l
         if not (bl[b] >= 0.0 and bl[b] < np.inf):
             return np.nan
     transition_matrices(bl, model, pm, pm, False)
+    tip_tables(model, pm, ptab)
     # frac_var is free until root_and_finish fills it: the rescaling scratch
-    postorder_all(children, tipx, model, pm, partials, cur, scnt, sflag, frac_var, False)
-    return root_and_finish(children, n_children, tipx, model, pattern_weights, inv_lik, pm,
-                           partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
+    postorder_all(children, tipc, model, pm, ptab, partials, cur, scnt, sflag, sbound,
+                  frac_var, False)
+    return root_and_finish(children, n_children, tipx, tipc, model, pattern_weights, inv_lik,
+                           pm, ptab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
 
 
 #: Arguments of :func:`log_likelihood` after ``bl``.
-N_LOGLIK_ARGS = 15
+N_LOGLIK_ARGS = 18
 
 
 # --- incremental updates (MCMC) ---------------------------------------------------------
 @njit(cache=True, fastmath=FASTMATH)
-def propose_branch(j, t, children, n_children, parent, tipx, model, pattern_weights, inv_lik,
-                   pm, partials, cur, scnt, sflag, lnl, frac_var, acc, escale, pm_save, path):
-    """ln L after changing branch j to length t, recomputing only P_j and the partials
-    on the path from j to the root, each into its node's other buffer. The old P_j
-    goes to pm_save (C, 4, 4), the path to ``path`` (int32, N) with its length in
-    path[N-1]. Call :func:`revert_branch` to reject; accepting needs nothing."""
-    s = tipx.shape[0]
+def propose_branch(j, t, children, n_children, parent, tipx, tipc, model, pattern_weights,
+                   inv_lik, pm, ptab, partials, cur, scnt, sflag, sbound, lnl, frac_var, acc,
+                   escale, pm_save, path):
+    """ln L after changing branch j to length t, recomputing only P_j (and its tip table)
+    and the partials on the path from j to the root, each into its node's other buffer.
+    The old P_j goes to pm_save (C, 4, 4), the path to ``path`` (int32, N) with its
+    length in path[N-1]. Call :func:`revert_branch` to reject; accepting needs nothing."""
+    s = tipc.shape[0]
     nc = int(model[0])
     n = children.shape[0]
     for c in range(nc):
@@ -547,29 +832,34 @@ def propose_branch(j, t, children, n_children, parent, tipx, model, pattern_weig
             for k in range(4):
                 pm_save[c, i, k] = pm[j, c, i, k]
     branch_matrices(j, t, model, pm, pm, False)
+    if j < s:
+        tip_table(j, nc, pm, ptab)
     k = 0
     u = parent[j]
     while u != n - 1:
         r = u - s
         dst = 1 - cur[r]
-        node_partials(u, dst, children, tipx, model, pm, partials, cur, scnt, sflag, frac_var)
+        node_partials(u, dst, children, tipc, model, pm, ptab, partials, cur, scnt, sflag,
+                      sbound, frac_var)
         cur[r] = dst
         path[k] = u
         k += 1
         u = parent[u]
     path[n - 1] = k
-    return root_and_finish(children, n_children, tipx, model, pattern_weights, inv_lik, pm,
-                           partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
+    return root_and_finish(children, n_children, tipx, tipc, model, pattern_weights, inv_lik,
+                           pm, ptab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def revert_branch(j, s, model, pm, cur, pm_save, path):
+def revert_branch(j, s, model, pm, ptab, cur, pm_save, path):
     """Undo :func:`propose_branch` (S = s leaves; lnl/frac_var are left stale)."""
     nc = int(model[0])
     for c in range(nc):
         for i in range(4):
             for k in range(4):
                 pm[j, c, i, k] = pm_save[c, i, k]
+    if j < s:
+        tip_table(j, nc, pm, ptab)
     n = path.shape[0]
     for k in range(path[n - 1]):
         r = path[k] - s
@@ -577,48 +867,54 @@ def revert_branch(j, s, model, pm, cur, pm_save, path):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def propose_all(bl, children, n_children, tipx, model, pattern_weights, inv_lik,
-                pm, partials, cur, scnt, sflag, lnl, frac_var, acc, escale, pm_all_save):
+def propose_all(bl, children, n_children, tipx, tipc, model, pattern_weights, inv_lik,
+                pm, ptab, partials, cur, scnt, sflag, sbound, lnl, frac_var, acc, escale,
+                pm_all_save):
     """ln L at new lengths ``bl`` for every branch, into the other buffers (see
     :func:`revert_all`)."""
     pm_all_save[:] = pm
     transition_matrices(bl, model, pm, pm, False)
-    postorder_all(children, tipx, model, pm, partials, cur, scnt, sflag, frac_var, True)
-    return root_and_finish(children, n_children, tipx, model, pattern_weights, inv_lik, pm,
-                           partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
+    tip_tables(model, pm, ptab)
+    postorder_all(children, tipc, model, pm, ptab, partials, cur, scnt, sflag, sbound,
+                  frac_var, True)
+    return root_and_finish(children, n_children, tipx, tipc, model, pattern_weights, inv_lik,
+                           pm, ptab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def revert_all(pm, cur, pm_all_save):
+def revert_all(model, pm, ptab, cur, pm_all_save):
     pm[:] = pm_all_save
+    tip_tables(model, pm, ptab)
     for r in range(cur.shape[0]):
         cur[r] = 1 - cur[r]
 
 
 # --- batches ------------------------------------------------------------------------------
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def log_likelihood_batch(bls, children, n_children, tipx, model, pattern_weights,
+def log_likelihood_batch(bls, children, n_children, tipx, tipc, model, pattern_weights,
                          inv_lik, n_chunks, out):
     """ln L for every row of ``bls`` (B, N-1) into ``out`` (B,), in parallel over
     ``n_chunks`` chunks of rows (numba prange); each chunk allocates its own buffers."""
     nb = bls.shape[0]
-    s = tipx.shape[0]
-    npat = tipx.shape[2]
+    s = tipc.shape[0]
+    npat = tipc.shape[1]
     nc = int(model[0])
     n = children.shape[0]
     for k in prange(n_chunks):
         lo = (nb * k) // n_chunks
         hi = (nb * (k + 1)) // n_chunks
         pm = np.empty((n - 1, nc, 4, 4))
+        ptab = np.empty((s, nc, 4, 16))
         partials = np.empty((1, n - s, nc, 4, npat))
         cur = np.zeros(n - s, dtype=np.int32)
         scnt = np.empty((1, n - s, npat), dtype=np.int32)
         sflag = np.zeros((1, n - s), dtype=np.int32)
+        sbound = np.zeros((1, n - s, nc))
         lnl = np.empty(npat)
         frac = np.empty(npat)
         acc = np.empty((4, npat))
         escale = np.empty(npat, dtype=np.int32)
         for r in range(lo, hi):
-            out[r] = log_likelihood(bls[r], children, n_children, tipx, model,
-                                    pattern_weights, inv_lik, pm, partials, cur, scnt,
-                                    sflag, lnl, frac, acc, escale)
+            out[r] = log_likelihood(bls[r], children, n_children, tipx, tipc, model,
+                                    pattern_weights, inv_lik, pm, ptab, partials, cur, scnt,
+                                    sflag, sbound, lnl, frac, acc, escale)
