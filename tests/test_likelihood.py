@@ -67,6 +67,7 @@ def test_root_position_irrelevant(model, rng):
 
 
 @pytest.mark.parametrize("model", ["JC", "K80{3}+G4{0.4}", "HKY{2}+F{0.3,0.2,0.1,0.4}+I{0.3}",
+                                   "F81+F{0.1,0.2,0.3,0.4}+I{0.1}+G4{0.7}",
                                    "GTR{1.5,4,0.5,0.8,6}+F{0.35,0.15,0.2,0.3}+I{0.2}+G4{0.5}"])
 @pytest.mark.parametrize("rooted", [False, True])
 def test_gradient_finite_differences(model, rooted, rng):

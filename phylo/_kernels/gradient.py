@@ -17,24 +17,35 @@ Both are computed at the same (arbitrary) scale, so their ratio is exact whateve
 rescaling was applied; no scale logarithms are needed in the pre-order pass. With +I,
 d ln L_p/dt = (dL_var/dt / L_var) · (L_var / L_p), the second factor from the root.
 
-Layout of the work (the likelihood kernels' rules: patterns innermost, matrix
-entries as loop-invariant scalars, one fused loop per node):
+Two paths:
 
-* The post-order pass stores H_v = P_v x_v of child k of u in ``hbuf[u-S, c, k]``
-  (the root: its 2 or 3 children), and the pre-order loop per child reads pre_u,
-  the H slab of u and x_v and writes one slab per parent and category,
-  ``pre[u-S, c]`` (3, 4, P): the pre-order partials of children 0 and 1 and, in
-  row 2, the per-pattern terms w q·H and w q·(dP x) of both. LLVM's loop vectoriser
-  gives up ("too many memory checks needed") when a loop touches too many distinct
-  arrays (each pair of written/read arrays is a runtime alias check, limit 8): each
-  loop here writes one or two arrays and reads at most three, and the rescaling
-  test is a count returned by the loop instead of a per-pattern maximum array (the
-  rare rescaling pass recomputes the maximum). Checked with
-  ``dispatcher.inspect_asm()`` (zmm packed ops; run with a fresh NUMBA_CACHE_DIR).
-* Measured, not kept: an F81/JC69 pre-order loop (both children per loop, P·x as a
-  dot product and an axpy, H recomputed) did not vectorise (LLVM remark: "value that
-  could not be identified as reduction is used outside the loop") and was slower
-  than the general path; all models use the general path.
+* **Fast path** (:func:`preorder_fast`; taken when no node was rescaled and every
+  pattern has L_var ≥ 2^-250, e.g. all of DS1–DS8): the post-order is exactly the
+  likelihood's (:func:`phylo._kernels.pruning.log_likelihood`, tips by table lookup);
+  then q_v·H_v = L_var,p for every branch, so one vector R_p = w_p / L_p replaces the
+  per-branch denominators and, with dP/dt = r_c Q P_c,
+  d ln L/dt_v = Σ_c w_c r_c Σ_p R_p q_v,c · (Q H_v,c). Per node and category one
+  vectorised loop (:func:`_pre_pair`, or :func:`_pre_pair_f81` for the F81 family,
+  where Q H and Pᵀ q cost 8 operations instead of 16) forms both children's q, the
+  two reductions and the internal children's pre-order partials; H is recomputed
+  (tips by lookup) rather than stored.
+* **General path** (some node rescaled): the post-order stores H_v = P_v x_v of child
+  k of u in ``hbuf[u-S, c, k]`` and the pre-order keeps per-branch ratios
+  Σ_c w_c q·(dP x) / Σ_c w_c q·H, exact at any scale; pre-order partials are rescaled
+  by powers of two where they fall below the threshold. The loops follow the
+  likelihood kernels' rules (patterns innermost, matrix entries as loop-invariant
+  scalars; LLVM's loop vectoriser gives up — "too many memory checks needed" — when a
+  loop touches too many distinct arrays, so each writes one or two and reads at most
+  three, and the rescaling test is a count returned by the loop).
+
+What the gradient costs, and why it is not ≤ 2 likelihoods here: per internal branch
+the pre-order needs two 4×4 products per pattern and category (Pᵀ q for the
+pre-order partial and Q H for the derivative) where the post-order needs one (P x);
+per tip branch the post-order needs a table lookup and the pre-order a lookup, Q H
+and a dot product. On DS1 (24 internal, 27 tip branches) that is ≥ 3 likelihoods'
+worth of arithmetic once tips are looked up (the gradient would be ≈ 2 likelihoods
+only against a likelihood that multiplied tip indicator rows). Measured (DS1, 1
+thread): 4.2 likelihoods (JC69), 5.0 (GTR+Γ4); ``benchmarks/likelihood.py``.
 
 Where a node's pre-order partial lives: ``loc[v] = (row, k)``, pre[row, c, k]; the
 root's third child (unrooted trees) uses the extra row N-S.
@@ -261,13 +272,22 @@ FAST_LOG_L_MIN = -250.0 * math.log(2.0)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _h_rows(out, v, c, tipc, pm, ptab, partials, cur):
+def _h_rows(out, v, c, f81, tipc, pm, ptab, partials, cur):
     """out (4, P) = H_v = P_v x_v in category c (a tip by table lookup)."""
     s = tipc.shape[0]
     if v < s:
         lookup1(out, ptab[v, c], tipc[v])
+    elif f81:
+        _h_f81(out, partials[cur[v - s], v - s, c], pm[v, c])
     else:
         _h(out, partials[cur[v - s], v - s, c], pm[v, c])
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _pair(f81, pu, hh, pa, pb, qm, rr, slab, mode):
+    if f81:
+        return _pre_pair_f81(pu, hh, pa, pb, qm, rr, slab, mode)
+    return _pre_pair(pu, hh, pa, pb, qm, rr, slab, mode)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -329,6 +349,69 @@ def _pre_pair(pu, hh, pa, pb, qm, rr, slab, mode):
 
 
 @njit(cache=True, fastmath=FASTMATH)
+def _h_f81(out, x, pv):
+    """out (4, P) = P_v x for P = a I + 1 qᵀ (F81 family): a x + q·x."""
+    q0 = pv[1, 0]; q1 = pv[2, 1]; q2 = pv[3, 2]; q3 = pv[0, 3]
+    a = pv[0, 0] - q0
+    for p in range(out.shape[1]):
+        x0 = x[0, p]
+        x1 = x[1, p]
+        x2 = x[2, p]
+        x3 = x[3, p]
+        sq = q0 * x0 + q1 * x1 + q2 * x2 + q3 * x3
+        out[0, p] = a * x0 + sq
+        out[1, p] = a * x1 + sq
+        out[2, p] = a * x2 + sq
+        out[3, p] = a * x3 + sq
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _pre_pair_f81(pu, hh, pa, pb, qm, rr, slab, mode):
+    """:func:`_pre_pair` for the F81 family: Q_ij = μ π_j (i ≠ j) gives
+    (Q H)_i = μ (π·H − H_i), so q·(Q H) = (μπ·H)(Σ_i q_i) − μ q·H; and P = a I + 1 bᵀ
+    gives (Pᵀ q)_j = a q_j + b_j Σ_i q_i."""
+    m0 = qm[4]; m1 = qm[9]; m2 = qm[14]; m3 = qm[3]      # μ π_j = Q[(j+1)%4, j]
+    mu = m0 - qm[0]                                        # Q_10 − Q_00 = μπ_0 + μ(1 − π_0)
+    ba0 = pa[1, 0]; ba1 = pa[2, 1]; ba2 = pa[3, 2]; ba3 = pa[0, 3]
+    aa = pa[0, 0] - ba0
+    bb0 = pb[1, 0]; bb1 = pb[2, 1]; bb2 = pb[3, 2]; bb3 = pb[0, 3]
+    ab = pb[0, 0] - bb0
+    n = rr.shape[0]
+    ga = 0.0
+    gb = 0.0
+    for p in range(n):
+        u0 = pu[0, p]; u1 = pu[1, p]; u2 = pu[2, p]; u3 = pu[3, p]
+        x0 = hh[0, 0, p]; x1 = hh[0, 1, p]; x2 = hh[0, 2, p]; x3 = hh[0, 3, p]
+        y0 = hh[1, 0, p]; y1 = hh[1, 1, p]; y2 = hh[1, 2, p]; y3 = hh[1, 3, p]
+        r = rr[p]
+        qa0 = u0 * y0; qa1 = u1 * y1; qa2 = u2 * y2; qa3 = u3 * y3
+        qb0 = u0 * x0; qb1 = u1 * x1; qb2 = u2 * x2; qb3 = u3 * x3
+        # q_a·H_a = q_b·H_b = Σ_i u_i H_a,i H_b,i
+        l = qa0 * x0 + qa1 * x1 + qa2 * x2 + qa3 * x3
+        ga += r * ((m0 * x0 + m1 * x1 + m2 * x2 + m3 * x3) * (qa0 + qa1 + qa2 + qa3) - mu * l)
+        gb += r * ((m0 * y0 + m1 * y1 + m2 * y2 + m3 * y3) * (qb0 + qb1 + qb2 + qb3) - mu * l)
+    if mode & 1:
+        for p in range(n):
+            qa0 = pu[0, p] * hh[1, 0, p]; qa1 = pu[1, p] * hh[1, 1, p]
+            qa2 = pu[2, p] * hh[1, 2, p]; qa3 = pu[3, p] * hh[1, 3, p]
+            sq = qa0 + qa1 + qa2 + qa3
+            slab[0, 0, p] = aa * qa0 + ba0 * sq
+            slab[0, 1, p] = aa * qa1 + ba1 * sq
+            slab[0, 2, p] = aa * qa2 + ba2 * sq
+            slab[0, 3, p] = aa * qa3 + ba3 * sq
+    if mode & 2:
+        for p in range(n):
+            qb0 = pu[0, p] * hh[0, 0, p]; qb1 = pu[1, p] * hh[0, 1, p]
+            qb2 = pu[2, p] * hh[0, 2, p]; qb3 = pu[3, p] * hh[0, 3, p]
+            sq = qb0 + qb1 + qb2 + qb3
+            slab[1, 0, p] = ab * qb0 + bb0 * sq
+            slab[1, 1, p] = ab * qb1 + bb1 * sq
+            slab[1, 2, p] = ab * qb2 + bb2 * sq
+            slab[1, 3, p] = ab * qb3 + bb3 * sq
+    return ga, gb
+
+
+@njit(cache=True, fastmath=FASTMATH)
 def _pi_rows(out, model, h):
     """out (4, P) = π ∘ h (or π alone if h has no rows)."""
     for i in range(4):
@@ -353,6 +436,7 @@ def preorder_fast(children, n_children, tipc, model, pm, ptab, partials, cur, pr
     root = n - 1
     qm = model[42:58]
     nk = n_children[root]
+    f81 = model[58 + 2 * nc] != 0.0
     for v in range(n - 1):
         grad[v] = 0.0
     for u in range(s, n):
@@ -372,21 +456,21 @@ def preorder_fast(children, n_children, tipc, model, pm, ptab, partials, cur, pr
         b = children[root, 1]
         if nk == 3:
             e = children[root, 2]
-            _h_rows(scratch[2], e, c, tipc, pm, ptab, partials, cur)
+            _h_rows(scratch[2], e, c, f81, tipc, pm, ptab, partials, cur)
             _pi_rows(scratch[2], model, scratch[2])
         else:
             e = -1
             _pi_rows(scratch[2], model, scratch[2][0:0])
-        _h_rows(hh[0], a, c, tipc, pm, ptab, partials, cur)
-        _h_rows(hh[1], b, c, tipc, pm, ptab, partials, cur)
+        _h_rows(hh[0], a, c, f81, tipc, pm, ptab, partials, cur)
+        _h_rows(hh[1], b, c, f81, tipc, pm, ptab, partials, cur)
         mode = (1 if a >= s else 0) | (2 if b >= s else 0)
-        ga, gb = _pre_pair(scratch[2], hh, pm[a, c], pm[b, c], qm, rr, pre[root - s, c], mode)
+        ga, gb = _pair(f81, scratch[2], hh, pm[a, c], pm[b, c], qm, rr, pre[root - s, c], mode)
         grad[a] += wr * ga
         grad[b] += wr * gb
         if nk == 3:
             _pi_rows(scratch[2], model, hh[0])           # π ∘ H_a
-            _h_rows(hh[0], e, c, tipc, pm, ptab, partials, cur)
-            ge, _ = _pre_pair(scratch[2], hh, pm[e, c], pm[b, c], qm, rr, pre[n - s, c],
+            _h_rows(hh[0], e, c, f81, tipc, pm, ptab, partials, cur)
+            ge, _ = _pair(f81, scratch[2], hh, pm[e, c], pm[b, c], qm, rr, pre[n - s, c],
                               1 if e >= s else 0)
             grad[e] += wr * ge
         # internal nodes, parents before children
@@ -394,10 +478,10 @@ def preorder_fast(children, n_children, tipc, model, pm, ptab, partials, cur, pr
             a = children[u, 0]
             b = children[u, 1]
             pu = pre[loc[u, 0], c, loc[u, 1]]
-            _h_rows(hh[0], a, c, tipc, pm, ptab, partials, cur)
-            _h_rows(hh[1], b, c, tipc, pm, ptab, partials, cur)
+            _h_rows(hh[0], a, c, f81, tipc, pm, ptab, partials, cur)
+            _h_rows(hh[1], b, c, f81, tipc, pm, ptab, partials, cur)
             mode = (1 if a >= s else 0) | (2 if b >= s else 0)
-            ga, gb = _pre_pair(pu, hh, pm[a, c], pm[b, c], qm, rr, pre[u - s, c], mode)
+            ga, gb = _pair(f81, pu, hh, pm[a, c], pm[b, c], qm, rr, pre[u - s, c], mode)
             grad[a] += wr * ga
             grad[b] += wr * gb
 
