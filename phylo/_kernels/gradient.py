@@ -56,7 +56,7 @@ import math
 
 from numba import njit
 
-from .lookup import lookup1
+from .lookup import TIP_LOOKUP, lookup1
 
 from .pruning import (FASTMATH, SCALE_THRESHOLD, fast_exp, log_likelihood, rescale,
                       root_and_finish, rows, tip_tables, transition_matrices)
@@ -121,10 +121,12 @@ def _h(out, x, pv):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _h_child(out, v, c, tipc, pm, ptab, partials, cur):
+def _h_child(out, v, c, tipx, tipc, pm, ptab, partials, cur):
     """out (4, P) = P_v x_v in category c (a tip by table lookup)."""
     s = tipc.shape[0]
-    if v < s:
+    if v < s and not TIP_LOOKUP:
+        _h(out, tipx[v], pm[v, c])
+    elif v < s:
         lookup1(out, ptab[v, c], tipc[v])
     else:
         _h(out, partials[cur[v - s], v - s, c], pm[v, c])
@@ -272,10 +274,12 @@ FAST_LOG_L_MIN = -250.0 * math.log(2.0)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _h_rows(out, v, c, f81, tipc, pm, ptab, partials, cur):
+def _h_rows(out, v, c, f81, tipx, tipc, pm, ptab, partials, cur):
     """out (4, P) = H_v = P_v x_v in category c (a tip by table lookup)."""
     s = tipc.shape[0]
-    if v < s:
+    if v < s and not TIP_LOOKUP:
+        _h(out, tipx[v], pm[v, c])
+    elif v < s:
         lookup1(out, ptab[v, c], tipc[v])
     elif f81:
         _h_f81(out, partials[cur[v - s], v - s, c], pm[v, c])
@@ -425,7 +429,7 @@ def _pi_rows(out, model, h):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def preorder_fast(children, n_children, tipc, model, pm, ptab, partials, cur, pre, scratch,
+def preorder_fast(children, n_children, tipx, tipc, model, pm, ptab, partials, cur, pre, scratch,
                   rr, loc, grad):
     """The pre-order pass of the fast path (see above): fills ``grad`` (N-1,).
     pre (N-S+1, C, ≥2, 4, P) pre-order slabs (``loc[v]`` = (row, k) of node v's);
@@ -456,20 +460,20 @@ def preorder_fast(children, n_children, tipc, model, pm, ptab, partials, cur, pr
         b = children[root, 1]
         if nk == 3:
             e = children[root, 2]
-            _h_rows(scratch[2], e, c, f81, tipc, pm, ptab, partials, cur)
+            _h_rows(scratch[2], e, c, f81, tipx, tipc, pm, ptab, partials, cur)
             _pi_rows(scratch[2], model, scratch[2])
         else:
             e = -1
             _pi_rows(scratch[2], model, scratch[2][0:0])
-        _h_rows(hh[0], a, c, f81, tipc, pm, ptab, partials, cur)
-        _h_rows(hh[1], b, c, f81, tipc, pm, ptab, partials, cur)
+        _h_rows(hh[0], a, c, f81, tipx, tipc, pm, ptab, partials, cur)
+        _h_rows(hh[1], b, c, f81, tipx, tipc, pm, ptab, partials, cur)
         mode = (1 if a >= s else 0) | (2 if b >= s else 0)
         ga, gb = _pair(f81, scratch[2], hh, pm[a, c], pm[b, c], qm, rr, pre[root - s, c], mode)
         grad[a] += wr * ga
         grad[b] += wr * gb
         if nk == 3:
             _pi_rows(scratch[2], model, hh[0])           # π ∘ H_a
-            _h_rows(hh[0], e, c, f81, tipc, pm, ptab, partials, cur)
+            _h_rows(hh[0], e, c, f81, tipx, tipc, pm, ptab, partials, cur)
             ge, _ = _pair(f81, scratch[2], hh, pm[e, c], pm[b, c], qm, rr, pre[n - s, c],
                               1 if e >= s else 0)
             grad[e] += wr * ge
@@ -478,8 +482,8 @@ def preorder_fast(children, n_children, tipc, model, pm, ptab, partials, cur, pr
             a = children[u, 0]
             b = children[u, 1]
             pu = pre[loc[u, 0], c, loc[u, 1]]
-            _h_rows(hh[0], a, c, f81, tipc, pm, ptab, partials, cur)
-            _h_rows(hh[1], b, c, f81, tipc, pm, ptab, partials, cur)
+            _h_rows(hh[0], a, c, f81, tipx, tipc, pm, ptab, partials, cur)
+            _h_rows(hh[1], b, c, f81, tipx, tipc, pm, ptab, partials, cur)
             mode = (1 if a >= s else 0) | (2 if b >= s else 0)
             ga, gb = _pair(f81, pu, hh, pm[a, c], pm[b, c], qm, rr, pre[u - s, c], mode)
             grad[a] += wr * ga
@@ -524,7 +528,7 @@ def gradient(bl, children, n_children, tipx, tipc, model, pattern_weights, inv_l
     if total != total:
         return total
     if fast_path_weights(sflag, cur, model, pattern_weights, lnl, frac_var, work[4]):
-        preorder_fast(children, n_children, tipc, model, pm, ptab, partials, cur, pre,
+        preorder_fast(children, n_children, tipx, tipc, model, pm, ptab, partials, cur, pre,
                       hbuf[0, 0], work[4], loc, grad)
         return total
     # general path (some node rescaled): H stored in the post-order, per-branch ratios
@@ -536,7 +540,7 @@ def gradient(bl, children, n_children, tipx, tipc, model, pattern_weights, inv_l
         b = children[u, 1]
         flagged = nc
         for c in range(nc):
-            _h_child(hbuf[r, c, 0], a, c, tipc, pm, ptab, partials, cur)
+            _h_child(hbuf[r, c, 0], a, c, tipx, tipc, pm, ptab, partials, cur)
             need = _h_prod(partials[cur[r], r, c], hbuf[r, c, 0],
                            rows(b, c, s, tipx, partials, cur), pm[b, c], hbuf[r, c, 1])
             if need == 0:
@@ -551,7 +555,7 @@ def gradient(bl, children, n_children, tipx, tipc, model, pattern_weights, inv_l
     for k in range(n_children[root]):
         v = children[root, k]
         for c in range(nc):
-            _h_child(hbuf[rr, c, k], v, c, tipc, pm, ptab, partials, cur)
+            _h_child(hbuf[rr, c, k], v, c, tipx, tipc, pm, ptab, partials, cur)
     total = root_and_finish(children, n_children, tipx, tipc, model, pattern_weights, inv_lik,
                             pm, ptab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
     rootp = work[0:4]        # π ∘ H (the root's pre-order partial for a pair)

@@ -9,11 +9,12 @@ Array layouts (float64 unless noted; S leaves, N nodes, P patterns, C rate categ
                (A=1 C=2 G=4 T=8; 15 = missing = all ones), shared by all categories;
                used only where a tip's partials are needed as rows (the root's general
                path, the gradient's pre-order).
-``tipc``       uint8 (S, P) the tips' 4-bit state masks. A tip child contributes
+``tipc``       uint8 (S, P) the tips' 4-bit state masks. Where the compile target has
+               AVX-512 (``lookup.TIP_LOOKUP``) a tip child contributes
                P x = ``ptab[v, c, :, mask]``, a table lookup (:mod:`.lookup`: one
-               AVX-512 permute per row and 8 patterns) instead of 16 multiply-adds on
-               32 bytes of indicator rows (DS1 GTR+Γ4: a tip-tip node 1.6 µs instead of
-               5, a tip-internal node 2.7 instead of 4.3).
+               permute per row and 8 patterns) instead of 16 multiply-adds on 32 bytes
+               of indicator rows (DS1 GTR+Γ4: a tip-tip node 1.6 µs instead of 5, a
+               tip-internal node 2.7 instead of 4.3); elsewhere tips use ``tipx``.
 ``ptab``       (S, C, 4, 16) the tip branches' lookup tables, ptab[v, c, i, m] =
                Σ_{j∈m} P_v,c[i, j] (:func:`tip_table`).
 ``pm``         (N-1, C, 4, 4) transition matrices of every branch and category,
@@ -54,7 +55,8 @@ from numba import njit, prange
 from numba.core import types
 from numba.extending import intrinsic
 
-from .lookup import lookup1, lookup1_matvec, lookup1_matvec_f81, lookup1_mul, lookup2
+from .lookup import (TIP_LOOKUP, lookup1, lookup1_matvec, lookup1_matvec_f81, lookup1_mul,
+                     lookup2)
 
 #: Fast-math flags without ``nnan``/``ninf``: an impossible pattern gives log(0) = -inf,
 #: which must survive, and the threshold tests must see real infinities.
@@ -293,7 +295,9 @@ def transition_matrices(bl, model, pm, dpm, want_derivative):
 def tip_table(b, nc, pm, ptab):
     """ptab[b, c, i, m] = Σ_{j ∈ m} P_b,c[i, j] for the 16 state masks m (bit j = state
     j): P_b x for a tip with mask m, looked up instead of multiplied
-    (:mod:`phylo._kernels.lookup`)."""
+    (:mod:`phylo._kernels.lookup`). Nothing to do without lookups (``TIP_LOOKUP``)."""
+    if not TIP_LOOKUP:
+        return
     for c in range(nc):
         for i in range(4):
             p0 = pm[b, c, i, 0]
@@ -324,6 +328,8 @@ def tip_table(b, nc, pm, ptab):
 @njit(cache=True, fastmath=FASTMATH)
 def tip_tables(model, pm, ptab):
     """:func:`tip_table` of every tip branch (ptab: (S, C, 4, 16))."""
+    if not TIP_LOOKUP:
+        return
     nc = int(model[0])
     for b in range(ptab.shape[0]):
         tip_table(b, nc, pm, ptab)
@@ -463,11 +469,19 @@ def scale_bound(pa, pb, lba, lbb):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def pair_product(out, a, b, c, f81, tipc, pm, ptab, partials, cur):
+def pair_product(out, a, b, c, f81, tipx, tipc, pm, ptab, partials, cur):
     """out (4, P) = (P_a x_a) ∘ (P_b x_b) in category c; if one child is a tip it must
-    be ``a`` (tips by table lookup, internal nodes from their live partials)."""
+    be ``a`` (tips by table lookup where ``TIP_LOOKUP``, else by their indicator rows;
+    internal nodes from their live partials)."""
     s = tipc.shape[0]
-    if b < s:
+    if not TIP_LOOKUP:
+        xa = rows(a, c, s, tipx, partials, cur)
+        xb = rows(b, c, s, tipx, partials, cur)
+        if f81:
+            _int_int_f81(out, xa, pm[a, c], xb, pm[b, c])
+        else:
+            _int_int(out, xa, pm[a, c], xb, pm[b, c])
+    elif b < s:
         lookup2(out, ptab[a, c], tipc[a], ptab[b, c], tipc[b])
     elif a < s:
         xb = partials[cur[b - s], b - s, c]
@@ -485,7 +499,7 @@ def pair_product(out, a, b, c, f81, tipc, pm, ptab, partials, cur):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def node_partials(u, dst, children, tipc, model, pm, ptab, partials, cur, scnt, sflag,
+def node_partials(u, dst, children, tipx, tipc, model, pm, ptab, partials, cur, scnt, sflag,
                   sbound, mx):
     """Partials of internal node u (not the root) into buffer ``dst`` from its two
     children's live partials (tips by table lookup), then rescaling if needed.
@@ -508,7 +522,7 @@ def node_partials(u, dst, children, tipc, model, pm, ptab, partials, cur, scnt, 
     r = u - s
     best = 0.0
     for c in range(nc):
-        pair_product(partials[dst, r, c], a, b, c, f81, tipc, pm, ptab, partials, cur)
+        pair_product(partials[dst, r, c], a, b, c, f81, tipx, tipc, pm, ptab, partials, cur)
         lba = 1.0 if a < s else sbound[cur[a - s], a - s, c]
         lbb = 1.0 if b < s else sbound[cur[b - s], b - s, c]
         lb = scale_bound(pm[a, c], pm[b, c], lba, lbb)
@@ -720,12 +734,14 @@ def root_and_finish(children, n_children, tipx, tipc, model, pattern_weights, in
                 b, e = e, b
         if a >= s and b < s:
             a, b = b, a
-        pair_product(acc, a, b, c, False, tipc, pm, ptab, partials, cur)
+        pair_product(acc, a, b, c, False, tipx, tipc, pm, ptab, partials, cur)
         if e < 0:
             _root_sum(lnl, w, pi0, pi1, pi2, pi3, acc)
-        elif e < s:
+        elif e < s and TIP_LOOKUP:
             lookup1_mul(acc, ptab[e, c], tipc[e])
             _root_sum(lnl, w, pi0, pi1, pi2, pi3, acc)
+        elif e < s:
+            _root_last(lnl, w, pi0, pi1, pi2, pi3, acc, tipx[e], pm[e, c])
         else:
             _root_last(lnl, w, pi0, pi1, pi2, pi3, acc, partials[cur[e - s], e - s, c], pm[e, c])
     # total scale exponent per pattern: integer sums, exact in any order
@@ -776,8 +792,8 @@ def root_and_finish(children, n_children, tipx, tipc, model, pattern_weights, in
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def postorder_all(children, tipc, model, pm, ptab, partials, cur, scnt, sflag, sbound, mx,
-                  flip):
+def postorder_all(children, tipx, tipc, model, pm, ptab, partials, cur, scnt, sflag, sbound,
+                  mx, flip):
     """Partials of every internal node except the root, children first. With ``flip``
     every node is written to its other buffer and ``cur`` is flipped (a proposal that
     changes all branches; :func:`revert_all` undoes it)."""
@@ -786,8 +802,8 @@ def postorder_all(children, tipc, model, pm, ptab, partials, cur, scnt, sflag, s
     for u in range(s, n - 1):
         r = u - s
         dst = 1 - cur[r] if flip else cur[r]
-        node_partials(u, dst, children, tipc, model, pm, ptab, partials, cur, scnt, sflag,
-                      sbound, mx)
+        node_partials(u, dst, children, tipx, tipc, model, pm, ptab, partials, cur, scnt,
+                      sflag, sbound, mx)
         cur[r] = dst
 
 
@@ -805,7 +821,7 @@ def log_likelihood(bl, children, n_children, tipx, tipc, model, pattern_weights,
     transition_matrices(bl, model, pm, pm, False)
     tip_tables(model, pm, ptab)
     # frac_var is free until root_and_finish fills it: the rescaling scratch
-    postorder_all(children, tipc, model, pm, ptab, partials, cur, scnt, sflag, sbound,
+    postorder_all(children, tipx, tipc, model, pm, ptab, partials, cur, scnt, sflag, sbound,
                   frac_var, False)
     return root_and_finish(children, n_children, tipx, tipc, model, pattern_weights, inv_lik,
                            pm, ptab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
@@ -839,8 +855,8 @@ def propose_branch(j, t, children, n_children, parent, tipx, tipc, model, patter
     while u != n - 1:
         r = u - s
         dst = 1 - cur[r]
-        node_partials(u, dst, children, tipc, model, pm, ptab, partials, cur, scnt, sflag,
-                      sbound, frac_var)
+        node_partials(u, dst, children, tipx, tipc, model, pm, ptab, partials, cur, scnt,
+                      sflag, sbound, frac_var)
         cur[r] = dst
         path[k] = u
         k += 1
@@ -875,7 +891,7 @@ def propose_all(bl, children, n_children, tipx, tipc, model, pattern_weights, in
     pm_all_save[:] = pm
     transition_matrices(bl, model, pm, pm, False)
     tip_tables(model, pm, ptab)
-    postorder_all(children, tipc, model, pm, ptab, partials, cur, scnt, sflag, sbound,
+    postorder_all(children, tipx, tipc, model, pm, ptab, partials, cur, scnt, sflag, sbound,
                   frac_var, True)
     return root_and_finish(children, n_children, tipx, tipc, model, pattern_weights, inv_lik,
                            pm, ptab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
