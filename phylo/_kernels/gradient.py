@@ -47,6 +47,12 @@ worth of arithmetic once tips are looked up (the gradient would be ≈ 2 likelih
 only against a likelihood that multiplied tip indicator rows). Measured (DS1, 1
 thread): 4.2 likelihoods (JC69), 5.0 (GTR+Γ4); ``benchmarks/likelihood.py``.
 
+Measured, not kept: forming H and Q H of both children into scratch rows first (tips
+by lookups of P and of Q P tables) and then separate loops for the reductions and
+each pre-order partial saves the tips' Q H multiply-adds but adds passes over memory:
+JC69 101 → 135 µs, GTR+Γ4 476 → 557 µs on DS1. The fused loops of
+:func:`_pre_pair` stay.
+
 Where a node's pre-order partial lives: ``loc[v] = (row, k)``, pre[row, c, k]; the
 root's third child (unrooted trees) uses the extra row N-S.
 """

@@ -55,8 +55,7 @@ from numba import njit, prange
 from numba.core import types
 from numba.extending import intrinsic
 
-from .lookup import (TIP_LOOKUP, lookup1, lookup1_matvec, lookup1_matvec_f81, lookup1_mul,
-                     lookup2)
+from .lookup import TIP_LOOKUP, lookup1_matvec, lookup1_matvec_f81, lookup1_mul, lookup2
 
 #: Fast-math flags without ``nnan``/``ninf``: an impossible pattern gives log(0) = -inf,
 #: which must survive, and the threshold tests must see real infinities.
@@ -215,7 +214,6 @@ def _matrices_from_exp(b, c, rt, e0, e1, e2, e3, model, pm, dpm, want_derivative
     Compiled without fast-math (and not inlined at Numba level, which would impose the
     caller's flags): the single-branch update and the all-branch pass must produce the
     same bits however LLVM vectorises each of them."""
-    nc = int(model[0])
     lam = model[6:10]
     v = model[10:26]
     vinv = model[26:42]
@@ -336,7 +334,7 @@ def tip_tables(model, pm, ptab):
 
 
 # --- one internal node ----------------------------------------------------------------
-# The per-node helpers (except the general 4x4 `_int_int` and `_mul_gen`, whose loops stop
+# The per-node helpers (except the general 4x4 `_int_int`, whose loops stop
 # vectorising when inlined: GTR+G4 on DS1 went from 170 to 490 us) and root_and_finish are
 # inlined at Numba IR level (inline="always"): per-call overhead (argument unpacking, array
 # views) dominated a single-branch MCMC proposal (primates: 3.37 -> 2.75 us per generation,
@@ -374,25 +372,6 @@ def _int_int(out, xa, pa, xb, pb):
         out[3, p] = (a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3) * (b30 * y0 + b31 * y1 + b32 * y2 + b33 * y3)
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def _mul_gen(out, xb, pb):
-    """out (4, P) ∘= P_b x_b, general 4x4 matrix (out holds a tip's looked-up P_a x_a)."""
-    b00 = pb[0, 0]; b01 = pb[0, 1]; b02 = pb[0, 2]; b03 = pb[0, 3]
-    b10 = pb[1, 0]; b11 = pb[1, 1]; b12 = pb[1, 2]; b13 = pb[1, 3]
-    b20 = pb[2, 0]; b21 = pb[2, 1]; b22 = pb[2, 2]; b23 = pb[2, 3]
-    b30 = pb[3, 0]; b31 = pb[3, 1]; b32 = pb[3, 2]; b33 = pb[3, 3]
-    n = out.shape[1]
-    for p in range(n):
-        y0 = xb[0, p]
-        y1 = xb[1, p]
-        y2 = xb[2, p]
-        y3 = xb[3, p]
-        out[0, p] *= b00 * y0 + b01 * y1 + b02 * y2 + b03 * y3
-        out[1, p] *= b10 * y0 + b11 * y1 + b12 * y2 + b13 * y3
-        out[2, p] *= b20 * y0 + b21 * y1 + b22 * y2 + b23 * y3
-        out[3, p] *= b30 * y0 + b31 * y1 + b32 * y2 + b33 * y3
-
-
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _int_int_f81(out, xa, pa, xb, pb):
     """out = (P_a x_a) ∘ (P_b x_b) for P = a I + 1 qᵀ (F81 family): P x = a x + q·x."""
@@ -416,24 +395,6 @@ def _int_int_f81(out, xa, pa, xb, pb):
         out[1, p] = (aa * x1 + sa) * (ab * y1 + sb)
         out[2, p] = (aa * x2 + sa) * (ab * y2 + sb)
         out[3, p] = (aa * x3 + sa) * (ab * y3 + sb)
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _mul_f81(out, xb, pb):
-    """out ∘= P_b x_b for P = a I + 1 qᵀ (F81 family)."""
-    qb0 = pb[1, 0]; qb1 = pb[2, 1]; qb2 = pb[3, 2]; qb3 = pb[0, 3]
-    ab = pb[0, 0] - qb0
-    n = out.shape[1]
-    for p in range(n):
-        y0 = xb[0, p]
-        y1 = xb[1, p]
-        y2 = xb[2, p]
-        y3 = xb[3, p]
-        sb = qb0 * y0 + qb1 * y1 + qb2 * y2 + qb3 * y3
-        out[0, p] *= ab * y0 + sb
-        out[1, p] *= ab * y1 + sb
-        out[2, p] *= ab * y2 + sb
-        out[3, p] *= ab * y3 + sb
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
