@@ -325,6 +325,31 @@ def test_gradient_with_rescaling_matches_finite_differences():
         assert abs(grad[v] - fd) <= RESCALED_FD_TOL * max(1.0, abs(fd)), (v, grad[v], fd)
 
 
+def test_gradient_fast_path_at_tiny_pattern_likelihoods():
+    """The gradient's fast path (no rescaled node; one 1/L_p per pattern instead of
+    per-branch denominators) where pattern likelihoods are far below the rescaling
+    threshold's range (ln L_p < -200) but no node needed rescaling: vs central
+    differences."""
+    from phylo._kernels.gradient import FAST_LOG_L_MIN
+    tree = random_tree(200, seed=5, branch_length_rate=1.0)
+    model = Model.from_string("HKY{3}+F{0.3,0.2,0.2,0.3}+G4{0.5}")
+    aln = simulate_alignment(tree, model, 30, seed=6)
+    tl = TreeLikelihood(aln, tree, model)
+    bl = tl.tree.branch_lengths
+    tl.log_likelihood(bl)
+    lnl = tl.pattern_log_likelihoods(bl)
+    assert not np.any(tl._buffers[5])                     # no node rescaled
+    assert FAST_LOG_L_MIN < lnl.min() < -200              # the fast path, at tiny L_p
+    value, grad = tl.gradient(bl)
+    rng = np.random.default_rng(4)
+    for v in rng.choice(bl.size, size=8, replace=False):
+        h = 1e-5 * max(bl[v], 1e-3)
+        e = np.zeros_like(bl)
+        e[v] = h
+        fd = (tl.log_likelihood(bl + e) - tl.log_likelihood(bl - e)) / (2 * h)
+        assert abs(grad[v] - fd) <= RESCALED_FD_TOL * max(1.0, abs(fd)), (v, grad[v], fd)
+
+
 @pytest.mark.parametrize("n_taxa", [5, 12, 60])
 def test_mcmc_layout_is_a_reroot_with_the_same_likelihood(n_taxa, rng):
     """kernel_arguments' MCMC layout (the tree re-rooted at its median node): same

@@ -20,7 +20,7 @@ d ln L_p/dt = (dL_var/dt / L_var) · (L_var / L_p), the second factor from the r
 Two paths:
 
 * **Fast path** (:func:`preorder_fast`; taken when no node was rescaled and every
-  pattern has L_var ≥ 2^-250, e.g. all of DS1–DS8): the post-order is exactly the
+  pattern has L_var ≥ 2^-600, e.g. DS1–DS11): the post-order is exactly the
   likelihood's (:func:`phylo._kernels.pruning.log_likelihood`, tips by table lookup);
   then q_v·H_v = L_var,p for every branch, so one vector R_p = w_p / L_p replaces the
   per-branch denominators and, with dP/dt = r_c Q P_c,
@@ -270,13 +270,14 @@ def _rescale_partials(r, buf, nc, partials, mx, scnt, sflag):
 
 
 # --- fast path: no rescaling anywhere (the common case) -----------------------------------
-# When no node was rescaled and every pattern's L_var ≥ 2^-250, the partials are ≤ 1 and
+# When no node was rescaled and every pattern's L_var ≥ 2^-600, the partials are ≤ 1 and
 # the pre-order partials cannot underflow (max_{c,i} q_v ≥ L_var/4 at every node: L_var =
-# Σ_c w_c q_v,c·H_v,c with H ≤ 1, and Σ_j (Pᵀq)_j = Σ_i q_i), so q_v·H_v = L_var,p for
+# Σ_c w_c q_v,c·H_v,c with H ≤ 1, and Σ_j (Pᵀq)_j = Σ_i q_i; entries 2^-400 below that
+# are still normal doubles), so q_v·H_v = L_var,p for
 # every branch and one vector R_p = w_p / L_p replaces the per-branch denominators:
 #     d ln L / dt_v = Σ_c w_c r_c Σ_p R_p q_v,c,p · (Q H_v,c)_p      (dP/dt = r Q P).
 # H_v = P_v x_v is recomputed per node (tips by table lookup) instead of stored.
-FAST_LOG_L_MIN = -250.0 * math.log(2.0)
+FAST_LOG_L_MIN = -600.0 * math.log(2.0)
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
