@@ -50,6 +50,14 @@ def test_sbn_fit_prob_sample_map_kl(treefile, tmp_path, capsys):
     assert main(["sbn", "map", str(model), "--format", "json"]) == 0
     mp = json.loads(capsys.readouterr().out)
     assert mp["log_prob"] <= 0 and mp["topology"].endswith(";")
+    # seeded: the library call with the same seed and candidate count gives the same
+    from phylo.sbn import SBN
+    top, lp = SBN.load(str(model)).map_topology(n_candidates=50, seed=4)
+    assert main(["sbn", "map", str(model), "--seed", "4", "--candidates", "50",
+                 "--format", "json"]) == 0
+    mp4 = json.loads(capsys.readouterr().out)
+    assert mp4 == {"topology": top.tree(0).to_newick(lengths=False), "log_prob": lp}
+    assert main(["sbn", "map", str(model), "--candidates", "-1"]) == 2
 
 
 def test_cli_errors(treefile, tmp_path, capsys):

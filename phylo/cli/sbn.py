@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import PhyloError
 from ._common import (add_format_argument, add_quiet_argument, add_seed_argument,
                       require_file, show_progress, write_json, write_table)
 
@@ -88,9 +89,13 @@ def register(subparsers) -> None:
     m = sub.add_parser("map", help="most probable topology",
                        description="Most probable topology and its log-probability "
                                    "(exact for rooted models, see the docs otherwise).",
-                       epilog="example:\n  phylo sbn map model.json --format json\n",
+                       epilog="example:\n  phylo sbn map model.json --seed 2 --format json\n",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     m.add_argument("model")
+    m.add_argument("--candidates", type=int, default=1000,
+                   help="unrooted models: sampled topologies ranked beside the rooted MAP "
+                        "tree's (default: %(default)s)")
+    add_seed_argument(m)
     add_format_argument(m)
     m.set_defaults(func=run_map)
 
@@ -180,7 +185,6 @@ def run_prob(args) -> int:
 
 
 def run_sample(args) -> int:
-    from ..errors import PhyloError
     if args.n < 1:
         raise PhyloError(f"-n must be >= 1, got {args.n}")
     model = _load(args.model)
@@ -199,8 +203,10 @@ def run_sample(args) -> int:
 
 
 def run_map(args) -> int:
+    if args.candidates < 0:
+        raise PhyloError(f"--candidates must be >= 0, got {args.candidates}")
     model = _load(args.model)
-    top, lp = model.map_topology()
+    top, lp = model.map_topology(n_candidates=args.candidates, seed=args.seed)
     out = {"topology": top.tree(0).to_newick(lengths=False), "log_prob": lp}
     if args.format == "json":
         write_json(out)
@@ -213,7 +219,6 @@ def run_map(args) -> int:
 
 
 def run_kl(args) -> int:
-    from ..errors import PhyloError
     from ..io.trees import read_topologies
     model = _load(args.model)
     for f in args.reference:

@@ -357,8 +357,11 @@ class SBN:
         rooted MAP tree and ``n_candidates`` sampled topologies, ranked by their exact
         unrooted probability (the unrooted MAP is a sum over rootings and has no
         exact DP; the search is exact whenever the support has at most
-        ``n_candidates`` topologies of appreciable mass).
+        ``n_candidates`` topologies of appreciable mass). The candidates are drawn with
+        ``seed``, so the result is reproducible from it.
         """
+        if int(n_candidates) < 0:
+            raise PhyloError(f"n_candidates must be >= 0, got {n_candidates}")
         top, lp = self.map_rooted()
         if self.rooted:
             return top, lp
