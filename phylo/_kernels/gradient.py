@@ -29,8 +29,9 @@ Two paths:
   where Q H and Pᵀ q cost 8 operations instead of 16) forms both children's q, the
   two reductions and the internal children's pre-order partials; H is recomputed
   (tips by lookup) rather than stored.
-* **General path** (some node rescaled): the post-order stores H_v = P_v x_v of child
-  k of u in ``hbuf[u-S, c, k]`` and the pre-order keeps per-branch ratios
+* **General path** (some node rescaled): on the likelihood's (rescaled) partials, H_v =
+  P_v x_v of child k of u goes to ``hbuf[u-S, c, k]`` and the pre-order keeps per-branch
+  ratios
   Σ_c w_c q·(dP x) / Σ_c w_c q·H, exact at any scale; pre-order partials are rescaled
   by powers of two where they fall below the threshold. The loops follow the
   likelihood kernels' rules (patterns innermost, matrix entries as loop-invariant
@@ -64,80 +65,11 @@ from numba import njit
 
 from .lookup import TIP_LOOKUP, lookup1
 
-from .pruning import (FASTMATH, SCALE_THRESHOLD, fast_exp, log_likelihood, rescale,
-                      root_and_finish, rows, tip_tables, transition_matrices)
+from .pruning import (FASTMATH, SCALE_THRESHOLD, fast_exp, log_likelihood, matvec, rows,
+                      transition_matrices)
 
 
 # --- post-order keeping H (general models) ------------------------------------------------
-@njit(cache=True, fastmath=FASTMATH)
-def _h_prod(out, ha, xb, pb, hb):
-    """hb = P_b x_b, out = ha ∘ hb; returns the number of patterns whose
-    max_i out < SCALE_THRESHOLD. (Two written and two read arrays: LLVM's vectoriser
-    needs few runtime alias checks, so H_a comes from :func:`_h`.)"""
-    b00 = pb[0, 0]; b01 = pb[0, 1]; b02 = pb[0, 2]; b03 = pb[0, 3]
-    b10 = pb[1, 0]; b11 = pb[1, 1]; b12 = pb[1, 2]; b13 = pb[1, 3]
-    b20 = pb[2, 0]; b21 = pb[2, 1]; b22 = pb[2, 2]; b23 = pb[2, 3]
-    b30 = pb[3, 0]; b31 = pb[3, 1]; b32 = pb[3, 2]; b33 = pb[3, 3]
-    n = out.shape[1]
-    need = 0
-    for p in range(n):
-        y0 = xb[0, p]
-        y1 = xb[1, p]
-        y2 = xb[2, p]
-        y3 = xb[3, p]
-        h0 = b00 * y0 + b01 * y1 + b02 * y2 + b03 * y3
-        h1 = b10 * y0 + b11 * y1 + b12 * y2 + b13 * y3
-        h2 = b20 * y0 + b21 * y1 + b22 * y2 + b23 * y3
-        h3 = b30 * y0 + b31 * y1 + b32 * y2 + b33 * y3
-        hb[0, p] = h0
-        hb[1, p] = h1
-        hb[2, p] = h2
-        hb[3, p] = h3
-        z0 = ha[0, p] * h0
-        z1 = ha[1, p] * h1
-        z2 = ha[2, p] * h2
-        z3 = ha[3, p] * h3
-        out[0, p] = z0
-        out[1, p] = z1
-        out[2, p] = z2
-        out[3, p] = z3
-        m = z0 if z0 > z1 else z1
-        m2 = z2 if z2 > z3 else z3
-        m = m if m > m2 else m2
-        need += 1 if m < SCALE_THRESHOLD else 0
-    return need
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _h(out, x, pv):
-    """out (4, P) = P_v x."""
-    m00 = pv[0, 0]; m01 = pv[0, 1]; m02 = pv[0, 2]; m03 = pv[0, 3]
-    m10 = pv[1, 0]; m11 = pv[1, 1]; m12 = pv[1, 2]; m13 = pv[1, 3]
-    m20 = pv[2, 0]; m21 = pv[2, 1]; m22 = pv[2, 2]; m23 = pv[2, 3]
-    m30 = pv[3, 0]; m31 = pv[3, 1]; m32 = pv[3, 2]; m33 = pv[3, 3]
-    for p in range(out.shape[1]):
-        x0 = x[0, p]
-        x1 = x[1, p]
-        x2 = x[2, p]
-        x3 = x[3, p]
-        out[0, p] = m00 * x0 + m01 * x1 + m02 * x2 + m03 * x3
-        out[1, p] = m10 * x0 + m11 * x1 + m12 * x2 + m13 * x3
-        out[2, p] = m20 * x0 + m21 * x1 + m22 * x2 + m23 * x3
-        out[3, p] = m30 * x0 + m31 * x1 + m32 * x2 + m33 * x3
-
-
-@njit(cache=True, fastmath=FASTMATH, inline="always")
-def _h_child(out, v, c, tipx, tipc, pm, ptab, partials, cur):
-    """out (4, P) = P_v x_v in category c (a tip by table lookup)."""
-    s = tipc.shape[0]
-    if v < s and not TIP_LOOKUP:
-        _h(out, tipx[v], pm[v, c])
-    elif v < s:
-        lookup1(out, ptab[v, c], tipc[v])
-    else:
-        _h(out, partials[cur[v - s], v - s, c], pm[v, c])
-
-
 # --- pre-order, general models ------------------------------------------------------------
 @njit(cache=True, fastmath=FASTMATH)
 def _child_gen(pu, hs, ks, kh, kv, xv, pv, dv, slab, w, want_pre):
@@ -254,21 +186,6 @@ def _rescale_pre(slabs, k, nc):
                     slabs[c, k, i, p] *= fac
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def _rescale_partials(r, buf, nc, partials, mx, scnt, sflag):
-    """:func:`phylo._kernels.pruning.rescale` of node row r after a loop that only
-    counted flagged patterns: recompute the per-pattern max (rare path)."""
-    npat = mx.shape[0]
-    for p in range(npat):
-        m = 0.0
-        for c in range(nc):
-            for i in range(4):
-                z = partials[buf, r, c, i, p]
-                m = z if z > m else m
-        mx[p] = m
-    rescale(r, buf, nc, partials, mx, scnt, sflag)
-
-
 # --- fast path: no rescaling anywhere (the common case) -----------------------------------
 # When no node was rescaled and every pattern's L_var ≥ 2^-600, the partials are ≤ 1 and
 # the pre-order partials cannot underflow (max_{c,i} q_v ≥ L_var/4 at every node: L_var =
@@ -285,13 +202,13 @@ def _h_rows(out, v, c, f81, tipx, tipc, pm, ptab, partials, cur):
     """out (4, P) = H_v = P_v x_v in category c (a tip by table lookup)."""
     s = tipc.shape[0]
     if v < s and not TIP_LOOKUP:
-        _h(out, tipx[v], pm[v, c])
+        matvec(out, tipx[v], pm[v, c])
     elif v < s:
         lookup1(out, ptab[v, c], tipc[v])
     elif f81:
         _h_f81(out, partials[cur[v - s], v - s, c], pm[v, c])
     else:
-        _h(out, partials[cur[v - s], v - s, c], pm[v, c])
+        matvec(out, partials[cur[v - s], v - s, c], pm[v, c])
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -538,33 +455,15 @@ def gradient(bl, children, n_children, tipx, tipc, model, pattern_weights, inv_l
         preorder_fast(children, n_children, tipx, tipc, model, pm, ptab, partials, cur, pre,
                       hbuf[0, 0], work[4], loc, grad)
         return total
-    # general path (some node rescaled): H stored in the post-order, per-branch ratios
-    transition_matrices(bl, model, pm, dpm, True)
-    tip_tables(model, pm, ptab)
-    for u in range(s, root):
-        r = u - s
-        a = children[u, 0]
-        b = children[u, 1]
-        flagged = nc
-        for c in range(nc):
-            _h_child(hbuf[r, c, 0], a, c, tipx, tipc, pm, ptab, partials, cur)
-            need = _h_prod(partials[cur[r], r, c], hbuf[r, c, 0],
-                           rows(b, c, s, tipx, partials, cur), pm[b, c], hbuf[r, c, 1])
-            if need == 0:
-                flagged -= 1
-        if flagged == nc:
-            _rescale_partials(r, cur[r], nc, partials, frac_var, scnt, sflag)
-        else:
-            sflag[cur[r], r] = 0
-        for c in range(nc):
-            sbound[cur[r], r, c] = 0.0
-    rr = root - s
-    for k in range(n_children[root]):
-        v = children[root, k]
-        for c in range(nc):
-            _h_child(hbuf[rr, c, k], v, c, tipx, tipc, pm, ptab, partials, cur)
-    total = root_and_finish(children, n_children, tipx, tipc, model, pattern_weights, inv_lik,
-                            pm, ptab, partials, cur, scnt, sflag, lnl, frac_var, acc, escale)
+    # general path (some node rescaled): the likelihood's partials and their scaling,
+    # plus dP/dt and every child's H = P_v x_v for the per-branch ratios
+    f81 = model[58 + 2 * nc] != 0.0
+    transition_matrices(bl, model, pm, dpm, True)    # the same P as above, and dP/dt
+    for u in range(s, n):
+        for k in range(n_children[u]):
+            for c in range(nc):
+                _h_rows(hbuf[u - s, c, k], children[u, k], c, f81, tipx, tipc, pm, ptab,
+                        partials, cur)
     rootp = work[0:4]        # π ∘ H (the root's pre-order partial for a pair)
     wfr = work[4]
     tmp = work[5:7]

@@ -549,36 +549,21 @@ def rescale(r, dst, nc, partials, mx, scnt, sflag):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def child_contribution(v, c, tipx, model, pm, partials, cur, out, first):
-    """out (4, P) = (or *=) P_v x_v for category c."""
-    s = tipx.shape[0]
-    n = out.shape[1]
-    x = rows(v, c, s, tipx, partials, cur)
-    pv = pm[v, c]
+def matvec(out, x, pv):
+    """out (4, P) = P_v x for a general 4x4 matrix pv and partials x (4, P)."""
     m00 = pv[0, 0]; m01 = pv[0, 1]; m02 = pv[0, 2]; m03 = pv[0, 3]
     m10 = pv[1, 0]; m11 = pv[1, 1]; m12 = pv[1, 2]; m13 = pv[1, 3]
     m20 = pv[2, 0]; m21 = pv[2, 1]; m22 = pv[2, 2]; m23 = pv[2, 3]
     m30 = pv[3, 0]; m31 = pv[3, 1]; m32 = pv[3, 2]; m33 = pv[3, 3]
-    if first:
-        for p in range(n):
-            x0 = x[0, p]
-            x1 = x[1, p]
-            x2 = x[2, p]
-            x3 = x[3, p]
-            out[0, p] = m00 * x0 + m01 * x1 + m02 * x2 + m03 * x3
-            out[1, p] = m10 * x0 + m11 * x1 + m12 * x2 + m13 * x3
-            out[2, p] = m20 * x0 + m21 * x1 + m22 * x2 + m23 * x3
-            out[3, p] = m30 * x0 + m31 * x1 + m32 * x2 + m33 * x3
-    else:
-        for p in range(n):
-            x0 = x[0, p]
-            x1 = x[1, p]
-            x2 = x[2, p]
-            x3 = x[3, p]
-            out[0, p] *= m00 * x0 + m01 * x1 + m02 * x2 + m03 * x3
-            out[1, p] *= m10 * x0 + m11 * x1 + m12 * x2 + m13 * x3
-            out[2, p] *= m20 * x0 + m21 * x1 + m22 * x2 + m23 * x3
-            out[3, p] *= m30 * x0 + m31 * x1 + m32 * x2 + m33 * x3
+    for p in range(out.shape[1]):
+        x0 = x[0, p]
+        x1 = x[1, p]
+        x2 = x[2, p]
+        x3 = x[3, p]
+        out[0, p] = m00 * x0 + m01 * x1 + m02 * x2 + m03 * x3
+        out[1, p] = m10 * x0 + m11 * x1 + m12 * x2 + m13 * x3
+        out[2, p] = m20 * x0 + m21 * x1 + m22 * x2 + m23 * x3
+        out[3, p] = m30 * x0 + m31 * x1 + m32 * x2 + m33 * x3
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -680,7 +665,8 @@ def root_and_finish(children, n_children, tipx, tipc, model, pattern_weights, in
                       rows(e, c, s, tipx, partials, cur), pm[e, c])
             continue
         if nk == 1:
-            child_contribution(children[root, 0], c, tipx, model, pm, partials, cur, acc, True)
+            v = children[root, 0]
+            matvec(acc, rows(v, c, s, tipx, partials, cur), pm[v, c])
             _root_sum(lnl, w, pi0, pi1, pi2, pi3, acc)
             continue
         # the product of the first two children (tips first), then the third child
