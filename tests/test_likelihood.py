@@ -304,6 +304,16 @@ def test_kernel_arguments_are_private(rng):
 RESCALED_FD_TOL = 1e-4  # relative: central differences of ln L ~ -1e5 (cancellation ~ eps·|lnL|/h)
 
 
+def _check_branches_by_finite_differences(tl, bl, grad, rng, n_branches=8):
+    """grad against central differences (step 1e-5 relative) on randomly chosen branches."""
+    for v in rng.choice(bl.size, size=n_branches, replace=False):
+        h = 1e-5 * max(bl[v], 1e-3)
+        e = np.zeros_like(bl)
+        e[v] = h
+        fd = (tl.log_likelihood(bl + e) - tl.log_likelihood(bl - e)) / (2 * h)
+        assert abs(grad[v] - fd) <= RESCALED_FD_TOL * max(1.0, abs(fd)), (v, grad[v], fd)
+
+
 def test_gradient_with_rescaling_matches_finite_differences():
     """The pre-order rescaling path (partials and pre-order partials scaled by powers
     of two) on a tree deep enough to need it: gradient vs central differences."""
@@ -316,13 +326,7 @@ def test_gradient_with_rescaling_matches_finite_differences():
     assert np.any(tl._buffers[5])  # some node was rescaled (sflag)
     value, grad = tl.gradient(bl)
     assert abs(value - tl.log_likelihood(bl)) < EXACT * abs(value)
-    rng = np.random.default_rng(3)
-    for v in rng.choice(bl.size, size=8, replace=False):
-        h = 1e-5 * max(bl[v], 1e-3)
-        e = np.zeros_like(bl)
-        e[v] = h
-        fd = (tl.log_likelihood(bl + e) - tl.log_likelihood(bl - e)) / (2 * h)
-        assert abs(grad[v] - fd) <= RESCALED_FD_TOL * max(1.0, abs(fd)), (v, grad[v], fd)
+    _check_branches_by_finite_differences(tl, bl, grad, np.random.default_rng(3))
 
 
 def test_gradient_fast_path_at_tiny_pattern_likelihoods():
@@ -341,13 +345,7 @@ def test_gradient_fast_path_at_tiny_pattern_likelihoods():
     assert not np.any(tl._buffers[5])                     # no node rescaled
     assert FAST_LOG_L_MIN < lnl.min() < -200              # the fast path, at tiny L_p
     value, grad = tl.gradient(bl)
-    rng = np.random.default_rng(4)
-    for v in rng.choice(bl.size, size=8, replace=False):
-        h = 1e-5 * max(bl[v], 1e-3)
-        e = np.zeros_like(bl)
-        e[v] = h
-        fd = (tl.log_likelihood(bl + e) - tl.log_likelihood(bl - e)) / (2 * h)
-        assert abs(grad[v] - fd) <= RESCALED_FD_TOL * max(1.0, abs(fd)), (v, grad[v], fd)
+    _check_branches_by_finite_differences(tl, bl, grad, np.random.default_rng(4))
 
 
 @pytest.mark.parametrize("n_taxa", [5, 12, 60])
