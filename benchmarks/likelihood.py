@@ -171,7 +171,7 @@ def bench_model(name, model_string, aln, tree, rng, args):
     # raw kernel (no validation, no method call): to estimate Python call overhead
     raw = None
     try:
-        args_k = tuple(tl.kernel_arguments()[:_k.N_LOGLIK_ARGS])
+        args_k = tl.kernel_arguments().loglik_args()
         kernel = _k.log_likelihood
         kernel(rows[0], *args_k)
 

@@ -122,7 +122,7 @@ def test_large_tree_rescaling():
     ref = log_space_pattern_log_likelihoods(aln, tree, model)
     np.testing.assert_allclose(got, ref, rtol=LARGE_TREE_TOL)
     # the rare path ran: some nodes' bounds fell below the threshold and were rescaled
-    assert tl._buffers[5].any()
+    assert tl.state.sflag.any()
     # and incremental updates through rescaled nodes still equal full evaluations
     bl = tl.tree.branch_lengths.copy()
     tl.set_branch_lengths(bl)
@@ -294,11 +294,13 @@ def test_kernel_arguments_are_private(rng):
     tl = TreeLikelihood(aln, tree, "JC")
     a, b = tl.kernel_arguments(), tl.kernel_arguments()
     from phylo._kernels import pruning
-    n_data = 7   # children, n_children, tipx, tipc, model, weights, +I: shared
-    assert all(a[k] is b[k] for k in range(n_data))
-    assert all(a[k] is not b[k] for k in range(n_data, pruning.N_LOGLIK_ARGS))
+    # the data (children, n_children, tips, model, weights, +I) is shared, buffers are not
+    assert all(x is y for x, y in zip(a.data, b.data))
+    assert all(x is not y for x, y in zip(a.state, b.state))
+    assert all(x is not y for x, y in zip(a.incremental[1:], b.incremental[1:]))
+    assert len(a.loglik_args()) == pruning.N_LOGLIK_ARGS
     bl = tl.tree.branch_lengths
-    assert abs(pruning.log_likelihood(bl, *a[:pruning.N_LOGLIK_ARGS]) - tl.log_likelihood(bl)) < EXACT
+    assert abs(pruning.log_likelihood(bl, *a.loglik_args()) - tl.log_likelihood(bl)) < EXACT
 
 
 RESCALED_FD_TOL = 1e-4  # relative: central differences of ln L ~ -1e5 (cancellation ~ eps·|lnL|/h)
@@ -323,7 +325,7 @@ def test_gradient_with_rescaling_matches_finite_differences():
     tl = TreeLikelihood(aln, tree, model)
     bl = tl.tree.branch_lengths
     tl.log_likelihood(bl)
-    assert np.any(tl._buffers[5])  # some node was rescaled (sflag)
+    assert np.any(tl.state.sflag)  # some node was rescaled (sflag)
     value, grad = tl.gradient(bl)
     assert abs(value - tl.log_likelihood(bl)) < EXACT * abs(value)
     _check_branches_by_finite_differences(tl, bl, grad, np.random.default_rng(3))
@@ -342,7 +344,7 @@ def test_gradient_fast_path_at_tiny_pattern_likelihoods():
     bl = tl.tree.branch_lengths
     tl.log_likelihood(bl)
     lnl = tl.pattern_log_likelihoods(bl)
-    assert not np.any(tl._buffers[5])                     # no node rescaled
+    assert not np.any(tl.state.sflag)                     # no node rescaled
     assert FAST_LOG_L_MIN < lnl.min() < -200              # the fast path, at tiny L_p
     value, grad = tl.gradient(bl)
     _check_branches_by_finite_differences(tl, bl, grad, np.random.default_rng(4))
@@ -358,7 +360,7 @@ def test_mcmc_layout_is_a_reroot_with_the_same_likelihood(n_taxa, rng):
     aln = random_alignment(tree.taxa, 40, rng)
     tl = TreeLikelihood(aln, tree, "HKY{2}+F{0.3,0.2,0.1,0.4}+G4{0.5}")
     a = tl.kernel_arguments()
-    children, n_children, parent, bmap = a[pruning.N_LOGLIK_ARGS + 4:]
+    children, n_children, parent, bmap = a.layout
     n = tl.tree.n_nodes
     assert sorted(bmap.tolist()) == list(range(n - 1))
 
@@ -374,7 +376,9 @@ def test_mcmc_layout_is_a_reroot_with_the_same_likelihood(n_taxa, rng):
     bl = tl.tree.branch_lengths + 0.01
     internal = np.empty_like(bl)
     internal[bmap] = bl
-    got = pruning.log_likelihood(internal, children, n_children, *a[2:pruning.N_LOGLIK_ARGS])
+    d = a.data
+    got = pruning.log_likelihood(internal, children, n_children, d.tipx, d.tipc, d.model,
+                                 d.weights, d.inv, *a.state)
     assert abs(got - tl.log_likelihood(bl)) < EXACT * abs(got)
 
 

@@ -65,7 +65,8 @@ from numba import njit
 
 from .lookup import TIP_LOOKUP, lookup1
 
-from .pruning import (FASTMATH, SCALE_THRESHOLD, fast_exp, log_likelihood, matvec, rows,
+from .pruning import (FASTMATH, MODEL_NCAT, MODEL_PI, MODEL_PINV, MODEL_Q, MODEL_RATES,
+                      SCALE_THRESHOLD, fast_exp, log_likelihood, matvec, rows,
                       transition_matrices)
 
 
@@ -141,7 +142,7 @@ def _child_gen(pu, hs, ks, kh, kv, xv, pv, dv, slab, w, want_pre):
 def _root_rows_gen(r, model, h):
     """r (4, P) = π ∘ h."""
     for i in range(4):
-        pii = model[2 + i]
+        pii = model[MODEL_PI + i]
         for p in range(r.shape[1]):
             r[i, p] = pii * h[i, p]
 
@@ -343,7 +344,7 @@ def _pre_pair_f81(pu, hh, pa, pb, qm, rr, slab, mode):
 def _pi_rows(out, model, h):
     """out (4, P) = π ∘ h (or π alone if h has no rows)."""
     for i in range(4):
-        pii = model[2 + i]
+        pii = model[MODEL_PI + i]
         if h.shape[0] == 0:
             for p in range(out.shape[1]):
                 out[i, p] = pii
@@ -359,12 +360,12 @@ def preorder_fast(children, n_children, tipx, tipc, model, pm, ptab, partials, c
     pre (N-S+1, C, ≥2, 4, P) pre-order slabs (``loc[v]`` = (row, k) of node v's);
     scratch (3, 4, P); rr (P,) = w_p / L_p."""
     s = tipc.shape[0]
-    nc = int(model[0])
+    nc = int(model[MODEL_NCAT])
     n = children.shape[0]
     root = n - 1
-    qm = model[42:58]
+    qm = model[MODEL_Q:MODEL_Q + 16]
     nk = n_children[root]
-    f81 = model[58 + 2 * nc] != 0.0
+    f81 = model[MODEL_RATES + 2 * nc] != 0.0
     for v in range(n - 1):
         grad[v] = 0.0
     for u in range(s, n):
@@ -378,7 +379,7 @@ def preorder_fast(children, n_children, tipx, tipc, model, pm, ptab, partials, c
                 loc[v, 1] = k
     hh = scratch[0:2]
     for c in range(nc):
-        wr = model[58 + nc + c] * model[58 + c]       # w_c r_c
+        wr = model[MODEL_RATES + nc + c] * model[MODEL_RATES + c]       # w_c r_c
         # the root: pairs (a, b) with pu = π ∘ H_e, then (e, b) with pu = π ∘ H_a
         a = children[root, 0]
         b = children[root, 1]
@@ -421,7 +422,7 @@ def fast_path_weights(sflag, cur, model, pattern_weights, lnl, frac_var, rr):
     for r in range(cur.shape[0]):
         if sflag[cur[r], r] != 0:
             return False
-    pinv = model[1]
+    pinv = model[MODEL_PINV]
     for p in range(lnl.shape[0]):
         if pattern_weights[p] > 0.0:
             lv = lnl[p] + (math.log(frac_var[p]) if pinv > 0.0 else 0.0)
@@ -442,7 +443,7 @@ def gradient(bl, children, n_children, tipx, tipc, model, pattern_weights, inv_l
     :func:`phylo._kernels.pruning.log_likelihood`; hbuf (N-S, C, 3, 4, P); pre (N-S+1, C, 3, 4, P); lnl, frac_var (P,); acc (4, P);
     escale int32 (P,); work (8, P); loc int32 (N, 2)."""
     s = tipx.shape[0]
-    nc = int(model[0])
+    nc = int(model[MODEL_NCAT])
     n = children.shape[0]
     npat = lnl.shape[0]
     root = n - 1
@@ -457,7 +458,7 @@ def gradient(bl, children, n_children, tipx, tipc, model, pattern_weights, inv_l
         return total
     # general path (some node rescaled): the likelihood's partials and their scaling,
     # plus dP/dt and every child's H = P_v x_v for the per-branch ratios
-    f81 = model[58 + 2 * nc] != 0.0
+    f81 = model[MODEL_RATES + 2 * nc] != 0.0
     transition_matrices(bl, model, pm, dpm, True)    # the same P as above, and dP/dt
     for u in range(s, n):
         for k in range(n_children[u]):
@@ -497,14 +498,14 @@ def gradient(bl, children, n_children, tipx, tipc, model, pattern_weights, inv_l
             fa = 0
             fb = 0
             for c in range(nc):
-                w = model[58 + nc + c]
+                w = model[MODEL_RATES + nc + c]
                 if u == root:
                     if other >= 0:
                         _root_rows_gen(rootp, model, hbuf[root - s, c, 2 if pair == 0 else 1])
                     else:
                         for i in range(4):
                             for p in range(npat):
-                                rootp[i, p] = model[2 + i]
+                                rootp[i, p] = model[MODEL_PI + i]
                     pu = rootp
                 else:
                     pu = pre[loc[u, 0], c, loc[u, 1]]

@@ -181,14 +181,36 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
     :func:`phylo._kernels.pruning.propose_branch`), as MrBayes does; the tree-length
     move recomputes everything. The state is first evaluated in full, so a call's
     result depends only on its inputs (the incremental value equals the full one bit
-    for bit). ``targs`` = :meth:`phylo.likelihood.TreeLikelihood.kernel_arguments`;
+    for bit). ``targs`` = :meth:`phylo.likelihood.TreeLikelihood.kernel_arguments`
+    (a :class:`phylo._kernels.state.KernelArguments`, read by field name);
     the loop evaluates on its private layout (the tree re-rooted at its median node,
     which shortens the mean path from a branch to the root) and maps branch j of z to
     the layout's branch ``bmap[j]``. Same proposals, acceptance rule and adaptation as
     :func:`run_chain`."""
-    (_c0, _n0, tipx, tipc, model, pweights, inv_lik, pm, ptab, partials, cur, scnt, sflag,
-     sbound, lnl, frac, acc, escale, _p0, pm_save, path, pm_all_save,
-     children, n_children, parent, bmap) = targs
+    tipx = targs.data.tipx
+    tipc = targs.data.tipc
+    model = targs.data.model
+    pweights = targs.data.weights
+    inv_lik = targs.data.inv
+    st = targs.state
+    pm = st.pm
+    ptab = st.ptab
+    partials = st.partials
+    cur = st.cur
+    scnt = st.scnt
+    sflag = st.sflag
+    sbound = st.sbound
+    lnl = st.lnl
+    frac = st.frac
+    acc = st.acc
+    escale = st.escale
+    pm_save = targs.incremental.pm_save
+    path = targs.incremental.path
+    pm_all_save = targs.incremental.pm_all_save
+    children = targs.layout.children           # the median-rooted layout
+    n_children = targs.layout.n_children
+    parent = targs.layout.parent
+    bmap = targs.layout.bmap
     d = z.shape[0]
     n = uniforms.shape[0]
     store_z = out_z.shape[0] > 0

@@ -192,6 +192,34 @@ def fast_exp_array(x, out):
         out[p] = fast_exp(x[p])
 
 
+#: Offsets in the packed model vector (:func:`pack_model`); with C = model[MODEL_NCAT]
+#: categories the per-category rates start at MODEL_RATES, their weights at
+#: MODEL_RATES + C and the F81-family flag (1.0: P = a I + 1 bᵀ) at MODEL_RATES + 2C.
+#: Kernels index with these names only; :func:`unpack_model` names the parts in Python.
+MODEL_NCAT = 0       # C, as a float
+MODEL_PINV = 1       # proportion of invariable sites
+MODEL_PI = 2         # π (4)
+MODEL_LAMBDA = 6     # eigenvalues λ of Q (4)
+MODEL_V = 10         # eigenvectors V, row-major (16)
+MODEL_VINV = 26      # V⁻¹, row-major (16)
+MODEL_Q = 42         # Q, row-major (16)
+MODEL_RATES = 58     # category rates r_c (C)
+
+
+def unpack_model(model: np.ndarray) -> dict:
+    """The packed model's parts by name (views): ncat, pinv, pi, lam, v, vinv, q,
+    rates, weights, f81 — for callers outside the kernels (a GPU twin, tests)."""
+    nc = int(model[MODEL_NCAT])
+    return dict(ncat=nc, pinv=float(model[MODEL_PINV]), pi=model[MODEL_PI:MODEL_PI + 4],
+                lam=model[MODEL_LAMBDA:MODEL_LAMBDA + 4],
+                v=model[MODEL_V:MODEL_V + 16].reshape(4, 4),
+                vinv=model[MODEL_VINV:MODEL_VINV + 16].reshape(4, 4),
+                q=model[MODEL_Q:MODEL_Q + 16].reshape(4, 4),
+                rates=model[MODEL_RATES:MODEL_RATES + nc],
+                weights=model[MODEL_RATES + nc:MODEL_RATES + 2 * nc],
+                f81=bool(model[MODEL_RATES + 2 * nc] != 0.0))
+
+
 def pack_model(lam: np.ndarray, v: np.ndarray, vinv: np.ndarray, rates: np.ndarray,
                weights: np.ndarray, pi: np.ndarray, pinv: float, qmat: np.ndarray) -> np.ndarray:
     """Pack a model into one float64 vector (fewer kernel arguments, less dispatch cost).
@@ -203,8 +231,10 @@ def pack_model(lam: np.ndarray, v: np.ndarray, vinv: np.ndarray, rates: np.ndarr
     off = ~np.eye(4, dtype=bool)
     ratio = (q / np.asarray(pi, dtype=np.float64)[None, :])[off]
     f81 = bool(np.all(np.asarray(pi) > 0) and np.allclose(ratio, ratio[0], rtol=1e-12, atol=0))
-    return np.concatenate([[float(c), float(pinv)], pi, lam, v.ravel(), vinv.ravel(),
-                           q.ravel(), rates, weights, [1.0 if f81 else 0.0]]).astype(np.float64)
+    out = np.concatenate([[float(c), float(pinv)], pi, lam, v.ravel(), vinv.ravel(),
+                          q.ravel(), rates, weights, [1.0 if f81 else 0.0]]).astype(np.float64)
+    assert out.shape[0] == MODEL_RATES + 2 * c + 1
+    return out
 
 
 @njit(cache=True, error_model="numpy")
@@ -214,10 +244,10 @@ def _matrices_from_exp(b, c, rt, e0, e1, e2, e3, model, pm, dpm, want_derivative
     Compiled without fast-math (and not inlined at Numba level, which would impose the
     caller's flags): the single-branch update and the all-branch pass must produce the
     same bits however LLVM vectorises each of them."""
-    lam = model[6:10]
-    v = model[10:26]
-    vinv = model[26:42]
-    r = model[58 + c]
+    lam = model[MODEL_LAMBDA:MODEL_LAMBDA + 4]
+    v = model[MODEL_V:MODEL_V + 16]
+    vinv = model[MODEL_VINV:MODEL_VINV + 16]
+    r = model[MODEL_RATES + c]
     if rt == 0.0:
         # exactly the identity (the eigen route leaves ~1e-17 off the diagonal,
         # which would make impossible data merely improbable)
@@ -225,7 +255,7 @@ def _matrices_from_exp(b, c, rt, e0, e1, e2, e3, model, pm, dpm, want_derivative
             for j in range(4):
                 pm[b, c, i, j] = 1.0 if i == j else 0.0
                 if want_derivative:
-                    dpm[b, c, i, j] = model[42 + 4 * i + j] * r
+                    dpm[b, c, i, j] = model[MODEL_Q + 4 * i + j] * r
         return
     for i in range(4):
         a0 = v[4 * i] * e0
@@ -249,10 +279,10 @@ def _matrices_from_exp(b, c, rt, e0, e1, e2, e3, model, pm, dpm, want_derivative
 def branch_matrices(b, t, model, pm, dpm, want_derivative):
     """P(r_c t) (and dP/dt if ``want_derivative``) of branch b for every category c
     (the same exponentials, :func:`fast_exp`, as :func:`transition_matrices`)."""
-    nc = int(model[0])
-    lam = model[6:10]
+    nc = int(model[MODEL_NCAT])
+    lam = model[MODEL_LAMBDA:MODEL_LAMBDA + 4]
     for c in range(nc):
-        rt = model[58 + c] * t
+        rt = model[MODEL_RATES + c] * t
         _matrices_from_exp(b, c, rt, fast_exp(lam[0] * rt), fast_exp(lam[1] * rt),
                            fast_exp(lam[2] * rt), fast_exp(lam[3] * rt), model, pm, dpm,
                            want_derivative)
@@ -267,25 +297,25 @@ def transition_matrices(bl, model, pm, dpm, want_derivative):
     exponentials at flat[4m : 4m+4]. Matrices are then filled from the last block
     down: writing block m (flat[16m : 16m+16]) overwrites only exponentials of blocks
     4m..4m+3 ≥ m, which are already done (block m's own are read first)."""
-    nc = int(model[0])
+    nc = int(model[MODEL_NCAT])
     nb = bl.shape[0]
     flat = pm.reshape(pm.size)
     for b in range(nb):
         t = bl[b]
         for c in range(nc):
-            rt = model[58 + c] * t
+            rt = model[MODEL_RATES + c] * t
             m = 4 * (b * nc + c)
-            flat[m] = model[6] * rt
-            flat[m + 1] = model[7] * rt
-            flat[m + 2] = model[8] * rt
-            flat[m + 3] = model[9] * rt
+            flat[m] = model[MODEL_LAMBDA] * rt
+            flat[m + 1] = model[MODEL_LAMBDA + 1] * rt
+            flat[m + 2] = model[MODEL_LAMBDA + 2] * rt
+            flat[m + 3] = model[MODEL_LAMBDA + 3] * rt
     ne = 4 * nb * nc
     for k in range(ne):
         flat[k] = fast_exp(flat[k])
     for m in range(nb * nc - 1, -1, -1):
         b = m // nc
         c = m - b * nc
-        _matrices_from_exp(b, c, model[58 + c] * bl[b], flat[4 * m], flat[4 * m + 1],
+        _matrices_from_exp(b, c, model[MODEL_RATES + c] * bl[b], flat[4 * m], flat[4 * m + 1],
                            flat[4 * m + 2], flat[4 * m + 3], model, pm, dpm, want_derivative)
 
 
@@ -328,7 +358,7 @@ def tip_tables(model, pm, ptab):
     """:func:`tip_table` of every tip branch (ptab: (S, C, 4, 16))."""
     if not TIP_LOOKUP:
         return
-    nc = int(model[0])
+    nc = int(model[MODEL_NCAT])
     for b in range(ptab.shape[0]):
         tip_table(b, nc, pm, ptab)
 
@@ -474,8 +504,8 @@ def node_partials(u, dst, children, tipx, tipc, model, pm, ptab, partials, cur, 
     clears it no pattern can need rescaling, so the result is identical to testing
     every pattern — it only skips a pass that would change nothing."""
     s = tipc.shape[0]
-    nc = int(model[0])
-    f81 = model[58 + 2 * nc] != 0.0
+    nc = int(model[MODEL_NCAT])
+    f81 = model[MODEL_RATES + 2 * nc] != 0.0
     a = children[u, 0]
     b = children[u, 1]
     if a >= s and b < s:
@@ -640,20 +670,20 @@ def root_and_finish(children, n_children, tipx, tipc, model, pattern_weights, in
     ``frac_var`` with L_var/L_p; returns Σ_p w_p ln L_p. acc (4, P) scratch, escale
     int32 (P,) scratch."""
     s = tipx.shape[0]
-    nc = int(model[0])
+    nc = int(model[MODEL_NCAT])
     npat = lnl.shape[0]
     root = children.shape[0] - 1
-    pi0 = model[2]
-    pi1 = model[3]
-    pi2 = model[4]
-    pi3 = model[5]
-    if not (model[58 + 2 * nc] != 0.0 and (n_children[root] == 2 or n_children[root] == 3)):
+    pi0 = model[MODEL_PI]
+    pi1 = model[MODEL_PI + 1]
+    pi2 = model[MODEL_PI + 2]
+    pi3 = model[MODEL_PI + 3]
+    if not (model[MODEL_RATES + 2 * nc] != 0.0 and (n_children[root] == 2 or n_children[root] == 3)):
         for p in range(npat):
             lnl[p] = 0.0
-    f81 = model[58 + 2 * nc] != 0.0
+    f81 = model[MODEL_RATES + 2 * nc] != 0.0
     nk = n_children[root]
     for c in range(nc):
-        w = model[58 + nc + c]
+        w = model[MODEL_RATES + nc + c]
         if f81 and (nk == 2 or nk == 3):
             # one fused pass: children's contributions, their product, π · and w
             a = children[root, 0]
@@ -702,7 +732,7 @@ def root_and_finish(children, n_children, tipx, tipc, model, pattern_weights, in
             cnt = scnt[cur[r], r]
             for p in range(npat):
                 escale[p] += cnt[p]
-    pinv = model[1]
+    pinv = model[MODEL_PINV]
     total = 0.0
     if pinv > 0.0:
         log_pinv = math.log(pinv)
@@ -788,7 +818,7 @@ def propose_branch(j, t, children, n_children, parent, tipx, tipc, model, patter
     The old P_j goes to pm_save (C, 4, 4), the path to ``path`` (int32, N) with its
     length in path[N-1]. Call :func:`revert_branch` to reject; accepting needs nothing."""
     s = tipc.shape[0]
-    nc = int(model[0])
+    nc = int(model[MODEL_NCAT])
     n = children.shape[0]
     for c in range(nc):
         for i in range(4):
@@ -816,7 +846,7 @@ def propose_branch(j, t, children, n_children, parent, tipx, tipc, model, patter
 @njit(cache=True, fastmath=FASTMATH)
 def revert_branch(j, s, model, pm, ptab, cur, pm_save, path):
     """Undo :func:`propose_branch` (S = s leaves; lnl/frac_var are left stale)."""
-    nc = int(model[0])
+    nc = int(model[MODEL_NCAT])
     for c in range(nc):
         for i in range(4):
             for k in range(4):
@@ -861,7 +891,7 @@ def log_likelihood_batch(bls, children, n_children, tipx, tipc, model, pattern_w
     nb = bls.shape[0]
     s = tipc.shape[0]
     npat = tipc.shape[1]
-    nc = int(model[0])
+    nc = int(model[MODEL_NCAT])
     n = children.shape[0]
     for k in prange(n_chunks):
         lo = (nb * k) // n_chunks

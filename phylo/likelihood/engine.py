@@ -14,16 +14,12 @@ import numpy as np
 
 from .._kernels import gradient as _grad
 from .._kernels import pruning as _k
+from .._kernels.state import (EngineData, EngineState, GradientBuffers, IncrementalBuffers,
+                              KernelArguments, McmcLayout)
 from ..errors import TreeError
 from ..io.alignment import Alignment
 from ..models import Model
 from ..trees.tree import Tree
-
-#: Positions in the buffer tuple of :meth:`TreeLikelihood._new_buffers` and in
-#: :meth:`TreeLikelihood.kernel_arguments` (``parent`` follows the log_likelihood args).
-_LNL = 7
-_PARENT = _k.N_LOGLIK_ARGS
-
 
 def _pad3(children: np.ndarray) -> np.ndarray:
     if children.shape[1] >= 3:
@@ -32,7 +28,7 @@ def _pad3(children: np.ndarray) -> np.ndarray:
                                        constant_values=-1), dtype=np.int32)
 
 
-def _median_rooted_layout(tree: Tree) -> tuple:
+def _median_rooted_layout(tree: Tree) -> McmcLayout:
     """The MCMC kernels' private layout of an unrooted tree: the same tree re-rooted
     at its median node (the internal node minimising the summed edge distance to all
     nodes), where a single-branch proposal has the shortest mean path to the root and
@@ -41,8 +37,9 @@ def _median_rooted_layout(tree: Tree) -> tuple:
     branch j. Rooted trees (and trees already rooted at a median) keep their layout
     (bmap = identity). The likelihood does not depend on the root (pulley principle)."""
     n, s = tree.n_nodes, tree.n_leaves
-    ident = (_pad3(tree.children), np.ascontiguousarray(tree.n_children, dtype=np.int32),
-             np.ascontiguousarray(tree.parent, dtype=np.int32), np.arange(n - 1, dtype=np.int64))
+    ident = McmcLayout(_pad3(tree.children), np.ascontiguousarray(tree.n_children, dtype=np.int32),
+                       np.ascontiguousarray(tree.parent, dtype=np.int32),
+                       np.arange(n - 1, dtype=np.int64))
     if tree.rooted or tree.n_children[n - 1] != 3 or n - s < 2:
         return ident
     parent = tree.parent
@@ -70,8 +67,8 @@ def _median_rooted_layout(tree: Tree) -> tuple:
     labels = np.rint(rer.branch_lengths).astype(np.int64) - 1
     bmap = np.empty(n - 1, dtype=np.int64)
     bmap[labels] = np.arange(n - 1)
-    return (_pad3(rer.children), np.ascontiguousarray(rer.n_children, dtype=np.int32),
-            np.ascontiguousarray(rer.parent, dtype=np.int32), bmap)
+    return McmcLayout(_pad3(rer.children), np.ascontiguousarray(rer.n_children, dtype=np.int32),
+                      np.ascontiguousarray(rer.parent, dtype=np.int32), bmap)
 
 
 #: The kernels see the patterns padded to a multiple of this (8 float64 = one 64-byte
@@ -187,52 +184,59 @@ class TreeLikelihood:
         s, npat = self._tips.shape
         n = self._children.shape[0]
         self._nb = n - 1
-        self._buffers = self._new_buffers(n_copies=1)
-        self._grad_buffers: tuple | None = None
-        self._incremental: tuple | None = None
+        self._data = EngineData(self._children, self._n_children, self._tipx, self._tipc,
+                                self._packed, self._weights, self._inv)
+        self._state = self._new_state(n_copies=1)
+        self._grad_buffers: GradientBuffers | None = None
+        self._incremental: KernelArguments | None = None
         self._pending: tuple | None = None
         bl = np.asarray(tree.branch_lengths, dtype=np.float64)
         self._default_bl = np.ascontiguousarray(bl) if np.all(np.isfinite(bl)) else None
 
-    def _new_buffers(self, n_copies: int) -> tuple:
-        """(pm, ptab, partials, cur, scnt, sflag, sbound, lnl, frac, acc, escale): the
-        buffers of :func:`phylo._kernels.pruning.log_likelihood` after the data."""
+    def _new_state(self, n_copies: int) -> EngineState:
+        """Fresh buffers of :func:`phylo._kernels.pruning.log_likelihood` (after the data),
+        with ``n_copies`` (1, or 2 for incremental updates) copies of the partials."""
         s, npat = self._tipc.shape         # padded pattern count
         n = self._children.shape[0]
-        c = int(self._packed[0])
-        return (np.empty((n - 1, c, 4, 4)), _aligned((s, c, 4, 16)),
-                _aligned((n_copies, n - s, c, 4, npat)), np.zeros(n - s, dtype=np.int32),
-                _aligned((n_copies, n - s, npat), np.int32),
-                np.zeros((n_copies, n - s), dtype=np.int32), np.zeros((n_copies, n - s, c)),
-                _aligned((npat,)), _aligned((npat,)), _aligned((4, npat)),
-                _aligned((npat,), np.int32))
+        c = int(self._packed[_k.MODEL_NCAT])
+        return EngineState(
+            pm=np.empty((n - 1, c, 4, 4)), ptab=_aligned((s, c, 4, 16)),
+            partials=_aligned((n_copies, n - s, c, 4, npat)),
+            cur=np.zeros(n - s, dtype=np.int32),
+            scnt=_aligned((n_copies, n - s, npat), np.int32),
+            sflag=np.zeros((n_copies, n - s), dtype=np.int32),
+            sbound=np.zeros((n_copies, n - s, c)),
+            lnl=_aligned((npat,)), frac=_aligned((npat,)), acc=_aligned((4, npat)),
+            escale=_aligned((npat,), np.int32))
 
-    def _data(self) -> tuple:
-        return (self._children, self._n_children, self._tipx, self._tipc, self._packed,
-                self._weights, self._inv)
+    @property
+    def data(self) -> EngineData:
+        """The kernels' read-only inputs (tip data padded to a multiple of 8 patterns)."""
+        return self._data
 
-    def kernel_arguments(self) -> tuple:
-        """Arguments for the Numba kernels, with private (double-buffered) scratch.
+    @property
+    def state(self) -> EngineState:
+        """The buffers of the last :meth:`log_likelihood` / :meth:`gradient` call
+        (``state.lnl[:n_patterns]`` = ln L_p, ``state.sflag`` = rescaled nodes)."""
+        return self._state
 
-        The first ``pruning.N_LOGLIK_ARGS`` (18) entries are the arguments after ``bl``
-        of :func:`phylo._kernels.pruning.log_likelihood` (data: children, n_children,
-        tip indicator rows, tip state codes, packed model, pattern weights, +I
-        likelihoods; buffers: pm, ptab, partials (2, …), cur, scnt, sflag, sbound, lnl,
-        frac_var, acc, escale); then ``parent``, ``pm_save``, ``path``, ``pm_all_save``
-        for the incremental kernels (``propose_branch``, ``revert_branch``,
-        ``propose_all``, ``revert_all``); then ``children``, ``n_children``, ``parent``
-        and ``bmap`` of the layout that the MCMC loop
+    def kernel_arguments(self) -> KernelArguments:
+        """Arguments for the Numba kernels, with private (double-buffered) scratch:
+        ``data`` (shared, read-only), ``state`` (partials with 2 copies),
+        ``incremental`` (the extra buffers of ``propose_branch``, ``revert_branch``,
+        ``propose_all``, ``revert_all``) and ``layout``, the topology that the MCMC loop
         :func:`phylo._kernels.mcmc.run_chain_tree` uses internally (the tree re-rooted at
         its median node, see :func:`_median_rooted_layout`; the branch indices it sees
-        are still the user's). Every call returns new buffers."""
-        buf = self._new_buffers(n_copies=2)
-        pm = buf[0]
-        c = pm.shape[1]
+        are still the user's). ``args.loglik_args()`` are the arguments after ``bl`` of
+        :func:`phylo._kernels.pruning.log_likelihood`. Every call returns new buffers."""
+        state = self._new_state(n_copies=2)
+        c = state.pm.shape[1]
         if "mcmc_layout" not in self._shared:
             self._shared["mcmc_layout"] = _median_rooted_layout(self._tree)
-        return (*self._data(), *buf, self._parent, np.empty((c, 4, 4)),
-                np.zeros(self._children.shape[0], dtype=np.int32), np.empty_like(pm),
-                *self._shared["mcmc_layout"])
+        inc = IncrementalBuffers(parent=self._parent, pm_save=np.empty((c, 4, 4)),
+                                 path=np.zeros(self._children.shape[0], dtype=np.int32),
+                                 pm_all_save=np.empty_like(state.pm))
+        return KernelArguments(self._data, state, inc, self._shared["mcmc_layout"])
 
     # -- properties ------------------------------------------------------------
     @property
@@ -294,14 +298,12 @@ class TreeLikelihood:
     def log_likelihood_unchecked(self, branch_lengths: np.ndarray) -> float:
         """Fast path for samplers: ``branch_lengths`` must be a C-contiguous float64
         array of shape (n_branches,) (not checked; invalid lengths give NaN)."""
-        return _k.log_likelihood(branch_lengths, self._children, self._n_children, self._tipx,
-                                 self._tipc, self._packed, self._weights, self._inv,
-                                 *self._buffers)
+        return _k.log_likelihood(branch_lengths, *self._data, *self._state)
 
     def pattern_log_likelihoods(self, branch_lengths: Any = None) -> np.ndarray:
         """ln L_p of every site pattern, shape (n_patterns,) (not weighted)."""
         self.log_likelihood(branch_lengths)
-        return self._buffers[_LNL][:self._tips.shape[1]].copy()
+        return self._state.lnl[:self._tips.shape[1]].copy()
 
     def pattern_log_likelihoods_unchecked(self, branch_lengths: np.ndarray) -> np.ndarray:
         """:meth:`pattern_log_likelihoods` on the fast path of
@@ -309,7 +311,7 @@ class TreeLikelihood:
         value = self.log_likelihood_unchecked(branch_lengths)
         if value != value:
             return np.full(self._tips.shape[1], np.nan)
-        return self._buffers[_LNL][:self._tips.shape[1]].copy()
+        return self._state.lnl[:self._tips.shape[1]].copy()
 
     def site_log_likelihoods(self, branch_lengths: Any = None) -> np.ndarray:
         """ln L of every alignment site, shape (n_sites,), in alignment column order."""
@@ -324,20 +326,19 @@ class TreeLikelihood:
         """:meth:`gradient` without validating ``branch_lengths`` (see
         :meth:`log_likelihood_unchecked`). The returned array is new."""
         if self._grad_buffers is None:
-            pm, partials = self._buffers[0], self._buffers[2]
-            c, npat = partials.shape[2], partials.shape[4]
-            rows = partials.shape[1]
+            st = self._state
+            _, rows, c, _, npat = st.partials.shape
             # H slabs (children of each internal node) and pre-order slabs (+1 row for
             # the root's third child): see phylo._kernels.gradient
-            self._grad_buffers = (np.empty_like(pm), _aligned((rows, c, 3, 4, npat)),
-                                  _aligned((rows + 1, c, 3, 4, npat)), _aligned((8, npat)),
-                                  np.zeros((self._children.shape[0], 2), dtype=np.int32))
-        dpm, hbuf, pre, work, loc = self._grad_buffers
-        pm, ptab, partials, cur, scnt, sflag, sbound, lnl, frac, acc, escale = self._buffers
+            self._grad_buffers = GradientBuffers(
+                dpm=np.empty_like(st.pm), hbuf=_aligned((rows, c, 3, 4, npat)),
+                pre=_aligned((rows + 1, c, 3, 4, npat)), work=_aligned((8, npat)),
+                loc=np.zeros((self._children.shape[0], 2), dtype=np.int32))
+        g, st = self._grad_buffers, self._state
         grad = np.empty(self._nb)
-        total = _grad.gradient(branch_lengths, *self._data(), pm, dpm, ptab, partials, cur, scnt,
-                               sflag, sbound, hbuf, pre, lnl, frac, acc, escale, work, loc,
-                               grad)
+        total = _grad.gradient(branch_lengths, *self._data, st.pm, g.dpm, st.ptab, st.partials,
+                               st.cur, st.scnt, st.sflag, st.sbound, g.hbuf, g.pre, st.lnl,
+                               st.frac, st.acc, st.escale, g.work, g.loc, grad)
         return total, grad
 
     def log_likelihood_batch(self, branch_lengths: Any, *, parallel: bool = True,
@@ -368,7 +369,7 @@ class TreeLikelihood:
                 out[r] = self.log_likelihood_unchecked(bl[r])
             return out
         out = np.empty(bl.shape[0])
-        _k.log_likelihood_batch(bl, *self._data(), chunks, out)
+        _k.log_likelihood_batch(bl, *self._data, chunks, out)
         return out
 
     # -- incremental evaluation (MCMC) ------------------------------------------------------
@@ -381,7 +382,7 @@ class TreeLikelihood:
             self._incremental = self.kernel_arguments()
         self._pending = None
         self._current_bl = bl
-        return float(_k.log_likelihood(bl, *self._incremental[:_k.N_LOGLIK_ARGS]))
+        return float(_k.log_likelihood(bl, *self._incremental.loglik_args()))
 
     def propose_branch(self, branch: int, length: float) -> float:
         """ln L with branch ``branch`` set to ``length`` (others as the current state),
@@ -391,8 +392,10 @@ class TreeLikelihood:
         if not (0.0 <= length < np.inf):
             raise TreeError(f"invalid length {length} for branch {branch}")
         a = self._incremental
-        value = _k.propose_branch(int(branch), length, a[0], a[1], a[_PARENT],
-                                  *a[2:_k.N_LOGLIK_ARGS], a[_PARENT + 1], a[_PARENT + 2])
+        d, inc = a.data, a.incremental
+        value = _k.propose_branch(int(branch), length, d.children, d.n_children, inc.parent,
+                                  d.tipx, d.tipc, d.model, d.weights, d.inv, *a.state,
+                                  inc.pm_save, inc.path)
         self._pending = ("branch", int(branch), length)
         return float(value)
 
@@ -401,7 +404,7 @@ class TreeLikelihood:
         self._require_incremental()
         bl = self._bl(branch_lengths).copy()
         a = self._incremental
-        value = _k.propose_all(bl, *a[:_k.N_LOGLIK_ARGS], a[_PARENT + 3])
+        value = _k.propose_all(bl, *a.loglik_args(), a.incremental.pm_all_save)
         self._pending = ("all", bl)
         return float(value)
 
@@ -418,11 +421,12 @@ class TreeLikelihood:
         if self._pending is None:
             raise TreeError("no pending proposal to reject")
         a = self._incremental
+        model, st, inc = a.data.model, a.state, a.incremental
         if self._pending[0] == "branch":
-            _k.revert_branch(self._pending[1], self._tips.shape[0], a[4], a[7], a[8], a[10],
-                             a[_PARENT + 1], a[_PARENT + 2])
+            _k.revert_branch(self._pending[1], self._tips.shape[0], model, st.pm, st.ptab,
+                             st.cur, inc.pm_save, inc.path)
         else:
-            _k.revert_all(a[4], a[7], a[8], a[10], a[_PARENT + 3])
+            _k.revert_all(model, st.pm, st.ptab, st.cur, inc.pm_all_save)
         self._pending = None
 
     @property

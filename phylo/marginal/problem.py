@@ -53,7 +53,7 @@ def tree_loglik_z(z, args):
 def _kernel_arguments(lik) -> tuple:
     """The arguments after ``bl`` of :func:`phylo._kernels.pruning.log_likelihood`,
     with private scratch buffers (:meth:`TreeLikelihood.kernel_arguments`)."""
-    return tuple(lik.kernel_arguments()[:_pruning.N_LOGLIK_ARGS])
+    return lik.kernel_arguments().loglik_args()
 
 
 class _Block:
@@ -223,7 +223,7 @@ class Problem(BaseProblem):
         parameters), or None. Every call gets private buffers."""
         if self._blocks:
             return None
-        return tuple(self.likelihood.kernel_arguments()), float(self.branch_prior.rate)
+        return self.likelihood.kernel_arguments(), float(self.branch_prior.rate)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "model": self.model.to_string(),
