@@ -23,6 +23,21 @@ def add_seed_argument(parser: argparse.ArgumentParser) -> None:
                         help="random seed; the same seed gives the same result (default: 1)")
 
 
+def add_fasta_names_argument(parser: argparse.ArgumentParser) -> None:
+    """``--fasta-names``: how a FASTA ``>`` header names its taxon (see read_alignment)."""
+    parser.add_argument("--fasta-names", choices=("first-word", "full-line"),
+                        default="first-word",
+                        help="FASTA alignments: name each taxon by the first word of its "
+                             "'>' header or by the whole line (default: %(default)s)")
+
+
+def read_alignment_arg(args: argparse.Namespace, path: str | None = None):
+    """Read the command's alignment with its ``--fasta-names`` rule."""
+    from ..io.alignment import read_alignment
+    return read_alignment(path if path is not None else args.alignment,
+                          fasta_names=getattr(args, "fasta_names", "first-word"))
+
+
 def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bars")

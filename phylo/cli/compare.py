@@ -104,6 +104,7 @@ def register(subparsers) -> None:
     p.add_argument("--repeats", type=int, default=1,
                    help="independent repeats per candidate; with 2 or more the error is "
                         "the between-repeat standard error (default: %(default)s)")
+    _common.add_fasta_names_argument(p)
     _common.add_seed_argument(p)
     _common.add_threads_argument(p)
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
@@ -428,7 +429,6 @@ def _atomic_json(path: Path, obj: Any) -> None:
 
 # -- the command --------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    from ..io.alignment import read_alignment
     from ..report import build_report, provenance, write_report
     from ..report.render import CSV_COLUMNS, sha256_file
 
@@ -441,7 +441,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise PhyloError("--out must be a folder, but a file has that name", path=out)
-    alignment = read_alignment(args.alignment)
+    alignment = _common.read_alignment_arg(args)
     candidates, notes = build_candidates(args, alignment)
     estimator_name = base_estimator(args.estimator).name   # canonical spelling
     settings, setting_notes = estimator_settings(estimator_name, args)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ._common import add_format_argument, add_threads_argument, apply_threads, existing_file, \
-    write_json, write_table
+from ._common import add_fasta_names_argument, add_format_argument, add_threads_argument, \
+    apply_threads, existing_file, read_alignment_arg, write_json, write_table
 
 
 def register(subparsers) -> None:
@@ -23,6 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="JC",
                    help="substitution model in IQ-TREE syntax, e.g. 'GTR+F+G4{0.5}' "
                         "(default: %(default)s)")
+    add_fasta_names_argument(p)
     add_format_argument(p)
     add_threads_argument(p)
     p.set_defaults(func=run)
@@ -34,13 +35,12 @@ def _read_trees(path: str, taxa):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io.alignment import read_alignment
     from ..likelihood import TreeLikelihood
     from ..models import Model
     from ..errors import TreeError
     apply_threads(args)
     model = Model.from_string(args.model)
-    aln = read_alignment(args.alignment)
+    aln = read_alignment_arg(args)
     model = model.with_empirical_frequencies(aln)
     values = []
     rows = []

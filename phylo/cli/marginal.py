@@ -68,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None, metavar="FILE",
                    help="resumable ladder runs (stepping stone, path sampling, ...): progress "
                         "is saved here after every step and reused when the same command reruns")
+    _common.add_fasta_names_argument(p)
     _common.add_seed_argument(p)
     _common.add_format_argument(p)
     _common.add_quiet_argument(p)
@@ -108,7 +109,6 @@ def build_estimators(args: argparse.Namespace) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io.alignment import read_alignment
     from ..marginal import Problem
     from ..marginal.compare import run_seed
     _common.apply_threads(args)
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         raise EstimatorError(f"--repeats must be ≥ 1, got {args.repeats}")
     if not args.branch_prior_rate > 0:
         raise EstimatorError(f"--branch-prior-rate must be positive, got {args.branch_prior_rate}")
-    alignment = read_alignment(args.alignment)
+    alignment = _common.read_alignment_arg(args)
     tree = _first_tree(args.treefile, alignment.taxa)
     problem = Problem(alignment, tree, args.model, branch_prior_rate=args.branch_prior_rate,
                       estimate_model=not args.fixed_model, name=tree.name or "tree")
