@@ -163,3 +163,40 @@ def test_consensus_of_real_runs(shared_dir):
     assert cons.tree.is_binary()
     assert min(cons.support) == pytest.approx(0.9141145, abs=1e-6)   # MrBayes .tstat
     assert credible_set(smp, 0.95).size == 2                          # MrBayes sumt
+
+
+@pytest.mark.parametrize("eps", [2.0, 1.0, 0.0, -1e-3, float("nan"), float("inf"), "x"])
+def test_kl_eps_out_of_range_is_refused(eps):
+    """Issue 13: ``--eps 2`` printed a negative KL; eps must lie in (0, 1)."""
+    p = np.array([0.5, 0.3, 0.2])
+    lq = np.array([np.log(0.6), np.log(0.4), -np.inf])
+    with pytest.raises(PhyloError, match="eps"):
+        kl_divergence(p, lq, eps=eps)
+
+
+def test_kl_eps_that_invents_mass_is_refused_and_small_eps_is_nonnegative():
+    """A clamp that makes q' sum above one could give KL < 0 (here q' = (1, 0.4) against
+    p = (0.5, 0.5): 0.5 log 0.5 + 0.5 log(0.5/0.4) < 0): refused, naming the mass."""
+    p = np.array([0.5, 0.5])
+    lq = np.array([0.0, -np.inf])
+    with pytest.raises(PhyloError, match="sum to 1.4"):
+        kl_divergence(p, lq, eps=0.4)
+    for eps in ("machine", 1e-12, 1e-3):
+        p3 = np.array([0.5, 0.3, 0.2])
+        lq3 = np.array([np.log(0.5), np.log(0.3), -np.inf])
+        assert kl_divergence(p3, lq3, eps=eps).kl >= 0
+
+
+def test_sbn_kl_cli_eps_2_is_an_error(tmp_path, capsys):
+    """The CLI path of the same bug: exit 2, one line naming --eps's range."""
+    from phylo.cli import main
+    trees = tmp_path / "t.nwk"
+    trees.write_text("((a,b),(c,d));\n((a,c),(b,d));\n((a,b),(c,d));\n")
+    model = tmp_path / "m.json"
+    assert main(["sbn", "fit", str(trees), "--method", "sa", "--out", str(model)]) == 0
+    capsys.readouterr()
+    ref = tmp_path / "r.nwk"
+    ref.write_text("((a,d),(b,c));\n((a,b),(c,d));\n")
+    assert main(["sbn", "kl", str(model), "--reference", str(ref), "--eps", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "eps must be in (0, 1)" in err[0]

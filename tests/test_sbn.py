@@ -1,6 +1,8 @@
 """SBN estimators against brute force on 4–6 taxa, sampling, persistence, paper values."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -262,3 +264,59 @@ def test_em_min_iter_leaves_plateau(shared_dir):
     assert np.all(np.diff(objective) >= -1e-12)
     # the plateau is flat to 1e-5 per step, yet EM gains much more than that overall
     assert objective[-1] - objective[0] > 1e-2
+
+
+# -- the JSON model reader refuses damaged files (issue 13) ------------------------------
+
+def _saved_model(tmp_path):
+    from phylo.cli import main
+    trees = tmp_path / "t.nwk"
+    trees.write_text("((a,b),(c,(d,e)));\n((a,c),(b,(d,e)));\n((a,b),(c,(d,e)));\n")
+    path = tmp_path / "m.json"
+    assert main(["sbn", "fit", str(trees), "--method", "sa", "--out", str(path)]) == 0
+    return path
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda d: d["theta"].__setitem__(0, float("nan")), "finite and in [0, 1]"),
+    (lambda d: d["theta"].__setitem__(0, 1.5), "finite and in [0, 1]"),
+    (lambda d: d["theta"].__setitem__(0, d["theta"][0] * 0.5), "sum to"),
+    (lambda d: d["clades"].__setitem__(0, [0, 99]), "taxon index outside"),
+    (lambda d: d["root_keys"].__setitem__(0, d["root_keys"][0][::-1]), "increasing id"),
+    (lambda d: d["cond_keys"].__setitem__(0, [0, -1, 10**6, 10**6 + 1]), "clade ids"),
+    (lambda d: d["taxa"].__setitem__(1, d["taxa"][0]), "duplicate taxa"),
+    (lambda d: d.__setitem__("fit", 3), "'fit' must be an object"),
+    (lambda d: d.__setitem__("cond_group", d["cond_group"][::-1]), "cond_group"),
+    (lambda d: d.__setitem__("rooted", "no"), "'rooted' must be true or false"),
+])
+def test_sbn_json_field_damage_is_refused(tmp_path, edit, words):
+    import json
+    from phylo.errors import FormatError
+    from phylo.sbn import load
+    path = _saved_model(tmp_path)
+    d = json.loads(path.read_text())
+    edit(d)
+    path.write_text(json.dumps(d))
+    with pytest.raises(FormatError, match=re.escape(words)) as info:
+        load(path)
+    assert "m.json" in str(info.value)
+
+
+@pytest.mark.parametrize("data", [b"\x1f\x8b", b"\x00\xff\xfe" * 50, b""])
+def test_sbn_json_bad_bytes_are_refused(tmp_path, data):
+    from phylo.errors import FormatError
+    from phylo.sbn import load
+    path = tmp_path / "m.json"
+    path.write_bytes(data)
+    with pytest.raises(FormatError) as info:
+        load(path)
+    assert "m.json" in str(info.value)
+
+
+def test_sbn_json_gzip_reads(tmp_path):
+    import gzip
+    from phylo.sbn import load
+    path = _saved_model(tmp_path)
+    gz = tmp_path / "m.json.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert np.array_equal(load(gz).theta, load(path).theta)

@@ -316,8 +316,8 @@ def _read_constraint(text: str):
     """A constraint topology from a Newick string or a file holding one."""
     from ..io.newick import parse_newick
     if "(" not in text:
-        _common.require_file(text)
-        source, text = text, Path(text).read_text()
+        from ..io._compressed import read_text
+        source, text = text, read_text(text, what="constraint tree file")
     else:
         source = "--constraint"
     return parse_newick(text.strip(), source=source)

@@ -229,7 +229,7 @@ def run_kl(args) -> int:
         try:
             eps = float(eps)
         except ValueError:
-            raise PhyloError(f"--eps must be a number or 'machine', got {eps!r}") from None
+            raise PhyloError(f"--eps must be a number in (0, 1) or 'machine', got {eps!r}") from None
     res = model.kl(ref, eps=eps)
     out = res.to_dict()
     if args.format == "json":

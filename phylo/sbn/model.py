@@ -490,9 +490,13 @@ class SBN:
 
     @classmethod
     def from_dict(cls, d: dict, *, source: str | None = None) -> "SBN":
+        """Rebuild a model from :meth:`to_dict` output, checking every field (types,
+        index ranges, clade bitsets that really split their parents, probabilities in
+        [0, 1] that sum to one per context): a damaged file is refused, never used."""
         try:
             if not isinstance(d, dict) or d.get("format") != "phylo-sbn":
                 raise FormatError("not a phylo SBN model file", path=source)
+            _check_sbn_fields(d, source)
             taxa = tuple(d["taxa"])
             s = len(taxa)
             W = n_words(s)
@@ -512,8 +516,11 @@ class SBN:
                              (ck[:, 2].astype(np.uint64) << np.uint64(32))
                              | ck[:, 3].astype(np.uint64)], axis=1)
             index.conds.add(rows)
-            index.groups.add(rows[:, :1])
+            group_ids = index.groups.add(rows[:, :1])
             index.cond_group = np.asarray(d["cond_group"], dtype=np.int64)
+            if not np.array_equal(group_ids, index.cond_group):
+                raise FormatError("SBN model field 'cond_group' does not number the "
+                                  "contexts (X, Y) of 'cond_keys' in order", path=source)
             theta = np.asarray(d["theta"], dtype=np.float64)
             nr = rk.shape[0]
             if theta.shape[0] != nr + ck.shape[0]:
@@ -522,8 +529,12 @@ class SBN:
             info = FitInfo(d["method"], float(d.get("alpha", 0.0)), int(fit.get("n_iter", 0)),
                            bool(fit.get("converged", True)), list(fit.get("objective", [])),
                            int(fit.get("n_train_topologies", 0)), int(fit.get("n_train_trees", 0)))
-            return cls(taxa, index, theta[:nr], theta[nr:], rooted=bool(d["rooted"]), info=info)
-        except (KeyError, TypeError, ValueError) as exc:
+            model = cls(taxa, index, theta[:nr], theta[nr:], rooted=bool(d["rooted"]),
+                        info=info)
+            _check_sbn_arrays(model, source)
+            return model
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                OverflowError) as exc:
             if isinstance(exc, PhyloError):
                 raise
             raise FormatError(f"malformed SBN model file ({exc})", path=source) from None
@@ -531,18 +542,122 @@ class SBN:
     @classmethod
     def load(cls, path: str | os.PathLike):
         """Read a model written by :meth:`save` (SBN/CCD) or :meth:`SRF.save`."""
+        from ..io._compressed import read_text
         p = os.fspath(path)
-        if not os.path.exists(p):
-            raise FormatError("no such file", path=p)
+        text = read_text(p, what="SBN model file")  # gzip ok; clean errors for bad bytes
         try:
-            with open(p) as fh:
-                d = json.load(fh)
+            d = json.loads(text)
         except json.JSONDecodeError as exc:
             raise FormatError(f"not JSON ({exc.msg}, line {exc.lineno})", path=p) from None
         if isinstance(d, dict) and d.get("format") == "phylo-srf":
             from .srf import SRF  # srf imports this module: resolve at call time
             return SRF.from_dict(d, source=p)
         return cls.from_dict(d, source=p)
+
+
+#: A saved model's probabilities sum to one to within rounding; hand-edited files
+#: rounded to 6 decimals over a few hundred entries stay well inside this.
+SBN_FILE_SUM_TOL = 1e-4
+
+
+def _int_list(d: dict, key: str, source, *, width: int | None = None) -> list:
+    value = d[key]
+    if not isinstance(value, list):
+        raise FormatError(f"SBN model field {key!r} must be a list", path=source)
+    for row in value:
+        items = row if width is not None else [row]
+        if width is not None and (not isinstance(row, list) or len(row) != width):
+            raise FormatError(f"SBN model field {key!r} must hold lists of {width} integers",
+                              path=source)
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in items):
+            raise FormatError(f"SBN model field {key!r} must hold integers", path=source)
+    return value
+
+
+def _check_sbn_fields(d: dict, source) -> None:
+    """Types and index ranges of a ``phylo-sbn`` JSON dict (before anything is built)."""
+    taxa = d["taxa"]
+    if (not isinstance(taxa, list) or len(taxa) < 2
+            or not all(isinstance(t, str) and t for t in taxa)):
+        raise FormatError("SBN model field 'taxa' must be a list of >= 2 taxon names",
+                          path=source)
+    if len(set(taxa)) != len(taxa):
+        raise FormatError("SBN model has duplicate taxa", path=source)
+    for key in ("rooted", "ccd"):
+        if not isinstance(d[key], bool):
+            raise FormatError(f"SBN model field {key!r} must be true or false", path=source)
+    if not isinstance(d["method"], str):
+        raise FormatError("SBN model field 'method' must be a string", path=source)
+    s = len(taxa)
+    clades = d["clades"]
+    if not isinstance(clades, list) or not all(isinstance(c, list) and c for c in clades):
+        raise FormatError("SBN model field 'clades' must be non-empty lists of taxon indices",
+                          path=source)
+    for c in clades:
+        if not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < s for t in c):
+            raise FormatError(f"SBN model clade {c[:5]} has a taxon index outside 0..{s - 1}",
+                              path=source)
+    n = len(clades)
+    roots = _int_list(d, "root_keys", source, width=2)
+    conds = _int_list(d, "cond_keys", source, width=4)
+    groups = _int_list(d, "cond_group", source)
+    if any(r[0] >= r[1] for r in roots) or any(r[2] >= r[3] for r in conds):
+        raise FormatError("SBN model subsplit keys must list their clades in increasing id "
+                          "order (A < B)", path=source)
+    if (len({frozenset(c) for c in clades}) != n or len({tuple(r) for r in roots}) != len(roots)
+            or len({tuple(r) for r in conds}) != len(conds)):
+        raise FormatError("SBN model repeats a clade or a subsplit key", path=source)
+    if not roots:
+        raise FormatError("SBN model has no root subsplits", path=source)
+    if any(not 0 <= x < n for row in roots for x in row) or any(
+            not 0 <= x < n for row in conds for k, x in enumerate(row) if k != 1) or any(
+            not -1 <= row[1] < n for row in conds):
+        raise FormatError(f"SBN model keys must be clade ids in 0..{n - 1}", path=source)
+    if len(groups) != len(conds) or any(not 0 <= g < max(len(conds), 1) for g in groups):
+        raise FormatError("SBN model field 'cond_group' must number the contexts of "
+                          "'cond_keys' (one each)", path=source)
+    theta = d["theta"]
+    if (not isinstance(theta, list) or len(theta) != len(roots) + len(conds)
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in theta)):
+        raise FormatError("SBN model field 'theta' must be one number per root and "
+                          "conditional key", path=source)
+    if not all(math.isfinite(x) and 0.0 <= x <= 1.0 for x in theta):
+        raise FormatError("SBN model probabilities 'theta' must be finite and in [0, 1]",
+                          path=source)
+    fit = d.get("fit", {})
+    if not isinstance(fit, dict):
+        raise FormatError("SBN model field 'fit' must be an object", path=source)
+    alpha = d.get("alpha", 0.0)
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not (
+            math.isfinite(alpha) and alpha >= 0):
+        raise FormatError("SBN model field 'alpha' must be a finite number >= 0", path=source)
+
+
+def _check_sbn_arrays(model: "SBN", source) -> None:
+    """Subsplits really split their clades, and probabilities sum to one per context."""
+    clades = model.clades
+    full = np.zeros(clades.shape[1], dtype=np.uint64)
+    for t in range(model.n_taxa):
+        full[t // 64] |= np.uint64(1) << np.uint64(t % 64)
+    rk, ck = model.root_keys, model.cond_keys
+    a, b = clades[rk[:, 0]], clades[rk[:, 1]]
+    if np.any((a & b) != 0) or np.any((a | b) != full):
+        raise FormatError("SBN model root subsplit does not split the taxa in two",
+                          path=source)
+    if ck.shape[0]:
+        x, a, b = clades[ck[:, 0]], clades[ck[:, 2]], clades[ck[:, 3]]
+        if np.any((a & b) != 0) or np.any((a | b) != x):
+            raise FormatError("SBN model conditional subsplit does not split its clade",
+                              path=source)
+    if abs(model.root_prob.sum() - 1.0) > SBN_FILE_SUM_TOL:
+        raise FormatError(f"SBN model root probabilities sum to {model.root_prob.sum():.6g}, "
+                          f"not 1", path=source)
+    if ck.shape[0]:
+        sums = np.bincount(model.cond_group, weights=model.cond_prob)
+        used = np.bincount(model.cond_group) > 0
+        if np.any(np.abs(sums[used] - 1.0) > SBN_FILE_SUM_TOL):
+            raise FormatError("SBN model conditional probabilities do not sum to 1 within "
+                              "a context", path=source)
 
 
 def _nested_to_parent(tree, s: int) -> np.ndarray:

@@ -3,10 +3,11 @@ unseen trees — the baseline of Zhang & Matsen (2018), Table 1."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
-from ..errors import FormatError, TreeError
+from ..errors import FormatError, PhyloError, TreeError
 from ..trees.splits import RowTable, TopologySample, topology_sample_from_parents
 from .model import FitInfo
 
@@ -86,12 +87,32 @@ class SRF:
         from ..io.newick import parse_newick
         from ..trees.splits import topology_sample_from_trees
         try:
+            taxa, tops, prob = d["taxa"], d["topologies"], d["prob"]
+            if (not isinstance(taxa, list) or len(taxa) < 2
+                    or not all(isinstance(t, str) and t for t in taxa)
+                    or len(set(taxa)) != len(taxa)):
+                raise FormatError("SRF model field 'taxa' must be >= 2 distinct names",
+                                  path=source)
+            if not isinstance(d["rooted"], bool):
+                raise FormatError("SRF model field 'rooted' must be true or false", path=source)
+            if (not isinstance(tops, list) or not tops
+                    or not all(isinstance(t, str) for t in tops)):
+                raise FormatError("SRF model field 'topologies' must be Newick strings",
+                                  path=source)
+            if (not isinstance(prob, list) or len(prob) != len(tops)
+                    or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                               and math.isfinite(x) and x >= 0 for x in prob)
+                    or sum(prob) <= 0):
+                raise FormatError("SRF model field 'prob' must be one finite number >= 0 per "
+                                  "topology, not all zero", path=source)
             trees = [parse_newick(t, taxa=d["taxa"], rooted=d["rooted"], source=source)
                      for t in d["topologies"]]
             smp = topology_sample_from_trees(trees, taxa=d["taxa"], rooted=d["rooted"])
             ids = np.arange(len(trees))  # topologies are distinct and in order
             smp.counts[:] = np.asarray(d["prob"], dtype=np.float64)[ids]
             return cls(smp)
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            if isinstance(exc, PhyloError):
+                raise
             raise FormatError(f"malformed SRF model file ({exc})", path=source) from None
 
