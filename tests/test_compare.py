@@ -152,7 +152,8 @@ def test_compare_numbers_match_library(finished):
     problem = marginal.Problem(aln, tree, Model.from_string("HKY+G4"))
     rows = marginal.compare({"HKY+G4 on nni1": problem}, [est], repeats=1, seed=3)
     cli = [r for r in report["rows"] if r["problem"] == "HKY+G4 on nni1"]
-    assert len(cli) == 1 and cli[0]["seed"] == rows[0]["seed"]
+    assert len(cli) == 1 and cli[0]["run_seed"] == rows[0]["run_seed"]
+    assert cli[0]["seed"] == 3
     assert abs(cli[0]["log_marginal_likelihood"] - rows[0]["log_marginal_likelihood"]) \
         <= LIBRARY_MATCH
     summary = {s["candidate"]: s for s in report["summary"]}
@@ -220,29 +221,30 @@ def test_constraint_candidates(tmp_path, capsys):
 # -- Ctrl-C and --resume ---------------------------------------------------------------------
 def test_ctrl_c_keeps_partial_report_and_resume_finishes(tmp_path, monkeypatch, finished,
                                                          capsys):
-    import phylo.cli.compare as cmp
-    real = cmp.run_candidate
+    from phylo.marginal import workflow
+    real = workflow.evaluate_candidate
     calls: list[str] = []
 
-    def interrupt_on_third(*args, **kwargs):
-        calls.append(kwargs["name"])
+    def interrupt_on_third(alignment, candidate, *args, **kwargs):
+        calls.append(candidate.name)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
+        return real(alignment, candidate, *args, **kwargs)
 
     out = tmp_path / "report"
-    monkeypatch.setattr(cmp, "run_candidate", interrupt_on_third)
+    monkeypatch.setattr(workflow, "evaluate_candidate", interrupt_on_third)
     assert run_cli(*compare_args(out)) == 130
     err = capsys.readouterr().err
     assert "partial report of 2 of 4" in err and "--resume" in err
     partial = json.loads((out / "report.json").read_text())
     assert partial["status"] == "partial"
     assert partial["finished"] == calls[:2] and len(partial["missing"]) == 2
+
     assert "Partial report" in (out / "report.html").read_text()
 
     calls.clear()
-    monkeypatch.setattr(cmp, "run_candidate", lambda *a, **k: (calls.append(k["name"]),
-                                                               real(*a, **k))[1])
+    monkeypatch.setattr(workflow, "evaluate_candidate",
+                        lambda a, c, *r, **k: (calls.append(c.name), real(a, c, *r, **k))[1])
     assert run_cli(*compare_args(out, "--resume")) == 0
     assert len(calls) == 2 and set(calls) == set(partial["missing"])   # skipped the finished
     resumed = json.loads((out / "report.json").read_text())
@@ -257,7 +259,6 @@ def test_ctrl_c_keeps_partial_report_and_resume_finishes(tmp_path, monkeypatch, 
 def test_ctrl_c_inside_a_ladder_resumes_from_its_checkpoint(tmp_path, monkeypatch, finished):
     """A KeyboardInterrupt in the middle of a candidate's ladder: the rung checkpoint
     lets --resume continue that candidate, with the uninterrupted numbers."""
-    import phylo.cli.compare as cmp
     from phylo.marginal.estimators import power_posterior as pp
     real = pp.SteppingStone._estimate
     state = {"n": 0}
@@ -280,7 +281,6 @@ def test_ctrl_c_inside_a_ladder_resumes_from_its_checkpoint(tmp_path, monkeypatc
         assert abs(row["log_marginal_likelihood"] - full[name]["log_marginal_likelihood"]) \
             <= REPRODUCE
     assert not list((out / "checkpoint").glob("*.npz"))
-    del cmp
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, finished, capsys):
@@ -292,13 +292,13 @@ def test_resume_with_other_settings_is_refused(tmp_path, finished, capsys):
 
 
 def test_fresh_run_discards_old_checkpoint(tmp_path, monkeypatch):
-    import phylo.cli.compare as cmp
+    from phylo.marginal import workflow
     out = tmp_path / "r"
     args = compare_args(out, models=("JC",), trees=("true",))
     assert run_cli(*args) == 0
     calls = []
-    real = cmp.run_candidate
-    monkeypatch.setattr(cmp, "run_candidate",
+    real = workflow.evaluate_candidate
+    monkeypatch.setattr(workflow, "evaluate_candidate",
                         lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     assert run_cli(*args) == 0 and calls == [1]          # no --resume: recomputed
 

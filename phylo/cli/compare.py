@@ -4,30 +4,27 @@ Candidates are every pair of a substitution model (``--models``) and a topology
 (``--trees``/``--tree``; without one, the neighbour-joining tree of the alignment's
 Jukes–Cantor distances, :func:`phylo.trees.nj.nj_tree`, and the report says so).
 Each candidate's log marginal likelihood is estimated by one registered estimator
-(``--estimator``, stepping stone by default) ``--repeats`` times, through
-:mod:`phylo.marginal`; :mod:`phylo.report` turns the rows into an HTML page, a
-Markdown file, JSON and CSV with log Bayes factors against the best candidate and
-their Kass–Raftery reading.
+(``--estimator``, stepping stone by default) ``--repeats`` times by
+:func:`phylo.marginal.workflow.compare_candidates`, in this process or on
+``--executor`` (local processes or a Dask cluster; the numbers do not depend on it);
+:mod:`phylo.report` turns the rows into an HTML page, a Markdown file, JSON and CSV
+with log Bayes factors against the best candidate and their Kass–Raftery reading.
 
-Checkpointing: after each candidate its rows go to ``OUT/checkpoint/`` (and a
-ladder estimator checkpoints every rung there too); ``--resume`` reuses what a
+Checkpointing: every finished (candidate, repeat) is saved in ``OUT/checkpoint/``
+(and a ladder estimator saves every rung there too); ``--resume`` reuses what a
 previous run of the *same* command finished. On Ctrl-C the finished candidates are
 written as a partial report, and the exit status is 130.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import math
-import os
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import CheckpointError, EstimatorError, PhyloError, TreeError
+from ..errors import EstimatorError, PhyloError, TreeError
 from . import _common
 
 DEFAULT_MODELS = ("JC69", "HKY+G4")
@@ -37,7 +34,6 @@ DEFAULT_OUT = "compare-report"
 #: well under two minutes on two cores; the report states them, raise them for a paper.
 QUICK_LADDER_STEPS = 16
 QUICK_SAMPLES_PER_STEP = 200
-CHECKPOINT_FORMAT = 1
 
 EXAMPLES = """\
 examples:
@@ -110,6 +106,11 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                    help="folder for the report and the checkpoint (default: %(default)s)")
     _common.add_format_argument(p)
+    p.add_argument("--executor", default="serial", metavar="SPEC",
+                   help="where the (candidate, repeat) runs go: serial (this process, "
+                        "default), local:N (N processes on this machine) or dask:ADDRESS "
+                        "(a running Dask scheduler, e.g. dask:tcp://10.0.0.5:8786; needs "
+                        "the distributed extra). The numbers do not depend on it.")
     p.add_argument("--resume", action="store_true",
                    help="reuse the candidates a previous run of the same command "
                         "finished (from DIR/checkpoint)")
@@ -119,68 +120,59 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-# -- library adapter ----------------------------------------------------------------
-def _marginal():
-    from .. import marginal
-    return marginal
-
-
+# -- estimator ------------------------------------------------------------------------
 def base_estimator(name: str):
     """The registered estimator ``name`` with its default settings (an
     :class:`~phylo.errors.EstimatorError` lists the valid names otherwise)."""
-    return _marginal().get_estimator(name)
-
-
-def make_estimator(name: str, settings: dict[str, Any]):
-    """The estimator ``name`` with ``settings`` (EstimatorError on a wrong name/setting)."""
-    return _marginal().get_estimator(name, **settings)
+    from ..marginal import get_estimator
+    return get_estimator(name)
 
 
 def estimator_settings(name: str, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
-    """Settings for the estimator from ``--steps``/``--samples``/``--set``, and notes.
+    """Settings for the estimator from ``--steps``/``--samples``/``--burnin``/``--thin``/
+    ``--alpha``/``--set``, and notes.
 
-    Ladder estimators get compare's quick defaults (:data:`QUICK_LADDER_STEPS`,
+    Options map to settings through the estimator's declared ``setting_roles``; ladder
+    estimators get compare's quick defaults (:data:`QUICK_LADDER_STEPS`,
     :data:`QUICK_SAMPLES_PER_STEP`) unless the user gives values.
     """
     base = base_estimator(name)
-    fields = {f.name: f for f in dataclasses.fields(base)} if dataclasses.is_dataclass(base) \
-        else {}
+    fields = base.settings()
+    roles = dict(base.setting_roles)
     settings: dict[str, Any] = {}
     notes: list[str] = []
-    steps_field = next((f for f in ("n_steps", "steps", "n_ladder_steps") if f in fields), None)
-    samples_field = next((f for f in ("samples_per_step", "n_samples", "samples")
-                          if f in fields), None)
+    steps_field, samples_field = roles.get("steps"), roles.get("samples")
     if args.steps is not None:
         if steps_field is None:
             raise EstimatorError(f"{name} has no ladder: --steps does not apply")
         if args.steps < 1:
             raise EstimatorError(f"--steps must be at least 1, got {args.steps}")
         settings[steps_field] = args.steps
-    elif steps_field is not None and getattr(base, steps_field) > QUICK_LADDER_STEPS:
+    elif steps_field is not None and fields[steps_field] > QUICK_LADDER_STEPS:
         settings[steps_field] = QUICK_LADDER_STEPS
         notes.append(f"Quick settings: {QUICK_LADDER_STEPS} ladder steps (the estimator's "
-                     f"default is {getattr(base, steps_field)}); raise with --steps.")
+                     f"default is {fields[steps_field]}); raise with --steps.")
     if args.samples is not None:
         if samples_field is None:
             raise EstimatorError(f"{name} takes no sample size: --samples does not apply")
         if args.samples < 1:
             raise EstimatorError(f"--samples must be at least 1, got {args.samples}")
         settings[samples_field] = args.samples
-    elif (steps_field is not None and samples_field == "samples_per_step"
-          and getattr(base, samples_field) > QUICK_SAMPLES_PER_STEP):
+    elif (steps_field is not None and samples_field is not None
+          and fields[samples_field] > QUICK_SAMPLES_PER_STEP):
         settings[samples_field] = QUICK_SAMPLES_PER_STEP
         notes.append(f"Quick settings: {QUICK_SAMPLES_PER_STEP} samples per step (the "
-                     f"estimator's default is {getattr(base, samples_field)}); raise with "
+                     f"estimator's default is {fields[samples_field]}); raise with "
                      "--samples.")
     for flag in ("burnin", "thin", "alpha"):
         value = getattr(args, flag, None)
         if value is None:
             continue
-        if flag not in fields:
+        if flag not in roles:
             raise EstimatorError(f"{name} has no setting {flag!r}: --{flag} does not apply")
         if value < 0 or (flag != "burnin" and value == 0):
             raise EstimatorError(f"--{flag} must be positive, got {value}")
-        settings[flag] = value
+        settings[roles[flag]] = value
     for item in args.estimator_settings:
         if "=" not in item:
             raise EstimatorError(f"--set expects KEY=VALUE, got {item!r}")
@@ -188,7 +180,7 @@ def estimator_settings(name: str, args: argparse.Namespace) -> tuple[dict[str, A
         if key not in fields:
             raise EstimatorError(f"{name}: unknown setting {key!r}; valid: "
                                  f"{', '.join(fields) or 'none'}")
-        settings[key] = _coerce(value, getattr(base, key), key)
+        settings[key] = _coerce(value, fields[key], key)
     return settings, notes
 
 
@@ -216,77 +208,7 @@ def _coerce(text: str, default: Any, key: str) -> Any:
     return text
 
 
-def make_problem(alignment, tree, model):
-    """The fixed-topology posterior of one candidate (library defaults for priors)."""
-    return _marginal().Problem(alignment, tree, model)
-
-
-def run_candidate(problem, estimator, *, repeats: int, seed: int, name: str,
-                  checkpoint_dir: Path | None = None,
-                  progress: bool = False) -> tuple[list[dict], dict[str, Any]]:
-    """Estimate one candidate ``repeats`` times; the tidy rows and first-repeat diagnostics.
-
-    Repeat ``r`` runs ``estimator.run(problem, seed=run_seed(seed, name, estimator.name,
-    r))`` with :func:`phylo.marginal.compare.run_seed`, exactly as
-    ``phylo.marginal.compare({name: problem}, [estimator], repeats=R, seed=seed)`` does:
-    a candidate's numbers do not depend on which other candidates run, or in which
-    order, and a resumed run reproduces an uninterrupted one. Ladder estimators also
-    checkpoint every rung to ``checkpoint_dir``.
-    """
-    from ..marginal.compare import run_seed
-    rows: list[dict] = []
-    diagnostics: dict[str, Any] = {}
-    for r in range(repeats):
-        s = run_seed(seed, name, estimator.name, r)
-        options: dict[str, Any] = {}
-        if checkpoint_dir is not None and _takes_checkpoint(estimator):
-            options["checkpoint"] = checkpoint_dir / f"{_slug(name)}.rep{r}.npz"
-        result = estimator.run(problem, seed=s, progress=progress, **options)
-        se = result.std_error
-        rows.append({"problem": name, "estimator": result.estimator, "repeat": r, "seed": s,
-                     "log_marginal_likelihood": float(result.log_marginal_likelihood),
-                     "std_error": math.nan if se is None else float(se),
-                     "likelihood_evaluations": int(result.likelihood_evaluations),
-                     "seconds": float(result.seconds)})
-        if r == 0:
-            d = result.diagnostics or {}
-            diagnostics = {k: _plain(d[k]) for k in
-                           ("ladder_betas", "ladder_contributions", "loglik_trace",
-                            "ess", "acceptance") if k in d and d[k] is not None}
-        if options.get("checkpoint") is not None:   # the rung file is no longer needed
-            Path(options["checkpoint"]).unlink(missing_ok=True)
-    return rows, diagnostics
-
-
-def _takes_checkpoint(estimator) -> bool:
-    """Whether the estimator's hook accepts ``checkpoint=PATH`` (ladder estimators)."""
-    import inspect
-    hook = getattr(estimator, "_estimate", None)
-    try:
-        return hook is not None and "checkpoint" in inspect.signature(hook).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value
-
-
 # -- candidates ---------------------------------------------------------------------
-@dataclasses.dataclass
-class Candidate:
-    """One model × topology pair; ``name`` is ``"<model> on <topology>"``."""
-
-    name: str
-    model_text: str
-    model: Any
-    tree_name: str
-    tree: Any
-    tree_source: str
-
-
 def read_candidate_trees(paths: Sequence[str], taxa: Sequence[str]) -> list[tuple[str, Any, str]]:
     """``[(name, tree, source)]``: every tree of every file, leaves in ``taxa`` order.
 
@@ -323,14 +245,17 @@ def _read_constraint(text: str):
     return parse_newick(text.strip(), source=source)
 
 
-def build_candidates(args: argparse.Namespace, alignment) -> tuple[list[Candidate], list[str]]:
-    """Parse models and trees into the candidate list (models outer, trees inner)."""
+def build_candidates(args: argparse.Namespace, alignment) -> tuple[list, list[str]]:
+    """Parse models and trees into :class:`~phylo.marginal.workflow.CandidateSpec`
+    (models outer, trees inner), and notes for the report."""
+    from ..marginal.workflow import CandidateSpec
     from ..models import Model
     notes: list[str] = []
     model_texts = list(args.models or DEFAULT_MODELS)
     if len(set(model_texts)) != len(model_texts):
         raise PhyloError("--models lists a model twice")
-    models = [(text, Model.from_string(text)) for text in model_texts]
+    for text in model_texts:
+        Model.from_string(text)            # a ModelError names a wrong model here
     tree_paths = list(args.trees) + list(args.tree)
     constraints = list(getattr(args, "constraint", []) or [])
     trees = read_candidate_trees(tree_paths, alignment.taxa) if tree_paths else []
@@ -349,86 +274,26 @@ def build_candidates(args: argparse.Namespace, alignment) -> tuple[list[Candidat
                      "neighbour-joining tree of the Jukes–Cantor distances (Saitou & Nei "
                      "1987), a starting topology, not an inferred best tree. Give "
                      "--trees to compare topologies.")
-    candidates = []
-    for text, model in models:
-        for tname, tree, source in trees:
-            candidates.append(Candidate(f"{text} on {tname}", text, model, tname, tree, source))
+    candidates = [CandidateSpec.from_tree(text, tree, name=f"{text} on {tname}", source=source)
+                  for text in model_texts for tname, tree, source in trees]
     return candidates, notes
 
 
-# -- checkpoint ------------------------------------------------------------------------
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_") or "candidate"
-
-
-def _fingerprint(args, alignment_sha: str, candidates: Sequence[Candidate],
-                 estimator_name: str, settings: dict) -> dict[str, Any]:
+def fingerprint(args: argparse.Namespace, alignment_sha: str, candidates: Sequence,
+                estimator) -> dict[str, Any]:
+    """What determines the results of this run (a resumed run must match it)."""
     from .._version import __version__
-    return {
-        "format": CHECKPOINT_FORMAT, "phylo_version": __version__,
-        "alignment_sha256": alignment_sha,
-        "candidates": [{"name": c.name, "model": c.model.to_string(),
-                        "tree": c.tree.to_newick(lengths=False)} for c in candidates],
-        "estimator": estimator_name, "settings": settings,
-        "repeats": args.repeats, "seed": args.seed,
-    }
-
-
-class Checkpoint:
-    """``OUT/checkpoint/``: ``run.json`` (the run's fingerprint) and one
-    ``<candidate>.json`` per finished candidate (rows and diagnostics), each written
-    atomically as soon as the candidate finishes."""
-
-    def __init__(self, folder: Path, fingerprint: dict[str, Any]) -> None:
-        self.folder = folder
-        self.fingerprint = fingerprint
-
-    def start(self, resume: bool) -> dict[str, tuple[list[dict], dict]]:
-        """Open the checkpoint; with ``resume``, return the finished candidates."""
-        run_file = self.folder / "run.json"
-        if resume and run_file.exists():
-            try:
-                saved = json.loads(run_file.read_text())
-            except (OSError, ValueError) as exc:
-                raise CheckpointError(f"cannot read checkpoint ({exc})", path=run_file) from None
-            if saved != json.loads(json.dumps(self.fingerprint)):
-                diff = [k for k in self.fingerprint if saved.get(k) != json.loads(
-                    json.dumps(self.fingerprint[k]))]
-                raise CheckpointError(
-                    "--resume: the checkpoint belongs to a different run (differs in: "
-                    f"{', '.join(diff) or 'format'}); rerun without --resume to start over",
-                    path=run_file)
-            done = {}
-            for c in self.fingerprint["candidates"]:
-                f = self.folder / f"{_slug(c['name'])}.json"
-                if f.exists():
-                    try:
-                        data = json.loads(f.read_text())
-                    except ValueError:
-                        continue  # a torn file: recompute that candidate
-                    done[c["name"]] = (data["rows"], data.get("diagnostics", {}))
-            return done
-        if self.folder.exists():  # a fresh start: drop stale results
-            for f in self.folder.iterdir():
-                if f.is_file() and (f.suffix in (".json", ".npz", ".tmp")):
-                    f.unlink()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        _atomic_json(run_file, self.fingerprint)
-        return {}
-
-    def save(self, name: str, rows: list[dict], diagnostics: dict) -> None:
-        _atomic_json(self.folder / f"{_slug(name)}.json",
-                     {"rows": rows, "diagnostics": diagnostics})
-
-
-def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, default=_common._json_default))
-    os.replace(tmp, path)
+    return {"phylo_version": __version__, "alignment_sha256": alignment_sha,
+            "candidates": [c.to_dict() for c in candidates],
+            "estimator": estimator.name, "settings": estimator.settings(),
+            "repeats": args.repeats, "seed": args.seed}
 
 
 # -- the command --------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
+    from ..marginal.checkpoint import CheckpointStore
+    from ..marginal.executors import open_executor, parse_executor, warm_numba_cache
+    from ..marginal.workflow import SEED_CONVENTION, compare_candidates
     from ..report import build_report, provenance, write_report
     from ..report.render import CSV_COLUMNS, sha256_file
 
@@ -436,6 +301,7 @@ def run(args: argparse.Namespace) -> int:
         raise PhyloError(f"--repeats must be at least 1, got {args.repeats}")
     if args.seed < 0:
         raise PhyloError(f"--seed must be a non-negative integer, got {args.seed}")
+    parse_executor(args.executor)                 # a wrong --executor fails before any work
     _common.apply_threads(args)
     _common.require_file(args.alignment)
     out = Path(args.out)
@@ -445,45 +311,45 @@ def run(args: argparse.Namespace) -> int:
     candidates, notes = build_candidates(args, alignment)
     estimator_name = base_estimator(args.estimator).name   # canonical spelling
     settings, setting_notes = estimator_settings(estimator_name, args)
-    estimator = make_estimator(estimator_name, settings)
+    estimator = base_estimator(estimator_name).with_settings(**settings)
     notes = setting_notes + notes
-    full_settings = dict(getattr(estimator, "settings", lambda: settings)())
-    fingerprint = _fingerprint(args, sha256_file(args.alignment), candidates,
-                               estimator_name, full_settings)
-    checkpoint = Checkpoint(out / "checkpoint", fingerprint)
-    done = checkpoint.start(args.resume)
-    quiet = args.quiet
-    log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+    full_settings = estimator.settings()
+    store = CheckpointStore(out / "checkpoint", fingerprint(
+        args, sha256_file(args.alignment), candidates, estimator))
+    store.open(resume=args.resume)
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    total = len(candidates) * args.repeats
     if args.resume:
-        log(f"phylo compare: resuming; {len(done)} of {len(candidates)} candidates "
-            "already finished")
+        log(f"phylo compare: resuming; {len(store.finished())} of {total} runs "
+            "(candidate × repeat) already finished")
 
     report_settings = {
         "estimator": estimator_name, **{f"estimator.{k}": v for k, v in full_settings.items()},
-        "repeats": args.repeats, "seed": args.seed,
-        "seeds": "repeat r of candidate c uses phylo.marginal.compare.run_seed("
-                 f"{args.seed}, c, estimator, r)",
-        "models": " ".join(c for c in dict.fromkeys(c.model_text for c in candidates)),
-        "topologies": " ".join(dict.fromkeys(c.tree_name for c in candidates)),
+        "repeats": args.repeats, "seed": args.seed, "seeds": SEED_CONVENTION,
+        "models": " ".join(dict.fromkeys(c.model for c in candidates)),
+        "topologies": " ".join(dict.fromkeys(c.name.split(" on ", 1)[1] for c in candidates)),
         "alignment": f"{args.alignment} ({alignment.n_taxa} taxa, {alignment.n_sites} sites, "
                      f"{alignment.n_patterns} patterns)",
         "threads": args.threads if args.threads is not None else "all cores",
+        "executor": args.executor,
         "priors": "library defaults of phylo.marginal.Problem (branch lengths Exp(10))",
     }
-    cand_info = [{"name": c.name, "model": _model_label(c),
-                  "tree": c.tree.to_newick(lengths=False), "tree_source": c.tree_source}
-                 for c in candidates]
+    cand_info = [{"name": c.name, "model": _model_label(c.model),
+                  "tree": c.tree(alignment.taxa).to_newick(lengths=False),
+                  "tree_source": c.source} for c in candidates]
     prov = provenance(command_line=canonical_command(args), files=[args.alignment] + [
         p for p in dict.fromkeys(list(args.trees) + list(args.tree))], seed=args.seed)
     if _invoked_as_cli():
         prov["argv"] = ["phylo", *sys.argv[1:]]
 
-    results: dict[str, tuple[list[dict], dict]] = dict(done)
+    finished: dict[tuple[str, int], Any] = {}
     started = time.perf_counter()
 
     def write(final: bool) -> dict[str, Path]:
-        rows = [row for c in candidates if c.name in results for row in results[c.name][0]]
-        diagnostics = {c.name: results[c.name][1] for c in candidates if c.name in results}
+        done = [c for c in candidates
+                if all((c.name, r) in finished for r in range(args.repeats))]
+        rows = [finished[(c.name, r)].row for c in done for r in range(args.repeats)]
+        diagnostics = {c.name: finished[(c.name, 0)].diagnostics for c in done}
         prov["total_seconds_this_run"] = round(time.perf_counter() - started, 2)
         report = build_report(rows, candidates=cand_info, diagnostics=diagnostics,
                               settings=report_settings, provenance=prov, notes=notes,
@@ -496,34 +362,42 @@ def run(args: argparse.Namespace) -> int:
     bar = None
     if _common.show_progress(args):
         from tqdm import tqdm
-        bar = tqdm(total=len(candidates), initial=len(done), unit="candidate",
-                   desc="phylo compare", file=sys.stderr)
-    try:
-        for k, cand in enumerate(candidates, 1):
-            if cand.name in results:
-                continue
-            if bar is not None:
-                bar.set_postfix_str(cand.name)
-            problem = make_problem(alignment, cand.tree, cand.model)
-            rows, diag = run_candidate(problem, estimator, repeats=args.repeats,
-                                       seed=args.seed, name=cand.name,
-                                       checkpoint_dir=out / "checkpoint")
-            results[cand.name] = (rows, diag)
-            checkpoint.save(cand.name, rows, diag)
-            mean = sum(r["log_marginal_likelihood"] for r in rows) / len(rows)
-            msg = (f"[{k}/{len(candidates)}] {cand.name}: ln Z = {mean:.2f} "
-                   f"({sum(r['seconds'] for r in rows):.1f} s)")
+        bar = tqdm(total=total, unit="run", desc="phylo compare", file=sys.stderr)
+
+    def progress(event) -> None:
+        task = event.task
+        finished[(task.name, task.repeat)] = task
+        if event.reused:
             if bar is not None:
                 bar.update(1)
-                bar.write(msg)
-            else:
-                log(msg)
+            return
+        row = task.row
+        msg = (f"[{event.done}/{event.total}] {task.name}"
+               + (f" (repeat {task.repeat + 1})" if args.repeats > 1 else "")
+               + f": ln Z = {row['log_marginal_likelihood']:.2f} ({row['seconds']:.1f} s)")
+        if bar is not None:
+            bar.update(1)
+            bar.write(msg)
+        else:
+            log(msg)
+
+    try:
+        with open_executor(args.executor) as executor:
+            if executor is not None:
+                seconds = warm_numba_cache(alignment, candidates, estimator)
+                log(f"phylo compare: compiled the kernels once before the workers start "
+                    f"({seconds:.1f} s)")
+            compare_candidates(alignment, candidates, estimator, seed=args.seed,
+                               repeats=args.repeats, store=store, executor=executor,
+                               progress=progress)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        if results:
+        n_done = sum(all((c.name, r) in finished for r in range(args.repeats))
+                     for c in candidates)
+        if n_done:
             paths = write(final=False)
-            print(f"phylo compare: interrupted; wrote a partial report of {len(results)} of "
+            print(f"phylo compare: interrupted; wrote a partial report of {n_done} of "
                   f"{len(candidates)} candidates to {paths['html']}; rerun the same command "
                   "with --resume to finish", file=sys.stderr)
         else:
@@ -537,10 +411,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_label(c: Candidate) -> str:
+def _model_label(model_text: str) -> str:
     """The model as given, with the parameters integrated over their priors."""
-    free = tuple(c.model.free_parameters())
-    return c.model_text + (f" (integrated over: {', '.join(free)})" if free else "")
+    from ..models import Model
+    free = tuple(Model.from_string(model_text).free_parameters())
+    return model_text + (f" (integrated over: {', '.join(free)})" if free else "")
 
 
 def canonical_command(args: argparse.Namespace) -> str:
@@ -561,6 +436,8 @@ def canonical_command(args: argparse.Namespace) -> str:
     for item in args.estimator_settings:
         parts += ["--set", item]
     parts += ["--repeats", str(args.repeats), "--seed", str(args.seed), "--out", args.out]
+    if getattr(args, "executor", "serial") != "serial":
+        parts += ["--executor", args.executor]
     return " ".join(shlex.quote(str(p)) for p in parts)
 
 

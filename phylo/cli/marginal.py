@@ -7,7 +7,6 @@ first tree in TREEFILE, with i.i.d. Exponential branch-length priors.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
 from ..errors import EstimatorError, PhyloError
@@ -26,18 +25,17 @@ examples:
   phylo marginal primates.nex tree.nwk --estimator gamma-laplus harmonic-mean bridge-sampling
 
 JSON keys: log_marginal_likelihood, std_error (null where the method gives none),
-likelihood_evaluations, seconds, estimator, seed, settings (a list of such rows
-with several estimators). Natural log.
+likelihood_evaluations, seconds, estimator, seed (as given), run_seed (the seed the
+estimator ran with), settings (a list of such rows with several estimators). Natural log.
+
+seeds: repeat r of an estimator runs with phylo.marginal.workflow.derive_seed(SEED,
+model and topology, estimator, r) -- the convention of phylo compare, so the same
+model, topology, estimator and --seed give the same number in both commands.
 """
 
-#: Command-line option → estimator setting names it sets (where the estimator has one).
-SETTING_OPTIONS = {
-    "steps": ("n_steps",),
-    "alpha": ("alpha",),
-    "samples": ("samples_per_step", "n_samples"),
-    "thin": ("thin",),
-    "burnin": ("burnin",),
-}
+#: Command-line options that set an estimator setting through its declared
+#: ``setting_roles`` (an option an estimator has no role for is ignored for it).
+SETTING_OPTIONS = ("steps", "alpha", "samples", "thin", "burnin")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -93,46 +91,42 @@ def build_estimators(args: argparse.Namespace) -> list:
     out = []
     for name in args.estimator:
         est = get_estimator(name)
-        fields = {f.name for f in dataclasses.fields(est)}
-        changes: dict[str, Any] = {}
-        for option, names in SETTING_OPTIONS.items():
-            value = getattr(args, option)
-            if value is None:
-                continue
-            for n in names:
-                if n in fields:
-                    changes[n] = value
-        if changes:
-            est = dataclasses.replace(est, **changes)
-        out.append(est)
+        changes = {est.setting_roles[option]: getattr(args, option)
+                   for option in SETTING_OPTIONS
+                   if getattr(args, option) is not None and option in est.setting_roles}
+        out.append(est.with_settings(**changes) if changes else est)
     return out
 
 
 def run(args: argparse.Namespace) -> int:
     from ..marginal import Problem
-    from ..marginal.compare import run_seed
+    from ..marginal.workflow import problem_identity, run_repeat
     _common.apply_threads(args)
     if args.repeats < 1:
         raise EstimatorError(f"--repeats must be ≥ 1, got {args.repeats}")
+    if args.seed < 0:
+        raise EstimatorError(f"--seed must be a non-negative integer, got {args.seed}")
     if not args.branch_prior_rate > 0:
         raise EstimatorError(f"--branch-prior-rate must be positive, got {args.branch_prior_rate}")
     alignment = _common.read_alignment_arg(args)
     tree = _first_tree(args.treefile, alignment.taxa)
     problem = Problem(alignment, tree, args.model, branch_prior_rate=args.branch_prior_rate,
                       estimate_model=not args.fixed_model, name=tree.name or "tree")
+    identity = problem_identity(problem)
     estimators = build_estimators(args)
     progress = _common.show_progress(args)
     rows = []
     single = len(estimators) == 1 and args.repeats == 1
     for est in estimators:
         for r in range(args.repeats):
-            seed = args.seed if single else run_seed(args.seed, problem.name, est.name, r)
             options: dict[str, Any] = {}
-            if args.checkpoint and hasattr(est, "n_steps"):
+            if args.checkpoint and est.resumable:
                 options["checkpoint"] = (args.checkpoint if single
                                          else f"{args.checkpoint}.{est.name}.{r}")
-            res = est.run(problem, seed=seed, budget=args.budget, progress=progress, **options)
-            rows.append({"estimator": res.estimator, "repeat": r, "seed": seed,
+            task, res = run_repeat(problem, est, seed=args.seed, repeat=r, identity=identity,
+                                   budget=args.budget, progress=progress, **options)
+            rows.append({"estimator": res.estimator, "repeat": r, "seed": args.seed,
+                         "run_seed": res.seed,
                          "log_marginal_likelihood": res.log_marginal_likelihood,
                          "std_error": res.std_error,
                          "likelihood_evaluations": res.likelihood_evaluations,
@@ -144,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "json":
             _common.write_json({k: row[k] for k in ("log_marginal_likelihood", "std_error",
                                                     "likelihood_evaluations", "seconds",
-                                                    "estimator", "seed", "settings")})
+                                                    "estimator", "seed", "run_seed",
+                                                    "settings")})
         else:
             _common.write_table([{k: v for k, v in row.items() if k not in ("settings", "repeat")}],
                                 args.format)

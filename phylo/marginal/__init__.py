@@ -5,10 +5,12 @@ likelihood of a phylogenetic tree topology") behind one interface.
 >>> problem = Problem(alignment, tree, "JC", branch_prior_rate=10)   # doctest: +SKIP
 >>> get_estimator("stepping-stone").run(problem, seed=1)            # doctest: +SKIP
 >>> compare(problem, ["gamma-laplus", "harmonic-mean"], repeats=3)   # doctest: +SKIP
+>>> compare_candidates(alignment, [CandidateSpec("HKY+G4", newick, "HKY on T1")],
+...                    "stepping-stone", seed=1, repeats=3)               # doctest: +SKIP
 """
 from .base import Estimate, MarginalLikelihoodEstimator, MarginalLikelihoodResult
 from .base_problem import BaseProblem, NumbaTarget
-from .checkpoint import LadderCheckpoint
+from .checkpoint import CheckpointStore, LadderCheckpoint
 from .compare import ComparisonTable, compare
 from .estimators import *  # noqa: F401,F403 - the estimator classes
 from .estimators import __all__ as _estimator_names
@@ -19,8 +21,12 @@ from .priors import (DirichletPrior, ExponentialPrior, GammaPrior, LogNormalPrio
 from .problem import Problem
 from .registry import ESTIMATORS, available_estimators, get_estimator
 from .toy import PoissonGammaProblem
+from .workflow import (CandidateSpec, Comparison, TaskResult, compare_candidates, derive_seed,
+                       evaluate_candidate)
 
 __all__ = [
+    "CandidateSpec", "CheckpointStore", "Comparison", "TaskResult", "compare_candidates",
+    "derive_seed", "evaluate_candidate",
     "BaseProblem", "ChainResult", "ChainState", "ComparisonTable", "DirichletPrior", "ESTIMATORS",
     "Estimate", "ExponentialPrior", "GammaPrior", "LadderCheckpoint", "LadderResult",
     "LogNormalPrior", "MarginalLikelihoodEstimator", "MarginalLikelihoodResult", "NumbaTarget",

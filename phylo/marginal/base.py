@@ -82,9 +82,33 @@ class MarginalLikelihoodEstimator:
     #: Whether the method is a consistent estimator of log Z (as opposed to an
     #: approximation such as Laplace, or a bound/optimum such as the ELBO).
     consistent: ClassVar[bool] = True
+    #: Whether ``run(..., checkpoint=PATH)`` saves its progress after every ladder rung
+    #: and resumes from that file (the workflow's checkpoint store relies on it).
+    resumable: ClassVar[bool] = False
+    #: Which setting each generic option sets: role → field name. Roles: ``steps``
+    #: (ladder rungs), ``samples`` (kept samples per rung, or in all), ``burnin``,
+    #: ``thin``, ``alpha`` (ladder spacing). A role absent here does not apply.
+    setting_roles: ClassVar[dict[str, str]] = {}
+    #: Settings of a tiny run that calls the same kernels as a full one (:meth:`warmup`).
+    warmup_settings: ClassVar[dict[str, Any]] = {}
 
     def settings(self) -> dict[str, Any]:
+        """Every setting of this estimator, by field name."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def with_settings(self, **changes: Any) -> "MarginalLikelihoodEstimator":
+        """A copy with ``changes`` (an :class:`EstimatorError` names a wrong setting)."""
+        valid = [f.name for f in dataclasses.fields(self)]
+        wrong = sorted(set(changes) - set(valid))
+        if wrong:
+            raise EstimatorError(f"{self.name}: unknown setting(s) {', '.join(map(repr, wrong))}; "
+                                 f"valid: {', '.join(valid) or 'none'}")
+        return dataclasses.replace(self, **changes)
+
+    def warmup(self) -> "MarginalLikelihoodEstimator":
+        """This estimator with tiny sample sizes (:attr:`warmup_settings`): a run that
+        compiles every Numba kernel a full run calls, in a fraction of a second."""
+        return dataclasses.replace(self, **self.warmup_settings)
 
     def run(self, problem: BaseProblem, *, seed: int | None = None, budget: int | None = None,
             rng: np.random.Generator | None = None, progress: bool = False,

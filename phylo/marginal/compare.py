@@ -1,18 +1,21 @@
-"""Run several estimators, with repeats, on one or several problems: a tidy table."""
+"""Run several estimators, with repeats, on problems already built: a tidy table.
+
+For candidates given as model × topology (with checkpoints, executors and reports)
+use :func:`phylo.marginal.workflow.compare_candidates`; both run each repeat through
+:func:`phylo.marginal.workflow.run_repeat`, so they share the rows and the seed
+convention (:func:`phylo.marginal.workflow.derive_seed`).
+"""
 from __future__ import annotations
 
-import zlib
 from typing import Any, Mapping, Sequence
-
-import numpy as np
 
 from ..errors import EstimatorError
 from .base import MarginalLikelihoodEstimator, MarginalLikelihoodResult
 from .base_problem import BaseProblem
 from .registry import get_estimator
+from .workflow import ROW_KEYS, problem_identity, run_repeat
 
-ROW_KEYS = ("problem", "estimator", "repeat", "seed", "log_marginal_likelihood", "std_error",
-            "likelihood_evaluations", "seconds")
+__all__ = ["ComparisonTable", "ROW_KEYS", "compare"]
 
 
 class ComparisonTable(list):
@@ -24,12 +27,6 @@ class ComparisonTable(list):
         self.results = list(results)
 
 
-def run_seed(seed: int, problem: str, estimator: str, repeat: int) -> int:
-    """The seed of one cell: independent of which other estimators/problems run."""
-    key = [int(seed), int(repeat), zlib.crc32(problem.encode()), zlib.crc32(estimator.encode())]
-    return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint32)[0])
-
-
 def compare(problems: Mapping[str, BaseProblem] | BaseProblem,
             estimators: Sequence[str | MarginalLikelihoodEstimator], *, repeats: int = 1,
             seed: int = 1, budget: int | None = None, progress: bool = False,
@@ -37,8 +34,10 @@ def compare(problems: Mapping[str, BaseProblem] | BaseProblem,
     """Run every estimator ``repeats`` times on every problem.
 
     problems: one problem or ``{name: problem}``; estimators: names or instances.
-    Each (problem, estimator, repeat) gets its own seed from :func:`run_seed`, so a
-    row is reproducible alone. Returns a :class:`ComparisonTable` (a list of dict rows).
+    Repeat ``r`` of an estimator on a problem runs with
+    ``derive_seed(seed, problem_identity(problem), estimator, r)``: a row is
+    reproducible alone, and equals ``phylo marginal``/``phylo compare`` on the same
+    model, topology and seed. Returns a :class:`ComparisonTable` (a list of dict rows).
     """
     if isinstance(problems, BaseProblem):
         problems = {problems.name: problems}
@@ -57,15 +56,15 @@ def compare(problems: Mapping[str, BaseProblem] | BaseProblem,
     rows, results = [], []
     try:
         for pname, problem in problems.items():
+            identity = problem_identity(problem)
             for est in ests:
                 for r in range(repeats):
-                    s = run_seed(seed, pname, est.name, r)
-                    res = est.run(problem, seed=s, budget=budget, **options)
-                    rows.append({"problem": pname, "estimator": est.name, "repeat": r, "seed": s,
-                                 "log_marginal_likelihood": res.log_marginal_likelihood,
-                                 "std_error": res.std_error,
-                                 "likelihood_evaluations": res.likelihood_evaluations,
-                                 "seconds": res.seconds})
+                    task, res = run_repeat(problem, est, seed=seed, repeat=r, name=pname,
+                                           identity=identity, budget=budget, **options)
+                    row = dict(task.row)
+                    if res.std_error is None:
+                        row["std_error"] = None   # this table keeps "no error" as None
+                    rows.append(row)
                     results.append(res)
                     if bar is not None:
                         bar.update(1)

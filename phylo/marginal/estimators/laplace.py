@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import special
@@ -182,6 +182,8 @@ class GammaLaplusIS(MarginalLikelihoodEstimator):
     Error: delta method."""
 
     name: ClassVar[str] = "gamma-laplus-is"
+    setting_roles: ClassVar[dict[str, str]] = {"samples": "n_samples"}
+    warmup_settings: ClassVar[dict[str, Any]] = {"n_samples": 4}
     n_samples: int = 10_000
     max_iterations: int = 2000
 

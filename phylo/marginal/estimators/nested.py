@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,6 +30,8 @@ class NestedSampling(MarginalLikelihoodEstimator):
     """Skilling's (2006) nested sampling; see module docstring."""
 
     name: ClassVar[str] = "nested-sampling"
+    warmup_settings: ClassVar[dict[str, Any]] = {"n_live": 4, "mcmc_length": 2,
+                                                 "max_iterations": 8}
     n_live: int = 50
     mcmc_length: int = 1000
     tolerance: float = 1e-3

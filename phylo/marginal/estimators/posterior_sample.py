@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 from scipy import optimize
@@ -28,6 +28,11 @@ DEFAULT_SWEEPS_PER_SAMPLE = 10
 
 @dataclass
 class _PosteriorSampleEstimator(MarginalLikelihoodEstimator):
+    setting_roles: ClassVar[dict[str, str]] = {"samples": "n_samples", "burnin": "burnin",
+                                               "thin": "thin"}
+    warmup_settings: ClassVar[dict[str, Any]] = {"n_samples": 2 * N_BATCHES, "burnin": 1,
+                                                 "thin": 1}
+
     n_samples: int = 1000
     burnin: int = 100
     thin: int | None = None
@@ -147,6 +152,8 @@ class NaiveMonteCarlo(MarginalLikelihoodEstimator):
     """
 
     name: ClassVar[str] = "naive-monte-carlo"
+    setting_roles: ClassVar[dict[str, str]] = {"samples": "n_samples"}
+    warmup_settings: ClassVar[dict[str, Any]] = {"n_samples": 4}
     n_samples: int = 10_000
 
     def validate(self, problem: BaseProblem) -> None:

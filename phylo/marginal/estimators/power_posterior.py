@@ -29,6 +29,13 @@ from ..mcmc import LadderResult, Reference, beta_ladder, run_ladder, sample_post
 
 @dataclass
 class _LadderEstimator(MarginalLikelihoodEstimator):
+    resumable: ClassVar[bool] = True
+    setting_roles: ClassVar[dict[str, str]] = {
+        "steps": "n_steps", "samples": "samples_per_step", "burnin": "burnin",
+        "thin": "thin", "alpha": "alpha"}
+    warmup_settings: ClassVar[dict[str, Any]] = {"n_steps": 2, "samples_per_step": 2,
+                                                 "burnin": 1}
+
     n_steps: int = 50
     alpha: float = 0.3
     samples_per_step: int = 1000
@@ -149,6 +156,8 @@ class GeneralizedSteppingStone(_LadderEstimator):
     """
 
     name: ClassVar[str] = "generalized-stepping-stone"
+    warmup_settings: ClassVar[dict[str, Any]] = {**_LadderEstimator.warmup_settings,
+                                                 "pilot_samples": 8}
     pilot_samples: int = 1000
 
     def _estimate(self, problem, *, rng, budget, progress, checkpoint=None, stop_after=None,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import optimize
@@ -89,6 +89,9 @@ def fit_mean_field(problem: BaseProblem, *, rng: np.random.Generator, n_fit_draw
 
 @dataclass
 class _Variational(MarginalLikelihoodEstimator):
+    setting_roles: ClassVar[dict[str, str]] = {"samples": "n_samples"}
+    warmup_settings: ClassVar[dict[str, Any]] = {"n_samples": 4, "n_fit_draws": 2,
+                                                 "max_iterations": 2}
     n_samples: int = 10_000
     n_fit_draws: int = 20
     max_iterations: int = 300
