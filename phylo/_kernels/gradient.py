@@ -442,24 +442,39 @@ def gradient(bl, children, n_children, tipx, tipc, model, pattern_weights, inv_l
     Buffers: pm, dpm (N-1, C, 4, 4); partials/cur/scnt/sflag as
     :func:`phylo._kernels.pruning.log_likelihood`; hbuf (N-S, C, 3, 4, P); pre (N-S+1, C, 3, 4, P); lnl, frac_var (P,); acc (4, P);
     escale int32 (P,); work (8, P); loc int32 (N, 2)."""
-    s = tipx.shape[0]
-    nc = int(model[MODEL_NCAT])
-    n = children.shape[0]
-    npat = lnl.shape[0]
-    root = n - 1
     total = log_likelihood(bl, children, n_children, tipx, tipc, model, pattern_weights,
                            inv_lik, pm, ptab, partials, cur, scnt, sflag, sbound, lnl,
                            frac_var, acc, escale)
     if total != total:
         return total
+    gradient_after_loglik(bl, children, n_children, tipx, tipc, model, pattern_weights, pm,
+                          dpm, ptab, partials, cur, sflag, hbuf, pre, lnl, frac_var, work, loc,
+                          grad, False)
+    return total
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def gradient_after_loglik(bl, children, n_children, tipx, tipc, model, pattern_weights, pm,
+                          dpm, ptab, partials, cur, sflag, hbuf, pre, lnl, frac_var, work, loc,
+                          grad, have_dpm):
+    """The pre-order part of :func:`gradient`, after :func:`log_likelihood` has filled
+    the post-order partials, ``lnl`` and ``frac_var`` (on the patterns these arrays
+    hold: the pattern-parallel kernels call it once per block). ``have_dpm``: dpm
+    already holds dP/dt (the general path computes it otherwise)."""
+    s = tipx.shape[0]
+    nc = int(model[MODEL_NCAT])
+    n = children.shape[0]
+    npat = lnl.shape[0]
+    root = n - 1
     if fast_path_weights(sflag, cur, model, pattern_weights, lnl, frac_var, work[4]):
         preorder_fast(children, n_children, tipx, tipc, model, pm, ptab, partials, cur, pre,
                       hbuf[0, 0], work[4], loc, grad)
-        return total
+        return
     # general path (some node rescaled): the likelihood's partials and their scaling,
     # plus dP/dt and every child's H = P_v x_v for the per-branch ratios
     f81 = model[MODEL_RATES + 2 * nc] != 0.0
-    transition_matrices(bl, model, pm, dpm, True)    # the same P as above, and dP/dt
+    if not have_dpm:
+        transition_matrices(bl, model, pm, dpm, True)    # the same P as above, and dP/dt
     for u in range(s, n):
         for k in range(n_children[u]):
             for c in range(nc):
@@ -536,4 +551,4 @@ def gradient(bl, children, n_children, tipx, tipc, model, pattern_weights, inv_l
                 _rescale_pre(slabs, 0, nc)
             if fb == nc and b >= s and pair == 0:
                 _rescale_pre(slabs, 1, nc)
-    return total
+    return

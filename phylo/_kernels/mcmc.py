@@ -32,7 +32,7 @@ import math
 import numpy as np
 from numba import njit
 
-from . import pruning as _pr
+from . import blocks as _bk
 
 #: Bounds of the adapted proposal widths (log scale units).
 MIN_SCALE = 1e-5
@@ -211,6 +211,7 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
     n_children = targs.layout.n_children
     parent = targs.layout.parent
     bmap = targs.layout.bmap
+    n_leaves = ptab.shape[0]
     d = z.shape[0]
     n = uniforms.shape[0]
     store_z = out_z.shape[0] > 0
@@ -222,7 +223,7 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
     for i in range(n_branches):
         tp[i] = math.exp(z[i])
         bl[bmap[i]] = tp[i]
-    _pr.log_likelihood(bl, children, n_children, tipx, tipc, model, pweights, inv_lik, pm,
+    _bk.any_log_likelihood(bl, children, n_children, tipx, tipc, model, pweights, inv_lik, pm,
                        ptab, partials, cur, scnt, sflag, sbound, lnl, frac, acc, escale)
     lr = 0.0
     if w_ref != 0.0:
@@ -248,7 +249,7 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
                 if not (t >= 0.0 and t < np.inf):
                     valid = False
             if valid:
-                llp = _pr.propose_all(bl, children, n_children, tipx, tipc, model, pweights,
+                llp = _bk.any_propose_all(bl, children, n_children, tipx, tipc, model, pweights,
                                       inv_lik, pm, ptab, partials, cur, scnt, sflag, sbound,
                                       lnl, frac, acc, escale, pm_all_save)
             else:
@@ -262,7 +263,7 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
             told = tp[j]
             tp[j] = t
             if t >= 0.0 and t < np.inf:
-                llp = _pr.propose_branch(bmap[j], t, children, n_children, parent, tipx, tipc,
+                llp = _bk.any_propose_branch(bmap[j], t, children, n_children, parent, tipx, tipc,
                                          model, pweights, inv_lik, pm, ptab, partials, cur,
                                          scnt, sflag, sbound, lnl, frac, acc, escale, pm_save,
                                          path)
@@ -290,13 +291,13 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
         else:
             if j == d:
                 if valid:
-                    _pr.revert_all(model, pm, ptab, cur, pm_all_save)
+                    _bk.any_revert_all(model, pm, ptab, cur, pm_all_save)
                 for i in range(n_branches):
                     zp[i] = z[i]
                     tp[i] = tsave[i]
             else:
                 if valid:
-                    _pr.revert_branch(bmap[j], tipc.shape[0], model, pm, ptab, cur, pm_save, path)
+                    _bk.any_revert_branch(bmap[j], n_leaves, model, pm, ptab, cur, pm_save, path)
                 zp[j] = z[j]
                 tp[j] = told
         if adapt:

@@ -5,7 +5,9 @@ The kernels themselves take plain arrays (nothing but arrays and scalars crosses
 field by field); these named tuples fix *which* array is which, so that the Python
 engine (:class:`phylo.likelihood.TreeLikelihood`), the gradient, the batched and
 incremental (MCMC) paths and a GPU twin all address them by name instead of by
-position. Shapes use S leaves, N nodes, C rate categories and P' padded patterns (a
+position. In the pattern-parallel (blocked) engine the per-pattern arrays carry a
+leading block axis K and P' becomes the block size B (:mod:`phylo._kernels.blocks`);
+``pm`` and ``ptab`` are shared by all blocks. Shapes use S leaves, N nodes, C rate categories and P' padded patterns (a
 multiple of 8, see :data:`phylo.likelihood.engine.PATTERN_BLOCK`); full layout notes
 are in :mod:`phylo._kernels.pruning`.
 
@@ -70,6 +72,7 @@ class GradientBuffers(NamedTuple):
     pre: np.ndarray          #: (N-S+1, C, 3, 4, P') pre-order partials
     work: np.ndarray         #: (8, P') scratch
     loc: np.ndarray          #: int32 (N, 2) where each node's pre-order partial lives
+    grads: np.ndarray | None = None  #: (K, N-1) per-block gradients (blocked layout only)
 
 
 class KernelArguments(NamedTuple):

@@ -12,13 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from .._kernels import blocks as _blocks
 from .._kernels import gradient as _grad
 from .._kernels import pruning as _k
 from .._kernels.state import (EngineData, EngineState, GradientBuffers, IncrementalBuffers,
                               KernelArguments, McmcLayout)
-from ..errors import TreeError
+from ..errors import PhyloError, TreeError
 from ..io.alignment import Alignment
 from ..models import Model
+from ..threads import check_threads, current_threads, threads as _threads
 from ..trees.tree import Tree
 
 def _pad3(children: np.ndarray) -> np.ndarray:
@@ -102,6 +104,44 @@ def _pad_last(a: np.ndarray, width: int, value) -> np.ndarray:
     return out
 
 
+#: Pattern-parallel evaluation (:mod:`phylo._kernels.blocks`): above
+#: ``PARALLEL_MIN_WORK`` internal-node × pattern entries per category the patterns are
+#: split into blocks of about ``PARALLEL_BLOCK`` (rounded to a multiple of
+#: PATTERN_BLOCK) that the Numba threads evaluate in parallel; below it one block
+#: (the single-thread kernels). Both depend on the data only, never on the thread
+#: count, so results have the same bits for any number of threads. Measured on this
+#: 2-core Zen 4 (benchmarks/large_data.py): see the constants' comments there.
+PARALLEL_BLOCK = 1024
+PARALLEL_MIN_WORK = 250_000
+
+
+def _block_size(npat_padded: int, n_internal: int, block_size: int | None) -> int:
+    """Patterns per block (a multiple of PATTERN_BLOCK; = npat_padded: one block)."""
+    if block_size is None:
+        if (npat_padded < 2 * PARALLEL_BLOCK
+                or n_internal * npat_padded < PARALLEL_MIN_WORK):
+            return npat_padded
+        k = -(-npat_padded // PARALLEL_BLOCK)
+        return _padded_patterns(-(-npat_padded // k))
+    if (isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer))
+            or block_size < PATTERN_BLOCK or block_size % PATTERN_BLOCK):
+        raise PhyloError(f"block_size must be a positive multiple of {PATTERN_BLOCK}, "
+                         f"got {block_size!r}")
+    return min(int(block_size), npat_padded)
+
+
+def _blocked(a: np.ndarray, nblk: int, width: int, value) -> np.ndarray:
+    """``a`` (..., P) cut along its last axis into ``nblk`` blocks of ``width`` (the
+    last padded with ``value``): shape (nblk, ..., width), 64-byte aligned."""
+    out = _aligned((nblk,) + a.shape[:-1] + (width,), a.dtype, fill=value)
+    for k in range(nblk):
+        lo = k * width
+        hi = min(lo + width, a.shape[-1])
+        if hi > lo:
+            out[k, ..., :hi - lo] = a[..., lo:hi]
+    return out
+
+
 def _invariant_likelihoods(patterns: np.ndarray, pi: np.ndarray) -> np.ndarray:
     """Σ_{i compatible with every tip} π_i per pattern, shape (P,) (the +I class)."""
     common = np.bitwise_and.reduce(patterns, axis=0)                     # (P,)
@@ -128,7 +168,9 @@ class TreeLikelihood:
     """
 
     def __init__(self, alignment: Alignment, tree: Tree, model: Model | str, *,
+                 threads: int | None = None, block_size: int | None = None,
                  _shared: dict | None = None) -> None:
+        threads = check_threads(threads)
         if isinstance(model, str):
             model = Model.from_string(model)
         model = model.with_empirical_frequencies(alignment)
@@ -147,16 +189,24 @@ class TreeLikelihood:
                 n_children=np.ascontiguousarray(tree.n_children, dtype=np.int32),
                 tip_states=np.ascontiguousarray(alignment.patterns, dtype=np.uint8),
             )
-            # the kernels' tip data, padded (see PATTERN_BLOCK): state masks (S, P') and
-            # indicator rows (S, 4, P'), padding = missing (15); weights 0 there
-            width = _padded_patterns(alignment.patterns.shape[1])
-            codes = _pad_last(np.asarray(alignment.patterns, dtype=np.uint8), width, 15)
-            _shared["tipc"] = codes
-            _shared["tipx"] = _pad_last(
-                ((codes[:, None, :] >> np.arange(4, dtype=np.uint8)[None, :, None]) & 1)
-                .astype(np.float64), width, 1.0)
-            _shared["pattern_weights"] = _pad_last(
-                np.asarray(alignment.weights, dtype=np.float64), width, 0.0)
+        npat = alignment.patterns.shape[1]
+        width = _padded_patterns(npat)
+        n_internal = _shared["children"].shape[0] - alignment.patterns.shape[0]
+        bsz = _block_size(width, n_internal, block_size)
+        nblk = -(-width // bsz)
+        key = ("tips", bsz)
+        if key not in _shared:
+            # the kernels' tip data, padded (see PATTERN_BLOCK) and cut into nblk blocks
+            # of bsz patterns: state masks (K, S, B), indicator rows (K, S, 4, B),
+            # padding = missing (15), weight 0 there
+            codes = _blocked(np.asarray(alignment.patterns, dtype=np.uint8), nblk, bsz, 15)
+            tipx = _aligned(codes.shape[:2] + (4, bsz))
+            np.copyto(tipx, (codes[:, :, None, :] >> np.arange(4, dtype=np.uint8)[:, None]) & 1)
+            weights = _blocked(np.asarray(alignment.weights, dtype=np.float64), nblk, bsz, 0.0)
+            _shared[key] = (tipx, codes, weights) if nblk > 1 else (tipx[0], codes[0], weights[0])
+        self._threads = threads
+        self._block_size = bsz
+        self._nblocks = nblk
         self._alignment = alignment
         self._tree = tree
         self._model = model
@@ -164,9 +214,7 @@ class TreeLikelihood:
         self._children = _shared["children"]
         self._n_children = _shared["n_children"]
         self._tips = _shared["tip_states"]
-        self._tipx = _shared["tipx"]
-        self._tipc = _shared["tipc"]
-        self._weights = _shared["pattern_weights"]
+        self._tipx, self._tipc, self._weights = _shared[key]
         if "parent" not in _shared:
             parent = np.full(self._children.shape[0], -1, dtype=np.int32)
             for u in range(self._children.shape[0]):
@@ -180,8 +228,9 @@ class TreeLikelihood:
                                      model.rate_matrix())
         inv = (_invariant_likelihoods(self._tips, model.frequencies) if model.pinv > 0
                else np.zeros(self._tips.shape[1]))
-        self._inv = _pad_last(inv, self._tipc.shape[1], 0.0)
-        s, npat = self._tips.shape
+        self._inv = (_blocked(inv, nblk, bsz, 0.0) if nblk > 1
+                     else _pad_last(inv, self._tipc.shape[-1], 0.0))
+        self._kern = _blocks if nblk > 1 else _k
         n = self._children.shape[0]
         self._nb = n - 1
         self._data = EngineData(self._children, self._n_children, self._tipx, self._tipc,
@@ -196,9 +245,21 @@ class TreeLikelihood:
     def _new_state(self, n_copies: int) -> EngineState:
         """Fresh buffers of :func:`phylo._kernels.pruning.log_likelihood` (after the data),
         with ``n_copies`` (1, or 2 for incremental updates) copies of the partials."""
-        s, npat = self._tipc.shape         # padded pattern count
+        s, npat = self._tipc.shape[-2:]     # padded pattern count (per block)
         n = self._children.shape[0]
         c = int(self._packed[_k.MODEL_NCAT])
+        if self._nblocks > 1:
+            k = self._nblocks
+            # the blocked layout of phylo._kernels.blocks: per-pattern arrays per block
+            return EngineState(
+                pm=np.empty((n - 1, c, 4, 4)), ptab=_aligned((s, c, 4, 16)),
+                partials=_aligned((k, n_copies, n - s, c, 4, npat)),
+                cur=np.zeros((k, n - s), dtype=np.int32),
+                scnt=_aligned((k, n_copies, n - s, npat), np.int32),
+                sflag=np.zeros((k, n_copies, n - s), dtype=np.int32),
+                sbound=np.zeros((k, n_copies, n - s, c)),
+                lnl=_aligned((k, npat)), frac=_aligned((k, npat)), acc=_aligned((k, 4, npat)),
+                escale=_aligned((k, npat), np.int32))
         return EngineState(
             pm=np.empty((n - 1, c, 4, 4)), ptab=_aligned((s, c, 4, 16)),
             partials=_aligned((n_copies, n - s, c, 4, npat)),
@@ -211,8 +272,25 @@ class TreeLikelihood:
 
     @property
     def data(self) -> EngineData:
-        """The kernels' read-only inputs (tip data padded to a multiple of 8 patterns)."""
+        """The kernels' read-only inputs (tip data padded to a multiple of 8 patterns;
+        with :attr:`n_blocks` > 1 the per-pattern arrays carry a leading block axis, the
+        layout of :mod:`phylo._kernels.blocks`)."""
         return self._data
+
+    @property
+    def n_blocks(self) -> int:
+        """Pattern blocks evaluated in parallel (1: the single-thread kernels)."""
+        return self._nblocks
+
+    @property
+    def block_size(self) -> int:
+        """Patterns per block (padded; the last block is filled with weight-0 patterns)."""
+        return self._block_size
+
+    @property
+    def threads(self) -> int | None:
+        """Threads for this likelihood's parallel paths (None: Numba's current count)."""
+        return self._threads
 
     @property
     def state(self) -> EngineState:
@@ -257,8 +335,10 @@ class TreeLikelihood:
         return self._model
 
     def with_model(self, model: Model | str) -> "TreeLikelihood":
-        """The same alignment and topology under another model (tip data shared)."""
-        return TreeLikelihood(self._alignment, self._tree, model, _shared=self._shared)
+        """The same alignment and topology under another model (tip data, threads and
+        blocks shared)."""
+        return TreeLikelihood(self._alignment, self._tree, model, threads=self._threads,
+                              block_size=self._block_size, _shared=self._shared)
 
     # -- validation --------------------------------------------------------------
     def _bl(self, bl: Any) -> np.ndarray:
@@ -298,12 +378,15 @@ class TreeLikelihood:
     def log_likelihood_unchecked(self, branch_lengths: np.ndarray) -> float:
         """Fast path for samplers: ``branch_lengths`` must be a C-contiguous float64
         array of shape (n_branches,) (not checked; invalid lengths give NaN)."""
-        return _k.log_likelihood(branch_lengths, *self._data, *self._state)
+        if self._nblocks == 1:
+            return _k.log_likelihood(branch_lengths, *self._data, *self._state)
+        with _threads(self._threads):
+            return _blocks.log_likelihood(branch_lengths, *self._data, *self._state)
 
     def pattern_log_likelihoods(self, branch_lengths: Any = None) -> np.ndarray:
         """ln L_p of every site pattern, shape (n_patterns,) (not weighted)."""
         self.log_likelihood(branch_lengths)
-        return self._state.lnl[:self._tips.shape[1]].copy()
+        return self._state.lnl.reshape(-1)[:self._tips.shape[1]].copy()
 
     def pattern_log_likelihoods_unchecked(self, branch_lengths: np.ndarray) -> np.ndarray:
         """:meth:`pattern_log_likelihoods` on the fast path of
@@ -311,7 +394,7 @@ class TreeLikelihood:
         value = self.log_likelihood_unchecked(branch_lengths)
         if value != value:
             return np.full(self._tips.shape[1], np.nan)
-        return self._state.lnl[:self._tips.shape[1]].copy()
+        return self._state.lnl.reshape(-1)[:self._tips.shape[1]].copy()
 
     def site_log_likelihoods(self, branch_lengths: Any = None) -> np.ndarray:
         """ln L of every alignment site, shape (n_sites,), in alignment column order."""
@@ -327,26 +410,42 @@ class TreeLikelihood:
         :meth:`log_likelihood_unchecked`). The returned array is new."""
         if self._grad_buffers is None:
             st = self._state
-            _, rows, c, _, npat = st.partials.shape
+            _, rows, c, _, npat = st.partials.shape[-5:]
+            n = self._children.shape[0]
+            k = () if self._nblocks == 1 else (self._nblocks,)
             # H slabs (children of each internal node) and pre-order slabs (+1 row for
-            # the root's third child): see phylo._kernels.gradient
+            # the root's third child): see phylo._kernels.gradient; per block if blocked
             self._grad_buffers = GradientBuffers(
-                dpm=np.empty_like(st.pm), hbuf=_aligned((rows, c, 3, 4, npat)),
-                pre=_aligned((rows + 1, c, 3, 4, npat)), work=_aligned((8, npat)),
-                loc=np.zeros((self._children.shape[0], 2), dtype=np.int32))
+                dpm=np.empty_like(st.pm), hbuf=_aligned(k + (rows, c, 3, 4, npat)),
+                pre=_aligned(k + (rows + 1, c, 3, 4, npat)), work=_aligned(k + (8, npat)),
+                loc=np.zeros(k + (n, 2), dtype=np.int32),
+                grads=np.empty(k + (n - 1,)) if k else None)
         g, st = self._grad_buffers, self._state
         grad = np.empty(self._nb)
-        total = _grad.gradient(branch_lengths, *self._data, st.pm, g.dpm, st.ptab, st.partials,
-                               st.cur, st.scnt, st.sflag, st.sbound, g.hbuf, g.pre, st.lnl,
-                               st.frac, st.acc, st.escale, g.work, g.loc, grad)
+        if self._nblocks == 1:
+            total = _grad.gradient(branch_lengths, *self._data, st.pm, g.dpm, st.ptab,
+                                   st.partials, st.cur, st.scnt, st.sflag, st.sbound, g.hbuf,
+                                   g.pre, st.lnl, st.frac, st.acc, st.escale, g.work, g.loc,
+                                   grad)
+        else:
+            with _threads(self._threads):
+                total = _blocks.gradient(branch_lengths, *self._data, st.pm, g.dpm, st.ptab,
+                                         st.partials, st.cur, st.scnt, st.sflag, st.sbound,
+                                         g.hbuf, g.pre, st.lnl, st.frac, st.acc, st.escale,
+                                         g.work, g.loc, g.grads, grad)
         return total, grad
 
     def log_likelihood_batch(self, branch_lengths: Any, *, parallel: bool = True,
                              check: bool = True) -> np.ndarray:
         """ln L for each row of ``branch_lengths`` (B, n_branches) → (B,).
 
-        With ``parallel`` the rows are split over the Numba threads
-        (``numba.set_num_threads`` / ``NUMBA_NUM_THREADS``); otherwise one thread."""
+        With ``parallel`` the work is split over :attr:`threads` threads (default: Numba's
+        current count); otherwise one thread. Each row has the bits of
+        :meth:`log_likelihood`. Memory: with one pattern block every row-thread holds a
+        full set of partials (small by construction: one block means fewer than
+        PARALLEL_MIN_WORK node-pattern entries); with :attr:`n_blocks` > 1 a row-thread
+        holds the buffers of one block only (1/K of a full set), or, with fewer rows than
+        threads, the rows are evaluated one by one, each split over the blocks."""
         bl = np.ascontiguousarray(branch_lengths, dtype=np.float64)
         if bl.ndim != 2 or bl.shape[1] != self._nb:
             raise TreeError(f"expected branch lengths of shape (B, {self._nb}), got {bl.shape}")
@@ -358,19 +457,23 @@ class TreeLikelihood:
                 raise TreeError(f"row {row}: {exc.detail}", path=self._tree.source) from None
         if bl.shape[0] == 0:
             return np.empty(0)
-        if parallel:
-            import numba
-            chunks = min(bl.shape[0], numba.get_num_threads())
-        else:
-            chunks = 1
-        if chunks == 1:
+        with _threads(self._threads if parallel else 1):
+            nthreads = current_threads()
             out = np.empty(bl.shape[0])
-            for r in range(bl.shape[0]):
-                out[r] = self.log_likelihood_unchecked(bl[r])
+            if self._nblocks > 1:
+                if bl.shape[0] < nthreads:
+                    for r in range(bl.shape[0]):       # pattern-parallel, row by row
+                        out[r] = _blocks.log_likelihood(bl[r], *self._data, *self._state)
+                else:
+                    _blocks.log_likelihood_batch(bl, *self._data, nthreads, out)
+                return out
+            chunks = min(bl.shape[0], nthreads)
+            if chunks == 1:
+                for r in range(bl.shape[0]):
+                    out[r] = _k.log_likelihood(bl[r], *self._data, *self._state)
+                return out
+            _k.log_likelihood_batch(bl, *self._data, chunks, out)
             return out
-        out = np.empty(bl.shape[0])
-        _k.log_likelihood_batch(bl, *self._data, chunks, out)
-        return out
 
     # -- incremental evaluation (MCMC) ------------------------------------------------------
     def set_branch_lengths(self, branch_lengths: Any = None) -> float:
@@ -382,7 +485,8 @@ class TreeLikelihood:
             self._incremental = self.kernel_arguments()
         self._pending = None
         self._current_bl = bl
-        return float(_k.log_likelihood(bl, *self._incremental.loglik_args()))
+        with _threads(self._threads):
+            return float(self._kern.log_likelihood(bl, *self._incremental.loglik_args()))
 
     def propose_branch(self, branch: int, length: float) -> float:
         """ln L with branch ``branch`` set to ``length`` (others as the current state),
@@ -393,9 +497,10 @@ class TreeLikelihood:
             raise TreeError(f"invalid length {length} for branch {branch}")
         a = self._incremental
         d, inc = a.data, a.incremental
-        value = _k.propose_branch(int(branch), length, d.children, d.n_children, inc.parent,
-                                  d.tipx, d.tipc, d.model, d.weights, d.inv, *a.state,
-                                  inc.pm_save, inc.path)
+        with _threads(self._threads):
+            value = self._kern.propose_branch(int(branch), length, d.children, d.n_children,
+                                              inc.parent, d.tipx, d.tipc, d.model, d.weights,
+                                              d.inv, *a.state, inc.pm_save, inc.path)
         self._pending = ("branch", int(branch), length)
         return float(value)
 
@@ -404,7 +509,8 @@ class TreeLikelihood:
         self._require_incremental()
         bl = self._bl(branch_lengths).copy()
         a = self._incremental
-        value = _k.propose_all(bl, *a.loglik_args(), a.incremental.pm_all_save)
+        with _threads(self._threads):
+            value = self._kern.propose_all(bl, *a.loglik_args(), a.incremental.pm_all_save)
         self._pending = ("all", bl)
         return float(value)
 
@@ -423,10 +529,10 @@ class TreeLikelihood:
         a = self._incremental
         model, st, inc = a.data.model, a.state, a.incremental
         if self._pending[0] == "branch":
-            _k.revert_branch(self._pending[1], self._tips.shape[0], model, st.pm, st.ptab,
-                             st.cur, inc.pm_save, inc.path)
+            self._kern.revert_branch(self._pending[1], self._tips.shape[0], model, st.pm,
+                                     st.ptab, st.cur, inc.pm_save, inc.path)
         else:
-            _k.revert_all(model, st.pm, st.ptab, st.cur, inc.pm_all_save)
+            self._kern.revert_all(model, st.pm, st.ptab, st.cur, inc.pm_all_save)
         self._pending = None
 
     @property

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from .._kernels import mcmc as _mk
-from .._kernels import pruning as _pruning
+from .._kernels import blocks as _blocks
 from ..errors import EstimatorError
 from ..io.alignment import Alignment
 from ..trees.tree import Tree
@@ -47,7 +47,7 @@ def tree_loglik_z(z, args):
     bl = args[0]
     for i in range(bl.shape[0]):
         bl[i] = math.exp(z[i])
-    return _pruning.log_likelihood(bl, *args[1])
+    return _blocks.any_log_likelihood(bl, *args[1])
 
 
 def _kernel_arguments(lik) -> tuple:
