@@ -104,24 +104,29 @@ def _pad_last(a: np.ndarray, width: int, value) -> np.ndarray:
     return out
 
 
-#: Pattern-parallel evaluation (:mod:`phylo._kernels.blocks`): above
-#: ``PARALLEL_MIN_WORK`` internal-node × pattern entries per category the patterns are
-#: split into blocks of about ``PARALLEL_BLOCK`` (rounded to a multiple of
-#: PATTERN_BLOCK) that the Numba threads evaluate in parallel; below it one block
-#: (the single-thread kernels). Both depend on the data only, never on the thread
-#: count, so results have the same bits for any number of threads. Measured on this
-#: 2-core Zen 4 (benchmarks/large_data.py): see the constants' comments there.
-PARALLEL_BLOCK = 1024
-PARALLEL_MIN_WORK = 250_000
+#: Pattern-parallel evaluation (:mod:`phylo._kernels.blocks`): when an evaluation has
+#: at least ``PARALLEL_MIN_WORK`` internal-node × pattern entries (per category) and
+#: 2 × ``PARALLEL_MIN_BLOCK`` padded patterns, the patterns are cut into K ≥ 2 equal
+#: blocks of at most about ``PARALLEL_BLOCK`` (multiples of PATTERN_BLOCK) that the
+#: Numba threads evaluate in parallel; otherwise one block (the single-thread kernels).
+#: The blocking depends on the data only, never on the thread count, so results have
+#: the same bits for any number of threads. Measured on this 2-core Zen 4 (one thread,
+#: CPU time, GTR+Γ4; benchmarks/large_data.py): a block costs a fixed overhead per node
+#: (calls, bounds, the root), 500 × 19,765 patterns: 58.5 ms unblocked, 60.0-60.6 ms
+#: with blocks of 2,048-4,096, 63.9 ms with 1,024; 200 × 4,558: 5.2 ms unblocked,
+#: 6.3 ms with 1,024 (+20%) — hence large blocks and a floor on the work per block.
+PARALLEL_BLOCK = 2048
+PARALLEL_MIN_BLOCK = 512
+PARALLEL_MIN_WORK = 1_000_000
 
 
 def _block_size(npat_padded: int, n_internal: int, block_size: int | None) -> int:
     """Patterns per block (a multiple of PATTERN_BLOCK; = npat_padded: one block)."""
     if block_size is None:
-        if (npat_padded < 2 * PARALLEL_BLOCK
+        if (npat_padded < 2 * PARALLEL_MIN_BLOCK
                 or n_internal * npat_padded < PARALLEL_MIN_WORK):
             return npat_padded
-        k = -(-npat_padded // PARALLEL_BLOCK)
+        k = max(2, -(-npat_padded // PARALLEL_BLOCK))
         return _padded_patterns(-(-npat_padded // k))
     if (isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer))
             or block_size < PATTERN_BLOCK or block_size % PATTERN_BLOCK):

@@ -31,6 +31,7 @@ import numpy as np
 
 from .._kernels import mcmc as _k
 from ..errors import EstimatorError
+from ..threads import threads as _threads
 from .base_problem import BaseProblem
 
 #: Initial width of every proposal (log-scale units); adapted during burn-in.
@@ -215,12 +216,14 @@ class Sampler:
             n = min(chunk, generations - done)
             uniforms = rng.random((n, 3))
             k0, k1 = done // thin, (done + n) // thin
-            ll, lp = self._fn(*self._args, state.z, state.loglik, state.logprior,
-                              weights[0], weights[1], weights[2], kind, a, b, ll_min,
-                              self.problem.n_branches, uniforms, state.scales, accepts, tries,
-                              adapt, thin, out_z[k0:k1] if out_z.shape[0] else out_z,
-                              out_ll[k0:k1] if out_ll.shape[0] else out_ll,
-                              out_lp[k0:k1] if out_lp.shape[0] else out_lp)
+            # the problem's thread count for the pattern-parallel kernels (restored after)
+            with _threads(getattr(getattr(self.problem, "likelihood", None), "threads", None)):
+                ll, lp = self._fn(*self._args, state.z, state.loglik, state.logprior,
+                                  weights[0], weights[1], weights[2], kind, a, b, ll_min,
+                                  self.problem.n_branches, uniforms, state.scales, accepts,
+                                  tries, adapt, thin, out_z[k0:k1] if out_z.shape[0] else out_z,
+                                  out_ll[k0:k1] if out_ll.shape[0] else out_ll,
+                                  out_lp[k0:k1] if out_lp.shape[0] else out_lp)
             state.loglik, state.logprior = float(ll), float(lp)
             if self.backend == "numba":
                 self.problem.count(n)

@@ -85,7 +85,8 @@ class Problem(BaseProblem):
 
     def __init__(self, alignment: Alignment, tree: Tree, model: Any = "JC", *,
                  branch_prior_rate: float = 10.0, estimate_model: bool = True,
-                 name: str | None = None) -> None:
+                 name: str | None = None, threads: int | None = None,
+                 block_size: int | None = None) -> None:
         super().__init__()
         from ..likelihood import TreeLikelihood
         from ..models import Model
@@ -95,7 +96,10 @@ class Problem(BaseProblem):
             model = Model.from_string(model)
         if tree.rooted or tree.n_children[tree.root] == 2:
             tree = tree.unrooted()
-        self.likelihood = TreeLikelihood(alignment, tree, model)
+        # threads / block_size: the likelihood's pattern-parallel evaluation
+        # (TreeLikelihood); the MCMC loops run with the likelihood's thread count
+        self.likelihood = TreeLikelihood(alignment, tree, model, threads=threads,
+                                         block_size=block_size)
         self.model = self.likelihood.model
         self.tree = self.likelihood.tree
         self.alignment = alignment
