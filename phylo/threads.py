@@ -40,14 +40,18 @@ def current_threads() -> int:
 
 
 @contextmanager
-def threads(n: int | None) -> Iterator[int]:
-    """Run the enclosed calls with ``n`` Numba threads (None: unchanged); the previous
-    count is restored on exit, also after an exception. Yields the count in effect."""
+def threads(n: int | None) -> Iterator[int | None]:
+    """Run the enclosed calls with ``n`` Numba threads (None: unchanged, and Numba is
+    not even imported); the previous count is restored on exit, also after an
+    exception. Yields ``n``."""
     n = check_threads(n)
+    if n is None:
+        yield None
+        return
     import numba
     old = numba.get_num_threads()
-    if n is None or n == old:
-        yield old
+    if n == old:
+        yield n
         return
     numba.set_num_threads(n)
     try:

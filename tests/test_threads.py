@@ -193,3 +193,33 @@ def test_same_bits_for_1_2_3_threads():
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     for name, res in out.items():
         assert res[0] == res[1] == res[2], name
+
+
+def test_asdsf_reads_on_the_requested_threads(tmp_path, monkeypatch):
+    """asdsf(threads=) and the thread count in effect (the CLI's --threads) decide how
+    many run files are read at once (it used os.cpu_count() whatever was asked)."""
+    import importlib
+    from phylo.cli import main
+    mod = importlib.import_module("phylo.diagnostics.asdsf")
+    seen = []
+    real = mod.ThreadPoolExecutor
+
+    def pool(max_workers):
+        seen.append(max_workers)
+        return real(max_workers=max_workers)
+    monkeypatch.setattr(mod, "ThreadPoolExecutor", pool)
+    runs = []
+    for i, trees in enumerate([["((A,B),C,(D,E));"] * 3, ["((A,C),B,(D,E));"] * 3] * 2):
+        p = tmp_path / f"r{i}.nwk"
+        p.write_text("\n".join(trees) + "\n")
+        runs.append(p)
+    ref = mod.asdsf(runs, burnin=0, threads=1)
+    assert seen == []                                   # one thread: read in turn
+    two = mod.asdsf(runs, burnin=0, threads=2)
+    assert seen == [2] and two.asdsf == ref.asdsf
+    with threads(1):
+        mod.asdsf(runs, burnin=0)
+    assert seen == [2]
+    assert main(["asdsf", *map(str, runs), "--burnin", "0", "--threads", "1"]) == 0
+    assert seen == [2]
+    assert main(["asdsf", *map(str, runs), "--threads", "0"]) == 2

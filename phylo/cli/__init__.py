@@ -17,6 +17,7 @@ from typing import Sequence
 
 from .._version import __version__
 from ..errors import PhyloError
+from ..threads import check_threads, threads
 
 #: Subcommand modules, in the order ``phylo --help`` lists them.
 SUBCOMMAND_MODULES = (
@@ -69,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
+        # --threads reaches every kernel the command calls (restored on return)
+        with threads(check_threads(getattr(args, "threads", None), "--threads")):
+            return int(args.func(args) or 0)
     except PhyloError as exc:
         print(f"phylo {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -45,19 +45,16 @@ def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
-                        help="number of threads for the numerical kernels "
+                        help="number of threads for the numerical kernels and file reading "
                              "(default: all cores)")
 
 
-def apply_threads(args: argparse.Namespace) -> None:
-    """Set the Numba thread count from ``--threads`` (validated)."""
-    n = getattr(args, "threads", None)
-    if n is None:
-        return
-    import numba
-    if n < 1 or n > numba.config.NUMBA_NUM_THREADS:
-        raise PhyloError(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
-    numba.set_num_threads(n)
+def apply_threads(args: argparse.Namespace) -> int | None:
+    """Validate ``--threads`` (a PhyloError naming the option otherwise). The count
+    itself is applied around the whole command by :func:`phylo.cli.main` (with
+    :func:`phylo.threads.threads`, restored afterwards)."""
+    from ..threads import check_threads
+    return check_threads(getattr(args, "threads", None), "--threads")
 
 
 def show_progress(args: argparse.Namespace) -> bool:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_format_argument, require_file, write_json, write_table
+from ._common import add_format_argument, add_threads_argument, require_file, write_json, \
+    write_table
 
 EPILOG = """\
 example:
@@ -37,6 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--minpartfreq", type=float, default=0.10,
                    help="minimum split frequency in at least one run (default: %(default)s)")
     p.add_argument("--thin", type=int, default=1, help="keep every THIN-th tree")
+    add_threads_argument(p)
     add_format_argument(p)
     p.set_defaults(func=run)
 
@@ -48,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         require_file(f)
     if len(args.runs) < 2:
         raise PhyloError("ASDSF needs at least two runs (tree files)")
-    res = asdsf(args.runs, burnin=args.burnin, minpartfreq=args.minpartfreq, thin=args.thin)
+    res = asdsf(args.runs, burnin=args.burnin, minpartfreq=args.minpartfreq, thin=args.thin,
+                threads=args.threads)
     out = res.to_dict()
     out["files"] = list(args.runs)
     out["burnin"] = args.burnin

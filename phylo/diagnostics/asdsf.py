@@ -105,20 +105,23 @@ def asdsf_from_samples(samples: Sequence[TopologySample], *,
 
 
 def asdsf(runs: Sequence[str | os.PathLike | TopologySample], *, burnin: float | int = 0.25,
-          minpartfreq: float = 0.10, thin: int = 1) -> AsdsfResult:
+          minpartfreq: float = 0.10, thin: int = 1, threads: int | None = None) -> AsdsfResult:
     """ASDSF of tree files (one per run, e.g. MrBayes ``.run1.t``, ``.run2.t``).
 
     burnin: per-file fraction (MrBayes ``burninfrac``, default 0.25) or count.
     minpartfreq: MrBayes' ``minpartfreq`` (default 0.10).
-    The run files are read concurrently (one thread per core); the result is the
-    same, bit for bit, as reading them one after the other.
+    The run files are read concurrently on ``threads`` threads (default: the Numba
+    thread count in effect, :func:`phylo.threads.threads`; all cores unless set); the
+    result is the same, bit for bit, as reading them one after the other.
     Returns :class:`AsdsfResult` (``asdsf``, ``max_sdsf``, ``n_splits``, the table).
     """
     runs = list(runs)
-    return asdsf_from_samples(_read_runs(runs, burnin, thin), minpartfreq=minpartfreq)
+    from ..threads import check_threads, current_threads
+    workers = check_threads(threads) or current_threads()
+    return asdsf_from_samples(_read_runs(runs, burnin, thin, workers), minpartfreq=minpartfreq)
 
 
-def _read_runs(runs: list, burnin, thin) -> list[TopologySample]:
+def _read_runs(runs: list, burnin, thin, workers: int = 1) -> list[TopologySample]:
     """One TopologySample per run, in order; files read on concurrent threads.
 
     The taxa of the first run fix the leaf order of the others (as reading them one
@@ -146,7 +149,7 @@ def _read_runs(runs: list, burnin, thin) -> list[TopologySample]:
     def read(i):
         return read_topologies(runs[i], burnin=burnin, thin=thin, taxa=taxa, rooted=False)
 
-    workers = min(len(todo), os.cpu_count() or 1)
+    workers = min(len(todo), workers)
     if workers <= 1:
         for i in todo:
             samples[i] = read(i)
