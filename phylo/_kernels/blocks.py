@@ -119,17 +119,21 @@ def _gradient_all(bl, children, n_children, tipx, tipc, model, weights, inv, pm,
                   partials, cur, scnt, sflag, sbound, hbuf, pre, lnl, frac, acc, escale, work,
                   loc, grads):
     nblk = tipc.shape[0]
+    nchunk = hbuf.shape[0]
     parts = np.empty(nblk)
-    for k in prange(nblk):
-        t = block_evaluate(k, False, children, n_children, tipx, tipc, model, weights, inv,
-                           pm, ptab, partials, cur, scnt, sflag, sbound, lnl, frac, acc,
-                           escale)
-        parts[k] = t
-        if t == t:
-            gradient_after_loglik(bl, children, n_children, tipx[k], tipc[k], model,
-                                  weights[k], pm, dpm, ptab, partials[k], cur[k], sflag[k],
-                                  hbuf[k], pre[k], lnl[k], frac[k], work[k], loc[k], grads[k],
-                                  True)
+    # chunk q takes blocks q, q + T, ... with its own pre-order scratch (T = nchunk
+    # sets, not K): which chunk computes a block does not change the block's result
+    for q in prange(nchunk):
+        for k in range(q, nblk, nchunk):
+            t = block_evaluate(k, False, children, n_children, tipx, tipc, model, weights,
+                               inv, pm, ptab, partials, cur, scnt, sflag, sbound, lnl, frac,
+                               acc, escale)
+            parts[k] = t
+            if t == t:
+                gradient_after_loglik(bl, children, n_children, tipx[k], tipc[k], model,
+                                      weights[k], pm, dpm, ptab, partials[k], cur[k],
+                                      sflag[k], hbuf[q], pre[q], lnl[k], frac[k], work[q],
+                                      loc[q], grads[k], True)
     return sum_blocks(parts)
 
 
@@ -138,8 +142,10 @@ def gradient(bl, children, n_children, tipx, tipc, model, weights, inv, pm, dpm,
              partials, cur, scnt, sflag, sbound, hbuf, pre, lnl, frac, acc, escale, work, loc,
              grads, grad):
     """Blocked :func:`.gradient.gradient`: returns ln L and fills ``grad`` (N-1,) with
-    Σ_k (block k's gradient) in block order. Per block: hbuf (K, N-S, C, 3, 4, B),
-    pre (K, N-S+1, C, 3, 4, B), work (K, 8, B), loc int32 (K, N, 2), grads (K, N-1)."""
+    Σ_k (block k's gradient) in block order. Pre-order scratch for each of T ≤ K
+    parallel chunks (memory T/K of the unblocked gradient's): hbuf (T, N-S, C, 3, 4, B),
+    pre (T, N-S+1, C, 3, 4, B), work (T, 8, B), loc int32 (T, N, 2); per block: grads
+    (K, N-1)."""
     if not _valid(bl):
         return np.nan
     transition_matrices(bl, model, pm, dpm, True)

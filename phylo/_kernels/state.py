@@ -72,6 +72,7 @@ class GradientBuffers(NamedTuple):
     pre: np.ndarray          #: (N-S+1, C, 3, 4, P') pre-order partials
     work: np.ndarray         #: (8, P') scratch
     loc: np.ndarray          #: int32 (N, 2) where each node's pre-order partial lives
+    # (blocked: hbuf, pre, work and loc have a leading axis of T parallel chunks, T ≤ K)
     grads: np.ndarray | None = None  #: (K, N-1) per-block gradients (blocked layout only)
 
 

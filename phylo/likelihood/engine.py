@@ -413,18 +413,24 @@ class TreeLikelihood:
     def gradient_unchecked(self, branch_lengths: np.ndarray) -> tuple[float, np.ndarray]:
         """:meth:`gradient` without validating ``branch_lengths`` (see
         :meth:`log_likelihood_unchecked`). The returned array is new."""
-        if self._grad_buffers is None:
+        nchunk = 1
+        if self._nblocks > 1:
+            with _threads(self._threads):
+                nchunk = min(self._nblocks, current_threads())
+        if self._grad_buffers is None or (self._nblocks > 1
+                                          and self._grad_buffers.hbuf.shape[0] != nchunk):
             st = self._state
             _, rows, c, _, npat = st.partials.shape[-5:]
             n = self._children.shape[0]
-            k = () if self._nblocks == 1 else (self._nblocks,)
+            # blocked: pre-order scratch per parallel chunk (phylo._kernels.blocks.gradient)
+            k = () if self._nblocks == 1 else (nchunk,)
             # H slabs (children of each internal node) and pre-order slabs (+1 row for
             # the root's third child): see phylo._kernels.gradient; per block if blocked
             self._grad_buffers = GradientBuffers(
                 dpm=np.empty_like(st.pm), hbuf=_aligned(k + (rows, c, 3, 4, npat)),
                 pre=_aligned(k + (rows + 1, c, 3, 4, npat)), work=_aligned(k + (8, npat)),
                 loc=np.zeros(k + (n, 2), dtype=np.int32),
-                grads=np.empty(k + (n - 1,)) if k else None)
+                grads=np.empty((self._nblocks, n - 1)) if k else None)
         g, st = self._grad_buffers, self._state
         grad = np.empty(self._nb)
         if self._nblocks == 1:
