@@ -306,6 +306,11 @@ class Model:
             s = np.sqrt(self.frequencies)
             sym = (s[:, None] * q) / s[None, :]
             lam, u = np.linalg.eigh((sym + sym.T) / 2)
+            # A reversible rate matrix has exactly one zero eigenvalue (its stationary
+            # mode); eigh returns it as ±1e-17. At t = 1e20 that rounding became
+            # exp(±1000) = inf or 0 and ln L was nan; exactly 0 keeps exp(λ t) = 1, so
+            # P(t) tends to the stationary matrix (rows = π) for any huge finite t.
+            lam[np.argmin(np.abs(lam))] = 0.0
             v = u / s[:, None]
             vinv = u.T * s[None, :]
             self._cache["eigen"] = (lam, v, vinv)
