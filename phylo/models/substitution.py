@@ -41,6 +41,11 @@ _TERM = re.compile(r"\+([A-Za-z]+)(\d*)(?:\{([^}]*)\})?")
 _HEAD = re.compile(r"^([A-Za-z0-9]+)(?:\{([^}]*)\})?")
 
 
+#: Model terms that set one component each: a second one would silently replace it.
+_COMPONENT_KIND = {"F": "base frequencies", "FQ": "base frequencies",
+                   "G": "gamma rate heterogeneity", "I": "invariable-site proportion"}
+
+
 def _floats(text: str, what: str, source: str) -> list[float]:
     try:
         return [float(x) for x in text.replace("/", ",").split(",") if x.strip()]
@@ -164,11 +169,19 @@ class Model:
                 raise ModelError(f"{canon} takes no parameters in braces ({source!r})")
         rest = s[head.end():]
         pos = 0
+        seen: dict[str, str] = {}   # component kind -> the term that set it
         for m in _TERM.finditer(rest):
             if m.start() != pos:
                 break
             pos = m.end()
             term, num, arg = m.group(1).upper(), m.group(2), m.group(3)
+            kind = _COMPONENT_KIND.get(term)
+            if kind is not None:
+                if kind in seen:
+                    raise ModelError(
+                        f"model {source!r} gives the {kind} twice ({seen[kind]} and "
+                        f"{m.group(0)}); each of +F/+FQ, +G and +I may appear once")
+                seen[kind] = m.group(0)
             if term == "F" and not num:
                 if arg is None:
                     kw["frequency_mode"] = "empirical"
