@@ -112,6 +112,14 @@ def check_output_path(path: str | os.PathLike, *, option: str = "--out",
         return p
     if folder and os.path.exists(target):
         raise PhyloError(f"{option} {p} is a file; give a folder name")
+    if folder:  # created with its parents: the nearest existing ancestor must take it
+        ancestor = os.path.dirname(target)
+        while not os.path.exists(ancestor):
+            ancestor = os.path.dirname(ancestor)
+        if not os.path.isdir(ancestor):
+            raise PhyloError(f"{option} {p}: {ancestor} is a file, not a folder")
+        _probe_folder(ancestor, option, p)
+        return p
     parent = os.path.dirname(target)
     if not os.path.isdir(parent):
         what = "is not a folder" if os.path.exists(parent) else "does not exist"

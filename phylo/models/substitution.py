@@ -214,7 +214,12 @@ class Model:
         if pos != len(rest):
             raise ModelError(f"cannot read {rest[pos:]!r} in model {source!r}; valid terms: "
                              "+F, +F{...}, +FQ, +G, +Gk, +Gk{alpha}, +I, +I{p}")
-        return cls.create(canon, **kw)
+        try:
+            return cls.create(canon, **kw)
+        except ModelError as exc:  # name the string the user wrote
+            if repr(source) in exc.detail:
+                raise
+            raise ModelError(f"{exc.detail} (model {source!r})") from None
 
     def to_string(self) -> str:
         """IQ-TREE syntax with every value, so ``Model.from_string(m.to_string())`` == m."""
