@@ -202,6 +202,8 @@ def read_alignment(path: str | os.PathLike, *, format: str | None = None,
         raise FormatError(f"fasta_names must be one of {', '.join(FASTA_NAME_RULES)}, "
                           f"got {fasta_names!r}")
     text = _read_text(path)
+    if not text.strip(" \t\r\n\f\v\ufeff"):
+        raise AlignmentError("the file is empty", path=path)
     fmt = (format or _detect_format(text, path)).lower()
     if fmt in ("fasta", "fa", "fas"):
         records = _parse_fasta(text, path, full_line=fasta_names == "full-line")

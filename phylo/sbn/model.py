@@ -539,7 +539,8 @@ class SBN:
                 OverflowError) as exc:
             if isinstance(exc, PhyloError):
                 raise
-            raise FormatError(f"malformed SBN model file ({exc})", path=source) from None
+            what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise FormatError(f"malformed SBN model file ({what})", path=source) from None
 
     @classmethod
     def load(cls, path: str | os.PathLike):
