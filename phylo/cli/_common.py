@@ -136,6 +136,30 @@ def check_output_path(path: str | os.PathLike, *, option: str = "--out",
     return p
 
 
+def write_output(path: str, text: str, *, option: str = "--out") -> None:
+    """Write ``text`` to ``path`` ('-': stdout) through a temporary file renamed into
+    place, so that a failure leaves no half-written file; an OSError becomes one
+    :class:`PhyloError` naming the option."""
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    import tempfile
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".phylo-", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise PhyloError(f"{option} {path} cannot be written ({exc.strerror or exc})") \
+            from None
+
+
 def _probe_folder(folder: str, option: str, shown: str) -> None:
     """Create and remove a scratch file in ``folder`` (os.access is wrong for root and
     for read-only file systems)."""

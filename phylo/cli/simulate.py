@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ._common import add_seed_argument, check_output_path, existing_file, positive_int
+from ._common import add_seed_argument, check_output_path, existing_file, positive_int, \
+    write_output
 
 
 def register(subparsers) -> None:
@@ -53,13 +53,7 @@ def run(args: argparse.Namespace) -> int:
         if tree is None:
             raise PhyloError("no trees in the file", path=args.tree)
     aln = simulate_alignment(tree, args.model, args.sites, rng=rng)
-    text = aln.to_text(args.format)
-    if args.out == "-":
-        sys.stdout.write(text)
-    else:
-        with open(args.out, "w") as fh:
-            fh.write(text)
+    write_output(args.out, aln.to_text(args.format), option="--out")
     if args.tree_out:
-        with open(args.tree_out, "w") as fh:
-            fh.write(tree.to_newick() + "\n")
+        write_output(args.tree_out, tree.to_newick() + "\n", option="--tree-out")
     return 0
