@@ -202,7 +202,7 @@ def read_alignment(path: str | os.PathLike, *, format: str | None = None,
         raise FormatError(f"fasta_names must be one of {', '.join(FASTA_NAME_RULES)}, "
                           f"got {fasta_names!r}")
     text = _read_text(path)
-    if not text.strip(" \t\r\n\f\v\ufeff"):
+    if not text.replace("\ufeff", "").strip():
         raise AlignmentError("the file is empty", path=path)
     fmt = (format or _detect_format(text, path)).lower()
     if fmt in ("fasta", "fa", "fas"):
@@ -316,6 +316,8 @@ def _parse_phylip(text: str, path: str) -> list[tuple[str, str]]:
     fits when every taxon gets exactly ``nchar`` sites; readings of valid DNA are
     preferred. One distinct fitting alignment is returned; several are refused."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise AlignmentError("the file is empty", path=path)
     header = lines[0].split()
     try:
         ntax, nchar = int(header[0]), int(header[1])
