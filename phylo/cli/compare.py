@@ -181,6 +181,11 @@ def estimator_settings(name: str, args: argparse.Namespace) -> tuple[dict[str, A
             raise EstimatorError(f"{name}: unknown setting {key!r}; valid: "
                                  f"{', '.join(fields) or 'none'}")
         settings[key] = _coerce(value, fields[key], key)
+        number = settings[key]
+        if (isinstance(number, (int, float)) and not isinstance(number, bool)
+                and not (math.isfinite(number) and number >= 0)):
+            # every estimator setting is a count, size, rate or tolerance
+            raise EstimatorError(f"--set {key}: must be a finite number >= 0, got {value!r}")
     return settings, notes
 
 
