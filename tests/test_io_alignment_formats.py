@@ -268,3 +268,13 @@ def test_writers_quote_or_refuse_names(tmp_path):
     assert _as_dict(read_alignment(path)) == _as_dict(aln)
     with pytest.raises(FormatError, match="PHYLIP cannot write"):
         aln.to_phylip()
+
+
+@pytest.mark.parametrize("fmt", [None, "fasta", "phylip", "nexus"])
+@pytest.mark.parametrize("text", ["", "\x1f", "\ufeff\n  \n"])
+def test_blank_file_with_any_format_is_empty(tmp_path, fmt, text):
+    """Found by fuzzing: a blank file read with an explicit format raised IndexError."""
+    path = tmp_path / "blank.txt"
+    path.write_text(text)
+    with pytest.raises(AlignmentError, match="the file is empty"):
+        read_alignment(path, format=fmt)

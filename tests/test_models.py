@@ -121,3 +121,26 @@ def test_replace_and_empirical_frequencies():
     assert m.replace(kappa=3.0).kappa == 3.0
     with pytest.raises(ModelError):
         m.replace(kappa=-1.0)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("JC+G4{0.5}+G4{5}", "gamma rate heterogeneity twice (+G4{0.5} and +G4{5})"),
+    ("HKY+I+I", "invariable-site proportion twice"),
+    ("GTR+F+F", "base frequencies twice"),
+    ("HKY+F{0.1,0.2,0.3,0.4}+FQ", "base frequencies twice"),
+    ("JC+G+I+G8", "gamma rate heterogeneity twice"),
+])
+def test_repeated_model_components_are_refused(text, words):
+    """Issue 13: 'JC+G4{0.5}+G4{5}' silently used the last term."""
+    with pytest.raises(ModelError) as info:
+        Model.from_string(text)
+    assert words in str(info.value) and repr(text) in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["HKY{nan}", "HKY{inf}", "HKY{-2}", "JC+G4{nan}",
+                                  "JC+G4{-1}", "JC+G4{inf}", "JC+I{nan}", "JC+I{1}",
+                                  "JC+I{-0.1}", "F81+F{0.5,0.5,nan,0}", "F81+F{-0.1,0.5,0.3,0.3}",
+                                  "GTR{1,2,nan,1,2}", "GTR{1,2,inf,1,2}", "JC+G0"])
+def test_non_finite_or_negative_model_numbers_are_refused(text):
+    with pytest.raises(ModelError):
+        Model.from_string(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 from typing import Any, Mapping, Sequence
@@ -18,9 +19,158 @@ def add_format_argument(parser: argparse.ArgumentParser, default: str = "text") 
                         help="output format on stdout (default: %(default)s)")
 
 
+def _number(text: str, kind: type, low: float | None, high: float | None,
+            low_open: bool, what: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    if high is not None and value > high:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type=``: an integer >= 1 (one-line usage error otherwise)."""
+    return _number(text, int, 1, None, False, "an integer >= 1")
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse ``type=``: an integer >= 0."""
+    return _number(text, int, 0, None, False, "an integer >= 0")
+
+
+def positive_float(text: str) -> float:
+    """argparse ``type=``: a finite number > 0 (NaN and inf refused)."""
+    return _number(text, float, 0.0, None, True, "a finite number > 0")
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse ``type=``: a finite number >= 0."""
+    return _number(text, float, 0.0, None, False, "a finite number >= 0")
+
+
+def probability(text: str) -> float:
+    """argparse ``type=``: a number in [0, 1]."""
+    return _number(text, float, 0.0, 1.0, False, "a number in [0, 1]")
+
+
+def burnin_value(text: str) -> int | float:
+    """argparse ``type=``: a burn-in, a fraction in [0, 1) or a whole number of trees >= 0."""
+    try:
+        return _number(text, int, 0, None, False, "")
+    except argparse.ArgumentTypeError:
+        pass
+    value = _number(text, float, 0.0, 1.0, False,
+                    "a fraction in [0, 1) or a whole number of trees >= 0")
+    if value >= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"must be a fraction in [0, 1) or a whole number of trees >= 0, got {text!r}")
+    return value
+
+
+#: numpy's SeedSequence takes integers in [0, 2**128); one 64-bit word is plenty.
+MAX_SEED = 2**63 - 1
+
+
+def seed_value(text: str) -> int:
+    """argparse ``type=``: a seed, an integer in [0, 2**63 - 1]."""
+    return _number(text, int, 0, MAX_SEED, False, f"an integer in [0, {MAX_SEED}]")
+
+
 def add_seed_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=1,
-                        help="random seed; the same seed gives the same result (default: 1)")
+    parser.add_argument("--seed", type=seed_value, default=1,
+                        help="random seed, an integer >= 0; the same seed gives the same "
+                             "result (default: 1)")
+
+
+def check_output_path(path: str | os.PathLike, *, option: str = "--out",
+                      folder: bool = False) -> str:
+    """Check, before any long work, that ``path`` can be written; return it.
+
+    ``folder=False``: ``path`` must not be a directory, its parent folder must exist,
+    and the file must be writable (tried by opening an existing file for update, or
+    by creating and removing a scratch file beside a new one). ``folder=True``: an
+    existing writable folder, or a new one whose parent exists and is writable.
+    ``"-"`` (stdout) always passes. A :class:`PhyloError` names the option and the
+    path: the command line prints it as one line and exits 2.
+    """
+    p = os.fspath(path)
+    if p == "-":
+        return p
+    if not p:
+        raise PhyloError(f"{option} is empty: give a file name")
+    target = os.path.abspath(p)
+    if os.path.isdir(target):
+        if not folder:
+            raise PhyloError(f"{option} {p} is a directory; give a file name")
+        _probe_folder(target, option, p)
+        return p
+    if folder and os.path.exists(target):
+        raise PhyloError(f"{option} {p} is a file; give a folder name")
+    if folder:  # created with its parents: the nearest existing ancestor must take it
+        ancestor = os.path.dirname(target)
+        while not os.path.exists(ancestor):
+            ancestor = os.path.dirname(ancestor)
+        if not os.path.isdir(ancestor):
+            raise PhyloError(f"{option} {p}: {ancestor} is a file, not a folder")
+        _probe_folder(ancestor, option, p)
+        return p
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent):
+        what = "is not a folder" if os.path.exists(parent) else "does not exist"
+        raise PhyloError(f"{option} {p}: the folder {parent} {what}")
+    if os.path.exists(target):
+        try:
+            with open(target, "r+b"):
+                pass
+        except OSError as exc:
+            raise PhyloError(f"{option} {p} cannot be written ({exc.strerror or exc})") \
+                from None
+        return p
+    _probe_folder(parent, option, p)
+    return p
+
+
+def write_output(path: str, text: str, *, option: str = "--out") -> None:
+    """Write ``text`` to ``path`` ('-': stdout) through a temporary file renamed into
+    place, so that a failure leaves no half-written file; an OSError becomes one
+    :class:`PhyloError` naming the option."""
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    import tempfile
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".phylo-", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise PhyloError(f"{option} {path} cannot be written ({exc.strerror or exc})") \
+            from None
+
+
+def _probe_folder(folder: str, option: str, shown: str) -> None:
+    """Create and remove a scratch file in ``folder`` (os.access is wrong for root and
+    for read-only file systems)."""
+    import tempfile
+    try:
+        fd, scratch = tempfile.mkstemp(prefix=".phylo-write-test-", dir=folder)
+    except OSError as exc:
+        raise PhyloError(f"{option} {shown} cannot be written: the folder {folder} is not "
+                         f"writable ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(scratch)
 
 
 def add_fasta_names_argument(parser: argparse.ArgumentParser) -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_format_argument, add_threads_argument, require_file, write_json, \
-    write_table
+from ._common import add_format_argument, add_threads_argument, burnin_value, positive_int, \
+    probability, require_file, write_json, write_table
 
 EPILOG = """\
 example:
@@ -17,13 +17,6 @@ trees, generation 0 counted; an integer drops that many trees); splits with freq
 """
 
 
-def _burnin(text: str):
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "asdsf", help="ASDSF convergence diagnostic of two or more MCMC runs",
@@ -32,12 +25,12 @@ def register(subparsers) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN",
                    help="tree files, one per run (NEXUS/Newick, gzip allowed)")
-    p.add_argument("--burnin", type=_burnin, default=0.25,
+    p.add_argument("--burnin", type=burnin_value, default=0.25,
                    help="fraction in [0, 1) or number of trees dropped from each file "
                         "(default: %(default)s)")
-    p.add_argument("--minpartfreq", type=float, default=0.10,
+    p.add_argument("--minpartfreq", type=probability, default=0.10,
                    help="minimum split frequency in at least one run (default: %(default)s)")
-    p.add_argument("--thin", type=int, default=1, help="keep every THIN-th tree")
+    p.add_argument("--thin", type=positive_int, default=1, help="keep every THIN-th tree")
     add_threads_argument(p)
     add_format_argument(p)
     p.set_defaults(func=run)

@@ -80,24 +80,24 @@ def register(subparsers) -> None:
     p.add_argument("--estimator", default=DEFAULT_ESTIMATOR,
                    help="marginal-likelihood estimator by its registered name "
                         "(default: %(default)s; `phylo marginal --help` lists them)")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=_common.positive_int, default=None,
                    help="ladder steps of stepping-stone/path-sampling estimators "
                         f"(default for compare: {QUICK_LADDER_STEPS})")
-    p.add_argument("--samples", type=int, default=None,
+    p.add_argument("--samples", type=_common.positive_int, default=None,
                    help="MCMC samples per ladder step, or samples of a sampling "
                         f"estimator (default for compare: {QUICK_SAMPLES_PER_STEP} per step)")
-    p.add_argument("--burnin", type=int, default=None,
+    p.add_argument("--burnin", type=_common.nonnegative_int, default=None,
                    help="discarded samples per chain or ladder step (estimator default)")
-    p.add_argument("--thin", type=int, default=None,
+    p.add_argument("--thin", type=_common.positive_int, default=None,
                    help="generations between kept MCMC samples (estimator default: the "
                         "number of parameters)")
-    p.add_argument("--alpha", type=float, default=None,
+    p.add_argument("--alpha", type=_common.positive_float, default=None,
                    help="ladder at Beta(alpha, 1) quantiles (estimator default 0.3; "
                         "MrBayes uses 0.4)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    dest="estimator_settings",
                    help="any other estimator setting, e.g. --set alpha=0.4 (repeatable)")
-    p.add_argument("--repeats", type=int, default=1,
+    p.add_argument("--repeats", type=_common.positive_int, default=1,
                    help="independent repeats per candidate; with 2 or more the error is "
                         "the between-repeat standard error (default: %(default)s)")
     _common.add_fasta_names_argument(p)
@@ -181,6 +181,11 @@ def estimator_settings(name: str, args: argparse.Namespace) -> tuple[dict[str, A
             raise EstimatorError(f"{name}: unknown setting {key!r}; valid: "
                                  f"{', '.join(fields) or 'none'}")
         settings[key] = _coerce(value, fields[key], key)
+        number = settings[key]
+        if (isinstance(number, (int, float)) and not isinstance(number, bool)
+                and not (math.isfinite(number) and number >= 0)):
+            # every estimator setting is a count, size, rate or tolerance
+            raise EstimatorError(f"--set {key}: must be a finite number >= 0, got {value!r}")
     return settings, notes
 
 
@@ -304,9 +309,8 @@ def run(args: argparse.Namespace) -> int:
     parse_executor(args.executor)                 # a wrong --executor fails before any work
     _common.apply_threads(args)
     _common.require_file(args.alignment)
+    _common.check_output_path(args.out, option="--out", folder=True)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise PhyloError("--out must be a folder, but a file has that name", path=out)
     alignment = _common.read_alignment_arg(args)
     candidates, notes = build_candidates(args, alignment)
     estimator_name = base_estimator(args.estimator).name   # canonical spelling

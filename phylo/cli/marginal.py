@@ -49,20 +49,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="JC", help="substitution model, IQ-TREE syntax (default: JC)")
     p.add_argument("--estimator", nargs="+", default=["stepping-stone"], metavar="NAME",
                    help="one or more of: " + ", ".join(available_estimators()))
-    p.add_argument("--steps", type=int, default=None, help="power posteriors of ladder estimators (default 50)")
-    p.add_argument("--alpha", type=float, default=None,
+    p.add_argument("--steps", type=_common.positive_int, default=None, help="power posteriors of ladder estimators (default 50)")
+    p.add_argument("--alpha", type=_common.positive_float, default=None,
                    help="ladder at Beta(alpha, 1) quantiles (default 0.3; MrBayes 0.4)")
-    p.add_argument("--samples", type=int, default=None,
+    p.add_argument("--samples", type=_common.positive_int, default=None,
                    help="kept samples per power posterior, or posterior/IS draws")
-    p.add_argument("--thin", type=int, default=None, help="generations between kept MCMC samples")
-    p.add_argument("--burnin", type=int, default=None, help="discarded samples per chain/step")
-    p.add_argument("--budget", type=int, default=None,
+    p.add_argument("--thin", type=_common.positive_int, default=None, help="generations between kept MCMC samples")
+    p.add_argument("--burnin", type=_common.nonnegative_int, default=None, help="discarded samples per chain/step")
+    p.add_argument("--budget", type=_common.positive_int, default=None,
                    help="likelihood evaluations to aim for (scales thinning / draws)")
-    p.add_argument("--branch-prior-rate", type=float, default=10.0,
+    p.add_argument("--branch-prior-rate", type=_common.positive_float, default=10.0,
                    help="rate of the i.i.d. Exponential branch-length prior (default 10)")
     p.add_argument("--fixed-model", action="store_true",
                    help="keep the model's parameters fixed at the given values")
-    p.add_argument("--repeats", type=int, default=1, help="independent runs of each estimator")
+    p.add_argument("--repeats", type=_common.positive_int, default=1, help="independent runs of each estimator")
     p.add_argument("--checkpoint", default=None, metavar="FILE",
                    help="resumable ladder runs (stepping stone, path sampling, ...): progress "
                         "is saved here after every step and reused when the same command reruns")
@@ -108,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         raise EstimatorError(f"--seed must be a non-negative integer, got {args.seed}")
     if not args.branch_prior_rate > 0:
         raise EstimatorError(f"--branch-prior-rate must be positive, got {args.branch_prior_rate}")
+    if args.checkpoint:
+        _common.check_output_path(args.checkpoint, option="--checkpoint")
     alignment = _common.read_alignment_arg(args)
     tree = _first_tree(args.treefile, alignment.taxa)
     problem = Problem(alignment, tree, args.model, branch_prior_rate=args.branch_prior_rate,

@@ -6,7 +6,9 @@ import sys
 
 from ..errors import PhyloError
 from ._common import (add_format_argument, add_quiet_argument, add_seed_argument,
-                      require_file, show_progress, write_json, write_table)
+                      burnin_value, check_output_path, nonnegative_float, nonnegative_int,
+                      positive_float, positive_int, require_file, show_progress, write_json,
+                      write_table)
 
 EPILOG = """\
 examples:
@@ -19,19 +21,12 @@ examples:
 """
 
 
-def _burnin(text: str):
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
-
-
 def _add_tree_input(p, name="trees", help_text="tree files (NEXUS/Newick, gzip allowed)"):
     p.add_argument(name, nargs="+", metavar="TREEFILE", help=help_text)
-    p.add_argument("--burnin", type=_burnin, default=0,
+    p.add_argument("--burnin", type=burnin_value, default=0,
                    help="fraction in [0, 1) or number of trees dropped from each file "
                         "(default: 0)")
-    p.add_argument("--thin", type=int, default=1, help="keep every THIN-th tree")
+    p.add_argument("--thin", type=positive_int, default=1, help="keep every THIN-th tree")
     p.add_argument("--unweighted", action="store_true",
                    help="ignore [&W w] tree weights (count every tree once)")
 
@@ -54,12 +49,12 @@ def register(subparsers) -> None:
     f.add_argument("--method", default="em",
                    choices=["srf", "ccd", "sa", "em", "em-alpha", "rooted"],
                    help="estimator (default: %(default)s)")
-    f.add_argument("--alpha", type=float, default=1e-4,
+    f.add_argument("--alpha", type=nonnegative_float, default=1e-4,
                    help="em-alpha pseudo-count scale (default: %(default)g)")
-    f.add_argument("--tol", type=float, default=1e-5,
+    f.add_argument("--tol", type=positive_float, default=1e-5,
                    help="EM stops when the objective changes by less (default: %(default)g)")
-    f.add_argument("--max-iter", type=int, default=1000, help="EM iteration limit")
-    f.add_argument("--min-iter", type=int, default=50,
+    f.add_argument("--max-iter", type=positive_int, default=1000, help="EM iteration limit")
+    f.add_argument("--min-iter", type=nonnegative_int, default=50,
                    help="EM runs at least this many iterations before the --tol test, so "
                         "that it does not stop on a plateau (default: %(default)s)")
     f.add_argument("--out", required=True, help="model JSON file to write")
@@ -81,7 +76,7 @@ def register(subparsers) -> None:
                        epilog="example:\n  phylo sbn sample model.json -n 100 --seed 7\n",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("model")
-    s.add_argument("-n", type=int, default=100, help="number of draws (default: 100)")
+    s.add_argument("-n", type=positive_int, default=100, help="number of draws (default: 100)")
     add_seed_argument(s)
     add_format_argument(s)
     s.set_defaults(func=run_sample)
@@ -92,9 +87,9 @@ def register(subparsers) -> None:
                        epilog="example:\n  phylo sbn map model.json --seed 2 --format json\n",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     m.add_argument("model")
-    m.add_argument("--candidates", type=int, default=1000,
+    m.add_argument("--candidates", type=nonnegative_int, default=1000,
                    help="unrooted models: sampled topologies ranked beside the rooted MAP "
-                        "tree's (default: %(default)s)")
+                        "tree's; 0 ranks that tree alone (default: %(default)s)")
     add_seed_argument(m)
     add_format_argument(m)
     m.set_defaults(func=run_map)
@@ -108,7 +103,8 @@ def register(subparsers) -> None:
     k.add_argument("model")
     k.add_argument("--reference", nargs="+", required=True,
                    metavar="TREEFILE", help="reference tree files (pooled)")
-    k.add_argument("--burnin", type=_burnin, default=0)
+    k.add_argument("--burnin", type=burnin_value, default=0,
+                   help="fraction in [0, 1) or number of trees dropped (default: 0)")
     k.add_argument("--eps", default=None,
                    help="clamp q at EPS ('machine' = 2.22e-16, the SBN paper's convention); "
                         "default: no clamp, inf if the model misses a reference topology")
@@ -135,6 +131,7 @@ def _read(args, taxa=None):
 def run_fit(args) -> int:
     import time
     from ..sbn import fit
+    check_output_path(args.out, option="--out")   # before reading and fitting
     smp = _read(args)
     bar = None
     if show_progress(args) and args.method in ("em", "em-alpha"):
@@ -185,8 +182,6 @@ def run_prob(args) -> int:
 
 
 def run_sample(args) -> int:
-    if args.n < 1:
-        raise PhyloError(f"-n must be >= 1, got {args.n}")
     model = _load(args.model)
     smp = model.sample(args.n, seed=args.seed)
     if args.format == "text":
@@ -203,8 +198,6 @@ def run_sample(args) -> int:
 
 
 def run_map(args) -> int:
-    if args.candidates < 0:
-        raise PhyloError(f"--candidates must be >= 0, got {args.candidates}")
     model = _load(args.model)
     top, lp = model.map_topology(n_candidates=args.candidates, seed=args.seed)
     out = {"topology": top.tree(0).to_newick(lengths=False), "log_prob": lp}

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ._common import add_seed_argument, existing_file
+from ._common import add_seed_argument, check_output_path, existing_file, positive_int, \
+    write_output
 
 
 def register(subparsers) -> None:
@@ -19,12 +19,12 @@ def register(subparsers) -> None:
                "  phylo simulate --random-tree 20 --model JC --sites 500 --tree-out true.nwk "
                "--format phylip > sim.phy\n")
     p.add_argument("tree", nargs="?", type=existing_file, help="tree file (Newick or NEXUS)")
-    p.add_argument("--random-tree", type=int, metavar="N_TAXA", default=None,
+    p.add_argument("--random-tree", type=positive_int, metavar="N_TAXA", default=None,
                    help="simulate on a uniform random unrooted tree with N_TAXA taxa "
                         "(Exp(10) branch lengths) instead of TREEFILE")
     p.add_argument("--model", default="JC", help="model in IQ-TREE syntax with explicit "
                    "frequencies (default: %(default)s)")
-    p.add_argument("--sites", type=int, required=True, help="number of sites")
+    p.add_argument("--sites", type=positive_int, required=True, help="number of sites")
     p.add_argument("--out", default="-", help="output FASTA (default: stdout)")
     p.add_argument("--tree-out", default=None, help="also write the (random) tree as Newick")
     p.add_argument("--format", choices=("fasta", "phylip", "nexus"), default="fasta",
@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     from .loglik import _read_trees
     if (args.tree is None) == (args.random_tree is None):
         raise PhyloError("give either TREEFILE or --random-tree N_TAXA")
+    check_output_path(args.out, option="--out")
+    if args.tree_out:
+        check_output_path(args.tree_out, option="--tree-out")
     rng = np.random.default_rng(args.seed)
     if args.random_tree is not None:
         tree = random_tree(args.random_tree, rng=rng)
@@ -50,13 +53,7 @@ def run(args: argparse.Namespace) -> int:
         if tree is None:
             raise PhyloError("no trees in the file", path=args.tree)
     aln = simulate_alignment(tree, args.model, args.sites, rng=rng)
-    text = aln.to_text(args.format)
-    if args.out == "-":
-        sys.stdout.write(text)
-    else:
-        with open(args.out, "w") as fh:
-            fh.write(text)
+    write_output(args.out, aln.to_text(args.format), option="--out")
     if args.tree_out:
-        with open(args.tree_out, "w") as fh:
-            fh.write(tree.to_newick() + "\n")
+        write_output(args.tree_out, tree.to_newick() + "\n", option="--tree-out")
     return 0

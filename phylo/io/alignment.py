@@ -202,6 +202,8 @@ def read_alignment(path: str | os.PathLike, *, format: str | None = None,
         raise FormatError(f"fasta_names must be one of {', '.join(FASTA_NAME_RULES)}, "
                           f"got {fasta_names!r}")
     text = _read_text(path)
+    if not text.replace("\ufeff", "").strip():
+        raise AlignmentError("the file is empty", path=path)
     fmt = (format or _detect_format(text, path)).lower()
     if fmt in ("fasta", "fa", "fas"):
         records = _parse_fasta(text, path, full_line=fasta_names == "full-line")
@@ -314,6 +316,8 @@ def _parse_phylip(text: str, path: str) -> list[tuple[str, str]]:
     fits when every taxon gets exactly ``nchar`` sites; readings of valid DNA are
     preferred. One distinct fitting alignment is returned; several are refused."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise AlignmentError("the file is empty", path=path)
     header = lines[0].split()
     try:
         ntax, nchar = int(header[0]), int(header[1])
@@ -414,16 +418,25 @@ def _is_dna(seq: str) -> bool:
 _NEXUS_DNA_TYPES = ("dna", "rna", "nucleotide", "nucleotides")
 
 
+_COMMENT_OR_QUOTE = re.compile(r"[\['\]]")
+_SEMICOLON_OR_QUOTE = re.compile(r"[;']")
+
+
 def _strip_nexus_comments(text: str, path: str) -> str:
-    """Replace ``[...]`` comments (nested ones too) by a space; quotes are kept."""
+    """Replace ``[...]`` comments (nested ones too) by a space; quotes are kept.
+
+    Scans only the ``[``, ``]`` and ``'`` characters (regex), so a large matrix without
+    comments costs one pass in C."""
+    if "[" not in text:
+        return text
     out: list[str] = []
+    pos = 0
     depth = 0
     quote = False
-    for ch in text:
+    for m in _COMMENT_OR_QUOTE.finditer(text):
+        ch, i = m.group(), m.start()
         if quote:
-            out.append(ch)
-            if ch == "'":
-                quote = False  # '' (an escaped quote) reopens on the next character
+            quote = ch != "'"      # '' (an escaped quote) reopens at the next match
         elif depth:
             if ch == "[":
                 depth += 1
@@ -431,17 +444,17 @@ def _strip_nexus_comments(text: str, path: str) -> str:
                 depth -= 1
                 if depth == 0:
                     out.append(" ")
+                    pos = i + 1
         elif ch == "[":
+            out.append(text[pos:i])
             depth = 1
         elif ch == "'":
             quote = True
-            out.append(ch)
-        else:
-            out.append(ch)
     if depth:
         raise FormatError("NEXUS: a '[' comment is never closed", path=path)
     if quote:
         raise FormatError("NEXUS: a quoted name is never closed", path=path)
+    out.append(text[pos:])
     return "".join(out)
 
 
@@ -450,12 +463,12 @@ def _nexus_commands(text: str) -> list[str]:
     commands: list[str] = []
     start = 0
     quote = False
-    for i, ch in enumerate(text):
-        if ch == "'":
+    for m in _SEMICOLON_OR_QUOTE.finditer(text):
+        if m.group() == "'":
             quote = not quote
-        elif ch == ";" and not quote:
-            commands.append(text[start:i])
-            start = i + 1
+        elif not quote:
+            commands.append(text[start:m.start()])
+            start = m.end()
     tail = text[start:].strip()
     if tail:
         commands.append(tail)
@@ -653,6 +666,9 @@ def _nexus_sites(data: str, name: str, missing: str, gap: str, path: str) -> lis
 
 def _nexus_take_sites(text: str, limit: int | None, name: str, missing: str, gap: str,
                       path: str) -> tuple[list[str], str]:
+    """Up to ``limit`` sites (all when None) from the start of ``text``, and the rest."""
+    if "{" not in text and "(" not in text:  # no state sets: whole words at a time
+        return _nexus_take_plain_sites(text, limit, missing, gap)
     sites: list[str] = []
     i, n = 0, len(text)
     while i < n and (limit is None or len(sites) < limit):
@@ -690,6 +706,34 @@ def _nexus_take_sites(text: str, limit: int | None, name: str, missing: str, gap
             sites.append(ch)
         i += 1
     return sites, text[i:]
+
+
+_WORD = re.compile(r"\S+")
+
+
+def _nexus_take_plain_sites(text: str, limit: int | None, missing: str,
+                            gap: str) -> tuple[list[str], str]:
+    table = str.maketrans({missing: "?", gap: "-"}) if (missing, gap) != ("?", "-") else None
+    chunks: list[str] = []
+    count = 0
+    end = len(text)
+    for m in _WORD.finditer(text):
+        if limit is not None and count >= limit:
+            end = m.start()
+            break
+        word = m.group()
+        if limit is not None and count + len(word) > limit:  # the row runs into the next
+            word = word[:limit - count]
+            end = m.start() + len(word)
+            chunks.append(word)
+            count += len(word)
+            break
+        chunks.append(word)
+        count += len(word)
+    joined = "".join(chunks)
+    if table is not None:
+        joined = joined.translate(table)
+    return list(joined), text[end:]
 
 
 #: state mask → one IUPAC letter (mask 15 as N: an ambiguity set of all four bases).

@@ -41,6 +41,11 @@ _TERM = re.compile(r"\+([A-Za-z]+)(\d*)(?:\{([^}]*)\})?")
 _HEAD = re.compile(r"^([A-Za-z0-9]+)(?:\{([^}]*)\})?")
 
 
+#: Model terms that set one component each: a second one would silently replace it.
+_COMPONENT_KIND = {"F": "base frequencies", "FQ": "base frequencies",
+                   "G": "gamma rate heterogeneity", "I": "invariable-site proportion"}
+
+
 def _floats(text: str, what: str, source: str) -> list[float]:
     try:
         return [float(x) for x in text.replace("/", ",").split(",") if x.strip()]
@@ -164,11 +169,19 @@ class Model:
                 raise ModelError(f"{canon} takes no parameters in braces ({source!r})")
         rest = s[head.end():]
         pos = 0
+        seen: dict[str, str] = {}   # component kind -> the term that set it
         for m in _TERM.finditer(rest):
             if m.start() != pos:
                 break
             pos = m.end()
             term, num, arg = m.group(1).upper(), m.group(2), m.group(3)
+            kind = _COMPONENT_KIND.get(term)
+            if kind is not None:
+                if kind in seen:
+                    raise ModelError(
+                        f"model {source!r} gives the {kind} twice ({seen[kind]} and "
+                        f"{m.group(0)}); each of +F/+FQ, +G and +I may appear once")
+                seen[kind] = m.group(0)
             if term == "F" and not num:
                 if arg is None:
                     kw["frequency_mode"] = "empirical"
@@ -201,7 +214,12 @@ class Model:
         if pos != len(rest):
             raise ModelError(f"cannot read {rest[pos:]!r} in model {source!r}; valid terms: "
                              "+F, +F{...}, +FQ, +G, +Gk, +Gk{alpha}, +I, +I{p}")
-        return cls.create(canon, **kw)
+        try:
+            return cls.create(canon, **kw)
+        except ModelError as exc:  # name the string the user wrote
+            if repr(source) in exc.detail:
+                raise
+            raise ModelError(f"{exc.detail} (model {source!r})") from None
 
     def to_string(self) -> str:
         """IQ-TREE syntax with every value, so ``Model.from_string(m.to_string())`` == m."""
@@ -306,6 +324,11 @@ class Model:
             s = np.sqrt(self.frequencies)
             sym = (s[:, None] * q) / s[None, :]
             lam, u = np.linalg.eigh((sym + sym.T) / 2)
+            # A reversible rate matrix has exactly one zero eigenvalue (its stationary
+            # mode); eigh returns it as ±1e-17. At t = 1e20 that rounding became
+            # exp(±1000) = inf or 0 and ln L was nan; exactly 0 keeps exp(λ t) = 1, so
+            # P(t) tends to the stationary matrix (rows = π) for any huge finite t.
+            lam[np.argmin(np.abs(lam))] = 0.0
             v = u / s[:, None]
             vinv = u.T * s[None, :]
             self._cache["eigen"] = (lam, v, vinv)

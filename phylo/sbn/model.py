@@ -365,8 +365,10 @@ class SBN:
         top, lp = self.map_rooted()
         if self.rooted:
             return top, lp
-        cand = TopologySample.concatenate([top.as_unrooted(),
-                                           self.sample(n_candidates, seed=seed, rooted=False)])
+        parts = [top.as_unrooted()]
+        if int(n_candidates) > 0:  # 0: rank the rooted MAP tree's topology alone
+            parts.append(self.sample(int(n_candidates), seed=seed, rooted=False))
+        cand = TopologySample.concatenate(parts) if len(parts) > 1 else parts[0]
         lps = self.log_prob(cand, rooted=False)
         k = int(np.argmax(lps))
         sel = topology_sample_from_parents(cand.parents[k:k + 1], cand.n_nodes[k:k + 1],
@@ -537,7 +539,8 @@ class SBN:
                 OverflowError) as exc:
             if isinstance(exc, PhyloError):
                 raise
-            raise FormatError(f"malformed SBN model file ({exc})", path=source) from None
+            what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise FormatError(f"malformed SBN model file ({what})", path=source) from None
 
     @classmethod
     def load(cls, path: str | os.PathLike):
@@ -654,10 +657,10 @@ def _check_sbn_arrays(model: "SBN", source) -> None:
                           f"not 1", path=source)
     if ck.shape[0]:
         sums = np.bincount(model.cond_group, weights=model.cond_prob)
-        used = np.bincount(model.cond_group) > 0
-        if np.any(np.abs(sums[used] - 1.0) > SBN_FILE_SUM_TOL):
-            raise FormatError("SBN model conditional probabilities do not sum to 1 within "
-                              "a context", path=source)
+        # a context the training trees never reach (rooted fits) keeps all-zero entries
+        if np.any((np.abs(sums - 1.0) > SBN_FILE_SUM_TOL) & (sums > SBN_FILE_SUM_TOL)):
+            raise FormatError("SBN model conditional probabilities do not sum to 1 (or 0, "
+                              "for an unreached context) within a context", path=source)
 
 
 def _nested_to_parent(tree, s: int) -> np.ndarray:

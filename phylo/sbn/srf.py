@@ -114,5 +114,6 @@ class SRF:
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             if isinstance(exc, PhyloError):
                 raise
-            raise FormatError(f"malformed SRF model file ({exc})", path=source) from None
+            what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise FormatError(f"malformed SRF model file ({what})", path=source) from None
 

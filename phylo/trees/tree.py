@@ -304,13 +304,16 @@ class Tree:
                                       weight=self.weight, name=self.name, source=self.source)
 
     def validate_branch_lengths(self) -> None:
-        """Raise :class:`TreeError` naming the taxon/node with a missing or negative length."""
+        """Raise :class:`TreeError` naming the taxon/node with a missing, negative or
+        infinite length (any finite length >= 0 is valid: P(t) tends to the stationary
+        matrix)."""
         bl = self.branch_lengths
-        bad = np.flatnonzero(~(bl >= 0))
+        bad = np.flatnonzero(~((bl >= 0) & (bl < np.inf)))
         if bad.size:
             v = int(bad[0])
             what = f"taxon {self.taxa[v]!r}" if v < self.n_leaves else f"internal node {v}"
-            problem = "missing" if np.isnan(bl[v]) else f"negative ({bl[v]:g})"
+            problem = ("missing" if np.isnan(bl[v]) else "infinite" if bl[v] == np.inf
+                       else f"negative ({bl[v]:g})")
             raise TreeError(f"{problem} branch length above {what}", path=self.source)
 
     def require_binary(self) -> None:
