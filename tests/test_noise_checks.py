@@ -35,7 +35,7 @@ def test_perfect_phylogeny_of_tree_matrices(rng):
     the returned tree reproduces them."""
     for _ in range(100):
         n, m = rng.integers(1, 30), rng.integers(1, 20)
-        parent, att, A = random_mutation_tree(n, m, seed=rng)
+        parent, att, A = random_mutation_tree(n, m, seed=int(rng.integers(2**31)))
         pp = perfect_phylogeny(A)
         assert pp.conflict_free
         np.testing.assert_array_equal(tree_matrix(pp.parent, pp.attachment), A)

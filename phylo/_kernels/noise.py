@@ -152,27 +152,31 @@ def linear_order(A):
 # --------------------------------------------------------------------------
 
 @njit(cache=True)
-def score_tables(D, log_a, log_1ma, log_b, log_1mb):
+def score_tables(D, logs):
     """``(base[cells], deltaT[mutations, cells])`` for observed matrix D.
 
-    base[c] = Σ_j s0(c, j); the log-likelihood of cell c attached at v is
-    base[c] + Σ_{j on root→v} deltaT[j, c]."""
+    ``logs`` is ``float64[R, C, 4, 2]``: ``logs[r, c, d, t]`` = log P(observed
+    d | true t) with ``r`` = cell (R = cells) or 0 (R = 1, one table for every
+    cell), ``c`` likewise for mutations; rows ``d`` = 0, 1, 2 (homozygous
+    call), 3 (missing: 0 for both t). Entries must be finite (the validating
+    layer replaces log 0 by a finite penalty). base[c] = Σ_j s0(c, j); the
+    log-likelihood of cell c attached at v is base[c] + Σ_{j on root→v}
+    deltaT[j, c]."""
     n, m = D.shape
+    R = logs.shape[0]
+    C = logs.shape[1]
     base = np.zeros(n)
     deltaT = np.zeros((m, n))
     for i in range(n):
+        r = i if R > 1 else 0
         for j in range(m):
             d = D[i, j]
-            if d == 0:
-                s0 = log_1ma
-                s1 = log_b
-            elif d == 1:
-                s0 = log_a
-                s1 = log_1mb
-            else:
+            if d == MISSING:
                 continue
+            c = j if C > 1 else 0
+            s0 = logs[r, c, d, 0]
             base[i] += s0
-            deltaT[j, i] = s1 - s0
+            deltaT[j, i] = logs[r, c, d, 1] - s0
     return base, deltaT
 
 
@@ -518,35 +522,29 @@ def _kick(parent, n_moves):
 
 
 @njit(cache=True)
-def search_tree(deltaT, init_parent, seed, n_restarts, n_kicks, kick_size,
+def search_from(deltaT, init_parent, seed, start_kick, n_kicks, kick_size,
                 n_random_swaps, max_rounds):
-    """Iterated local search over mutation trees with seeded restarts.
-
-    Restart 0 starts from ``init_parent``, later restarts from random recursive
-    trees; each local optimum is perturbed ``n_kicks`` times (``kick_size``
-    random subtree moves) and the perturbed optimum is kept when at least as
-    good. Returns ``(best_parent, best_score)`` (score without the base)."""
+    """One iterated local search from ``init_parent`` (first perturbed by
+    ``start_kick`` random subtree moves when > 0): hill-climb to a local
+    optimum, then ``n_kicks`` times perturb it (``kick_size`` random subtree
+    moves), climb again and keep the result when at least as good. Seeded, so
+    a restart is reproducible on its own. Returns ``(parent, score)`` (score
+    without the base)."""
     np.random.seed(seed)
     n, c = deltaT.shape
     acc = np.empty((n + 1, c))
-    best_parent = init_parent.copy()
-    best_score = -np.inf
-    for r in range(n_restarts):
-        parent = init_parent.copy()
-        if r > 0:  # restart near the start tree but far from the last optimum
-            _kick(parent, max(2, n // 5))
-        score = local_search(deltaT, parent, acc, n_random_swaps, max_rounds)
-        for _k in range(n_kicks):
-            trial = parent.copy()
-            _kick(trial, kick_size)
-            s = local_search(deltaT, trial, acc, n_random_swaps, max_rounds)
-            if s >= score - _TOL:
-                parent = trial
-                score = s
-        if score > best_score + _TOL:
-            best_score = score
-            best_parent = parent.copy()
-    return best_parent, best_score
+    parent = init_parent.copy()
+    if start_kick > 0:
+        _kick(parent, start_kick)
+    score = local_search(deltaT, parent, acc, n_random_swaps, max_rounds)
+    for _k in range(n_kicks):
+        trial = parent.copy()
+        _kick(trial, kick_size)
+        s = local_search(deltaT, trial, acc, n_random_swaps, max_rounds)
+        if s >= score - _TOL:
+            parent = trial
+            score = s
+    return parent, score
 
 
 # --------------------------------------------------------------------------
