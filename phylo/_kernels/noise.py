@@ -522,14 +522,16 @@ def _kick(parent, n_moves):
 
 
 @njit(cache=True)
-def search_from(deltaT, init_parent, seed, start_kick, n_kicks, kick_size,
-                n_random_swaps, max_rounds):
+def search_from(deltaT, init_parent, seed, start_kick, patience, max_kicks, kick_size,
+                n_random_swaps, max_rounds, temperature):
     """One iterated local search from ``init_parent`` (first perturbed by
     ``start_kick`` random subtree moves when > 0): hill-climb to a local
-    optimum, then ``n_kicks`` times perturb it (``kick_size`` random subtree
-    moves), climb again and keep the result when at least as good. Seeded, so
-    a restart is reproducible on its own. Returns ``(parent, score)`` (score
-    without the base)."""
+    optimum, then repeatedly perturb it (``kick_size`` random subtree
+    moves), climb again and move there when at least as good, or when worse
+    by d with probability exp(−d / ``temperature``) (basin hopping; 0 = only
+    uphill); stop after ``patience`` perturbations in a row without a new
+    best, or ``max_kicks`` in all. Seeded, so a restart is reproducible on its own. Returns the best
+    ``(parent, score)`` visited (score without the base)."""
     np.random.seed(seed)
     n, c = deltaT.shape
     acc = np.empty((n + 1, c))
@@ -537,14 +539,25 @@ def search_from(deltaT, init_parent, seed, start_kick, n_kicks, kick_size,
     if start_kick > 0:
         _kick(parent, start_kick)
     score = local_search(deltaT, parent, acc, n_random_swaps, max_rounds)
-    for _k in range(n_kicks):
+    best_parent = parent.copy()
+    best = score
+    since = 0
+    for _k in range(max_kicks):
+        if since >= patience:
+            break
+        since += 1
         trial = parent.copy()
         _kick(trial, kick_size)
         s = local_search(deltaT, trial, acc, n_random_swaps, max_rounds)
-        if s >= score - _TOL:
+        if s >= score - _TOL or (temperature > 0.0
+                                 and np.random.random() < np.exp((s - score) / temperature)):
             parent = trial
             score = s
-    return parent, score
+            if s > best + _TOL:
+                best = s
+                best_parent = parent.copy()
+                since = 0
+    return best_parent, best
 
 
 # --------------------------------------------------------------------------

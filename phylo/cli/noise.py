@@ -6,7 +6,7 @@ import os
 import sys
 
 from ._common import (add_format_argument, add_quiet_argument, add_seed_argument,
-                      existing_file, write_json, write_table)
+                      existing_file, show_progress, write_json, write_table)
 from ..errors import PhyloError
 
 _MATRIX_FORMATS = ("auto", "scite", "phiscs")
@@ -73,16 +73,33 @@ def register(subparsers) -> None:
     solve.add_argument("--fp", type=float, default=None,
                        help="false-positive rate α (default: estimated)")
     solve.add_argument("--fn", type=float, default=None,
-                       help="false-negative rate β (default: estimated)")
+                       help="false-negative (dropout) rate β, SCITE's first -ad "
+                            "(default: estimated)")
+    solve.add_argument("--hom", type=float, default=None,
+                       help="ternary model: rate of mutated sites called homozygous (2), "
+                            "SCITE's second -ad value")
+    solve.add_argument("--cc", type=float, default=None,
+                       help="ternary model: rate of unmutated sites called homozygous (2), "
+                            "SCITE's -cc")
     solve.add_argument("--input-format", choices=_MATRIX_FORMATS, default="auto",
                        help="matrix file format (default: auto-detect)")
+    solve.add_argument("--names", default=None, type=existing_file,
+                       help="SCITE mutation names, one per line (default: MATRIX's "
+                            ".geneNames beside it, when present)")
     solve.add_argument("-o", "--out", default=None,
                        help="where to write the solved matrix, in the input's format "
                             "(default: MATRIX with '.solved' before the extension)")
     solve.add_argument("--method", choices=("search", "exact", "auto"), default="search",
                        help="tree search, or exhaustive for <= 8 mutations (default: search)")
     solve.add_argument("--restarts", type=int, default=None,
-                       help="seeded restarts of the local search (default: by size)")
+                       help="run exactly this many independent restarts (default: "
+                            "adaptive, see --confirmations)")
+    solve.add_argument("--confirmations", type=int, default=3,
+                       help="adaptive effort: stop when this many independent restarts "
+                            "reached the best log-likelihood (default: 3)")
+    solve.add_argument("--max-restarts", type=int, default=None,
+                       help="adaptive effort: restart budget (default: by size, 24 for "
+                            "up to 2e6 cells x mutations^2)")
     add_seed_argument(solve)
     add_format_argument(solve)
     add_quiet_argument(solve)
@@ -96,8 +113,27 @@ def _no_subcommand(parser):
     return run
 
 
+def check_writable(path: str) -> str:
+    """Refuse an output path that cannot be written, before any work: a
+    directory, a missing parent folder, or one without write permission.
+    (A local check: the shared one planned for cli/_common.py is not on main.)"""
+    if os.path.isdir(path):
+        raise PhyloError("is a directory; expected an output file name", path=path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise PhyloError("cannot write: the folder does not exist", path=path)
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise PhyloError("cannot write: permission denied", path=path)
+    if not os.path.exists(path) and not os.access(parent, os.W_OK):
+        raise PhyloError("cannot write: the folder is not writable", path=path)
+    return path
+
+
 def run_simulate(args) -> int:
     from ..noise import simulate, write_matrix
+    check_writable(args.out)
+    if args.true_out:
+        check_writable(args.true_out)
     sim = simulate(args.cells, args.mutations, alpha=args.fp, beta=args.fn,
                    missing=args.missing, lineage=args.lineage, seed=args.seed)
     write_matrix(args.out, sim.observed, args.format)
@@ -136,11 +172,25 @@ def _default_out(path: str) -> str:
 def run_solve(args) -> int:
     from ..noise import read_matrix, solve, write_matrix
     from ..noise.io import detect_format
-    gm = read_matrix(args.matrix, args.input_format)
+    gm = read_matrix(args.matrix, args.input_format, names=args.names)
     fmt = detect_format(args.matrix) if args.input_format == "auto" else args.input_format
-    sol = solve(gm.values, alpha=args.fp, beta=args.fn, method=args.method,
-                restarts=args.restarts, seed=args.seed)
-    out = args.out or _default_out(args.matrix)
+    out = check_writable(args.out or _default_out(args.matrix))
+
+    progress = None
+    if show_progress(args):
+        def progress(runs, hits, best):
+            print(f"\rrestart {runs}: best log-likelihood {best:.4f} reached by {hits}",
+                  end="", file=sys.stderr, flush=True)
+    try:
+        sol = solve(gm.values, alpha=args.fp, beta=args.fn, hom=args.hom, cc=args.cc,
+                    method=args.method, restarts=args.restarts,
+                    confirmations=args.confirmations, max_restarts=args.max_restarts,
+                    seed=args.seed, progress=progress)
+    except PhyloError as exc:  # name the file for the one-line message
+        raise type(exc)(exc.detail, path=args.matrix) from None
+    finally:
+        if progress is not None:
+            print(file=sys.stderr)
     write_matrix(out, sol.matrix, fmt, cells=gm.cells, mutations=gm.mutations)
     names = gm.mutations
     n = len(names)
@@ -151,6 +201,10 @@ def run_solve(args) -> int:
         "false_negatives": sol.false_negatives,
         "alpha": sol.alpha,
         "beta": sol.beta,
+        "error_model": sol.model.as_dict(),
+        "restarts": sol.restarts,
+        "hits": sol.hits,
+        "converged": sol.converged,
         "matrix_file": out,
         "tree": {
             "newick": sol.newick(names),
@@ -164,8 +218,13 @@ def run_solve(args) -> int:
     if args.format == "json":
         write_json(record)
     else:
-        row = {k: v for k, v in record.items() if k != "tree"}
+        row = {k: v for k, v in record.items() if k not in ("tree", "error_model")}
         write_table([row], args.format)
         if args.format == "text":
             print(record["tree"]["newick"])
+    if not sol.converged:
+        print(f"phylo noise: warning: the best log-likelihood was reached by {sol.hits} "
+                  f"of {sol.restarts} restarts (fewer than --confirmations "
+                  f"{args.confirmations}); raise --max-restarts to confirm it",
+                  file=sys.stderr)
     return 0

@@ -43,6 +43,12 @@ HIT_TOL = 1e-6
 #: default number of independent restarts that must reach the best
 #: log-likelihood before the search stops
 CONFIRMATIONS = 3
+#: basin hopping: a perturbed local optimum worse by d log-likelihood units is
+#: accepted with probability exp(-d / BASIN_TEMPERATURE) (lets a restart cross
+#: the ridges of flat landscapes such as SCITE's Hou78 data)
+BASIN_TEMPERATURE = 1.0
+_KICK_CAP = 20     # a restart makes at most _KICK_CAP * patience perturbations
+_GROWTH = 4        # restarts grow to at most 2^_GROWTH times the initial patience
 _MAX_ROUNDS = 1000  # local search stops earlier, at a local optimum
 _KICK_SIZE = 2     # random subtree moves per perturbation
 
@@ -228,8 +234,12 @@ def _search(D, model: ErrorModel, method: str, effort: _Effort, seed: int,
     for r in range(effort.max_restarts):
         # restart 0 climbs from the greedy tree, later ones from random
         # perturbations of it far enough (n/5 subtree moves) to be independent
+        # unconfirmed optima on rugged landscapes need longer restarts: the
+        # patience doubles after every `confirmations` restarts (up to 2^_GROWTH)
+        patience = effort.kicks * 2 ** min(r // effort.confirmations, _GROWTH)
         parent, score = _k.search_from(deltaT, init, seeds[r], 0 if r == 0 else max(2, n // 5),
-                                       effort.kicks, _KICK_SIZE, swaps, _MAX_ROUNDS)
+                                       patience, _KICK_CAP * patience, _KICK_SIZE,
+                                       swaps, _MAX_ROUNDS, BASIN_TEMPERATURE)
         runs += 1
         tol = HIT_TOL * max(1.0, abs(score))
         if r == 0 or score > best + tol:
@@ -246,12 +256,12 @@ def _search(D, model: ErrorModel, method: str, effort: _Effort, seed: int,
 
 def default_effort(n_cells: int, n_mutations: int) -> tuple[int, int]:
     """(max_restarts, kicks) for :func:`solve`: one sweep of moves costs about
-    mutations² · cells operations; each restart makes up to 20 perturbations
-    (fewer when a sweep is expensive), and the restart budget shrinks with
-    the work so that 500 × 200 stays within a minute."""
+    mutations² · cells operations; a restart's initial patience is 20
+    perturbations (fewer when a sweep is expensive), and the restart budget
+    shrinks with the work."""
     work = n_mutations * n_mutations * max(n_cells, 1)
     kicks = int(min(20, max(4, 1e8 / max(work, 1))))
-    max_restarts = 200 if work <= 2_000_000 else (50 if work <= 50_000_000 else 12)
+    max_restarts = 24 if work <= 2_000_000 else (12 if work <= 50_000_000 else 6)
     return max_restarts, min(kicks, 2 * n_mutations)
 
 
@@ -297,7 +307,8 @@ def solve(observed, *, alpha: float | None = None, beta: float | None = None,
     independent restarts have reached the best log-likelihood, or
     ``max_restarts`` (default by size, :func:`default_effort`) are spent;
     :attr:`Solution.hits` and :attr:`Solution.converged` report which.
-    ``kicks``: perturbations per restart. ``seed``: int (the same seed gives
+    ``kicks``: patience of a restart (it stops after this many perturbations
+    in a row without a new best). ``seed``: int (the same seed gives
     the same answer). ``progress(restarts, hits, best_log_likelihood)`` is
     called after every restart.
     """
