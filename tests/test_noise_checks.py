@@ -68,7 +68,10 @@ def test_linear_chain_matrix():
 def test_checks_reject_missing_and_bad_entries():
     with pytest.raises(GenotypeError, match="missing"):
         perfect_phylogeny(np.array([[0, MISSING]]))
-    with pytest.raises(GenotypeError, match="0 or 1"):
-        linearity(np.array([[0, 2]]))
+    with pytest.raises(GenotypeError, match="0, 1 or 2"):
+        linearity(np.array([[0, 5]]))
+    # a homozygous call (2) is a mutated entry
+    assert linearity(np.array([[1, 2], [0, 1]])).linear
+    assert perfect_phylogeny(np.array([[2, 0], [0, 2], [2, 2]])).conflicting_pair == (0, 1)
     with pytest.raises(GenotypeError, match="non-empty"):
         perfect_phylogeny(np.zeros((0, 3)))

@@ -46,11 +46,11 @@ CONFIRMATIONS = 3
 #: basin hopping: a perturbed local optimum worse by d log-likelihood units is
 #: accepted with probability exp(-d / BASIN_TEMPERATURE) (lets a restart cross
 #: the ridges of flat landscapes such as SCITE's Hou78 data)
-BASIN_TEMPERATURE = 1.0
+BASIN_TEMPERATURE = 2.0
 _KICK_CAP = 20     # a restart makes at most _KICK_CAP * patience perturbations
 _GROWTH = 4        # restarts grow to at most 2^_GROWTH times the initial patience
 _MAX_ROUNDS = 1000  # local search stops earlier, at a local optimum
-_KICK_SIZE = 2     # random subtree moves per perturbation
+_KICK_SIZE = 3     # random subtree moves per perturbation
 
 
 @dataclass(frozen=True)
@@ -206,6 +206,18 @@ def _build(D, parent, model: ErrorModel, deltaT, *, linear=False, restarts=1, hi
                     fp + fn, fp, fn, linear, model, restarts, hits, converged)
 
 
+def _random_start(n: int, seed: int) -> np.ndarray:
+    """Random recursive mutation tree (parent of j uniform over 0..j-1 and the
+    root) with the labels shuffled."""
+    rng = np.random.default_rng(seed)
+    label = rng.permutation(n)
+    parent = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        r = int(rng.integers(j + 1))
+        parent[label[j]] = n if r == j else label[r]
+    return parent
+
+
 @dataclass(frozen=True)
 class _Effort:
     kicks: int
@@ -233,11 +245,13 @@ def _search(D, model: ErrorModel, method: str, effort: _Effort, seed: int,
     swaps = max(1, n // 10)
     for r in range(effort.max_restarts):
         # restart 0 climbs from the greedy tree, later ones from random
-        # perturbations of it far enough (n/5 subtree moves) to be independent
+        # recursive trees: starts near the greedy tree fell into its basin
+        # (Navin: three restarts agreed on a local optimum)
         # unconfirmed optima on rugged landscapes need longer restarts: the
         # patience doubles after every `confirmations` restarts (up to 2^_GROWTH)
         patience = effort.kicks * 2 ** min(r // effort.confirmations, _GROWTH)
-        parent, score = _k.search_from(deltaT, init, seeds[r], 0 if r == 0 else max(2, n // 5),
+        start = init if r == 0 else _random_start(n, seeds[r])
+        parent, score = _k.search_from(deltaT, start, seeds[r], 0,
                                        patience, _KICK_CAP * patience, _KICK_SIZE,
                                        swaps, _MAX_ROUNDS, BASIN_TEMPERATURE)
         runs += 1
@@ -254,15 +268,18 @@ def _search(D, model: ErrorModel, method: str, effort: _Effort, seed: int,
                   converged=hits >= effort.confirmations)
 
 
-def default_effort(n_cells: int, n_mutations: int) -> tuple[int, int]:
-    """(max_restarts, kicks) for :func:`solve`: one sweep of moves costs about
-    mutations² · cells operations; a restart's initial patience is 20
-    perturbations (fewer when a sweep is expensive), and the restart budget
-    shrinks with the work."""
+def default_effort(n_cells: int, n_mutations: int) -> tuple[int, int, int]:
+    """(min_restarts, max_restarts, kicks) for :func:`solve`: one sweep of
+    moves costs about mutations² · cells operations; a restart's initial
+    patience is 20 perturbations (fewer when a sweep is expensive). Cheap
+    problems run at least 10 restarts whatever the confirmations (a sticky
+    local optimum can be confirmed by three restarts: Navin, where one restart
+    in four finds the optimum), and the restart budget shrinks with the work."""
     work = n_mutations * n_mutations * max(n_cells, 1)
     kicks = int(min(20, max(4, 1e8 / max(work, 1))))
-    max_restarts = 24 if work <= 2_000_000 else (12 if work <= 50_000_000 else 6)
-    return max_restarts, min(kicks, 2 * n_mutations)
+    min_restarts = int(min(10, 2_000_000 // max(work, 1)))
+    max_restarts = 40 if work <= 2_000_000 else (12 if work <= 50_000_000 else 6)
+    return min_restarts, max_restarts, min(kicks, 2 * n_mutations)
 
 
 def estimate_rates(D: np.ndarray, A: np.ndarray) -> tuple[float, float]:
@@ -304,8 +321,9 @@ def solve(observed, *, alpha: float | None = None, beta: float | None = None,
     restarts), 'exact' (all mutation trees, ≤ 8 mutations) or 'auto' (exact
     when ≤ 6 mutations). Effort: with ``restarts`` given, exactly that many
     restarts; by default the restarts continue until ``confirmations``
-    independent restarts have reached the best log-likelihood, or
-    ``max_restarts`` (default by size, :func:`default_effort`) are spent;
+    independent restarts have reached the best log-likelihood (and at least
+    the minimum of :func:`default_effort` have run), or ``max_restarts``
+    (default by size, :func:`default_effort`) are spent;
     :attr:`Solution.hits` and :attr:`Solution.converged` report which.
     ``kicks``: patience of a restart (it stops after this many perturbations
     in a row without a new best). ``seed``: int (the same seed gives
@@ -318,7 +336,7 @@ def solve(observed, *, alpha: float | None = None, beta: float | None = None,
         raise PhyloError(f"unknown method {method!r}; expected search, exact or auto")
     if method == "auto":
         method = "exact" if D.shape[1] <= 6 else "search"
-    r0, k0 = default_effort(*D.shape)
+    rmin, r0, k0 = default_effort(*D.shape)
     kicks = k0 if kicks is None else int(kicks)
     if int(confirmations) < 1:
         raise PhyloError(f"confirmations must be >= 1, got {confirmations}")
@@ -331,7 +349,8 @@ def solve(observed, *, alpha: float | None = None, beta: float | None = None,
         budget = r0 if max_restarts is None else int(max_restarts)
         if budget < 1:
             raise PhyloError(f"max_restarts must be >= 1, got {max_restarts}")
-        effort = _Effort(kicks, min(int(confirmations), budget), budget, int(confirmations))
+        effort = _Effort(kicks, min(max(int(confirmations), rmin), budget), budget,
+                         int(confirmations))
     if kicks < 0:
         raise PhyloError(f"kicks must be >= 0, got {kicks}")
     fixed = _model(alpha, beta, hom, cc, model)
