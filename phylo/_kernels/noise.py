@@ -755,3 +755,87 @@ def search_chain(deltaT, init_order, seed, n_restarts, n_kicks, max_rounds):
             best_score = score
             best_order = order.copy()
     return best_order, best_score
+
+
+# --------------------------------------------------------------------------
+# posterior sampling over mutation trees (attachments summed out)
+# --------------------------------------------------------------------------
+
+@njit(cache=True)
+def sum_score(deltaT, parent, acc):
+    """Σ over cells of log Σ_v exp(acc[v, c]) (attachments summed out, without
+    the base and the uniform attachment prior); −inf for a cyclic parent."""
+    order, pos, size = preorder(parent)
+    if size[0] < 0:
+        return -np.inf
+    path_sums(deltaT, parent, order, acc)
+    n1, c = acc.shape
+    total = 0.0
+    for i in range(c):
+        mx = acc[0, i]
+        for v in range(1, n1):
+            if acc[v, i] > mx:
+                mx = acc[v, i]
+        s = 0.0
+        for v in range(n1):
+            s += np.exp(acc[v, i] - mx)
+        total += mx + np.log(s)
+    return total
+
+
+@njit(cache=True)
+def mcmc_trees(deltaT, init_parent, seed, n_iter, burn_in, thin, p_prune):
+    """Metropolis–Hastings over mutation trees with the cell attachments
+    summed out (SCITE's ``-s`` sampling, Jahn et al. 2016), uniform prior on
+    rooted labelled trees. Moves: prune a uniform node's subtree and reattach
+    it below a uniform node outside it (probability ``p_prune``), else swap
+    the labels of two uniform nodes; both proposals are symmetric.
+
+    Returns ``(samples int64[k, n], scores float64[k], trace float64[n_iter],
+    accepted)``: parents kept every ``thin`` iterations after ``burn_in``, their
+    summed scores (without the base), the score after every iteration."""
+    np.random.seed(seed)
+    n, c = deltaT.shape
+    acc = np.empty((n + 1, c))
+    parent = init_parent.copy()
+    score = sum_score(deltaT, parent, acc)
+    k_max = 0
+    if n_iter > burn_in:
+        k_max = (n_iter - burn_in + thin - 1) // thin
+    samples = np.empty((k_max, n), dtype=np.int64)
+    scores = np.empty(k_max)
+    trace = np.empty(n_iter)
+    trial = np.empty(n, dtype=np.int64)
+    accepted = 0
+    k = 0
+    for it in range(n_iter):
+        if n == 1 or np.random.random() < p_prune:
+            v = np.random.randint(n)
+            order, pos, size = preorder(parent)
+            lo = pos[v]
+            hi = lo + size[v]
+            t = np.random.randint(n + 1 - size[v]) - 1  # -1: the root
+            if t < 0:
+                u = n
+            else:
+                # the t-th node of the pre-order outside v's subtree
+                u = order[t] if t < lo else order[t + (hi - lo)]
+            trial[:] = parent
+            trial[v] = u
+        else:
+            a = np.random.randint(n)
+            b = np.random.randint(n - 1)
+            if b >= a:
+                b += 1
+            _swap_labels(parent, a, b, trial)
+        s = sum_score(deltaT, trial, acc)
+        if s >= score or np.random.random() < np.exp(s - score):
+            parent[:] = trial
+            score = s
+            accepted += 1
+        trace[it] = score
+        if it >= burn_in and (it - burn_in) % thin == 0:
+            samples[k] = parent
+            scores[k] = score
+            k += 1
+    return samples, scores, trace, accepted
