@@ -151,3 +151,23 @@ def test_scite_ternary_with_gene_names(tmp_path, capsys):
                 model=ErrorModel(0.01, 0.2, 0.1, 0.001, ternary=True), seed=1)
     assert rec["log_likelihood"] == lib.log_likelihood
     assert rec["hits"] >= 1 and rec["restarts"] >= rec["hits"]
+
+
+def test_sample_writes_posterior_files(tmp_path, capsys):
+    path = tmp_path / "m.tsv"
+    path.write_text("cellID/mutID\tA\tB\tC\nc1\t1\t1\t0\nc2\t1\t0\t0\nc3\t1\t1\t1\n"
+                    "c4\t1\t?\t1\n")
+    prefix = tmp_path / "post"
+    assert main(["noise", "sample", str(path), "--fp", "0.01", "--fn", "0.2", "--chains", "3",
+                 "--iterations", "4000", "--out-prefix", str(prefix), "--format", "json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["chains"] == 3 and rec["rhat_log_likelihood"] < 1.1
+    assert {Path(p).name for p in rec["files"]} == {
+        "post.precedes.csv", "post.attachment.csv", "post.summary.json", "post.precedes.png"}
+    lines = (tmp_path / "post.precedes.csv").read_text().splitlines()
+    assert lines[0] == "precedes,A,B,C"
+    # A is in every mutated cell: it precedes B and C in nearly every sampled tree
+    assert float(lines[1].split(",")[2]) > 0.8 and float(lines[1].split(",")[3]) > 0.8
+    assert main(["noise", "sample", str(path), "--fp", "0.01", "--fn", "0.2",
+                 "--out-prefix", str(tmp_path / "no" / "x")]) == 2
+    _one_line_error(capsys, "folder")

@@ -121,3 +121,20 @@ def test_split_rhat_detects_disagreeing_chains():
     assert split_rhat(same) < 1.02
     apart = same + np.arange(4)[:, None]
     assert split_rhat(apart) > 1.5
+
+
+def test_learned_beta_is_not_biased_like_the_em_estimate():
+    """β sampled with the trees (prior mean 0.1, deliberately off) recovers the
+    simulated β = 0.2 within its 95% interval, where the ML/EM estimate falls
+    short (see benchmarks/noise_rates.py for the simulation study)."""
+    from phylo.noise import simulate
+    sim = simulate(60, 20, alpha=0.01, beta=0.2, lineage="random-tree", seed=1001)
+    post = sample_posterior(sim.observed, alpha=0.01, beta=0.1, learn_beta=True,
+                            iterations=20000, seed=2)
+    lo, hi = post.beta_interval(0.95)
+    assert lo <= 0.2 <= hi
+    assert hi - lo < 0.25  # informative, not the prior's width
+    assert post.summary()["rhat_beta"] < 1.1
+    with pytest.raises(PhyloError, match="binary"):
+        sample_posterior(sim.observed, model=ErrorModel(0.01, 0.2, 0.1, 0.0, ternary=True),
+                         learn_beta=True)

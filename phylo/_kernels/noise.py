@@ -839,3 +839,100 @@ def mcmc_trees(deltaT, init_parent, seed, n_iter, burn_in, thin, p_prune):
             scores[k] = score
             k += 1
     return samples, scores, trace, accepted
+
+
+@njit(cache=True)
+def binary_tables(D, alpha, beta):
+    """``(base, deltaT)`` of the binary model with scalar rates (2 = mutated)."""
+    n, m = D.shape
+    la = np.log(alpha)
+    l1a = np.log(1.0 - alpha)
+    lb = np.log(beta)
+    l1b = np.log(1.0 - beta)
+    base = np.zeros(n)
+    deltaT = np.zeros((m, n))
+    for i in range(n):
+        for j in range(m):
+            d = D[i, j]
+            if d == 0:
+                base[i] += l1a
+                deltaT[j, i] = lb - l1a
+            elif d == 1 or d == 2:
+                base[i] += la
+                deltaT[j, i] = l1b - la
+    return base, deltaT
+
+
+@njit(cache=True)
+def mcmc_trees_beta(D, alpha, beta0, prior_a, prior_b, init_parent, seed, n_iter, burn_in,
+                    thin, p_prune, p_beta, step):
+    """:func:`mcmc_trees` with the false-negative rate β sampled too (binary
+    model, α fixed), as SCITE's ``-e``: with probability ``p_beta`` a step
+    proposes log-odds(β') = log-odds(β) + N(0, ``step``²) under a
+    Beta(``prior_a``, ``prior_b``) prior (the Jacobian of the log-odds walk
+    is β(1 − β)). Returns ``(samples, scores, betas, accepted)``; ``scores``
+    are full log-likelihoods (base included, attachment prior excluded)."""
+    np.random.seed(seed)
+    n_cells = D.shape[0]
+    n = init_parent.size
+    beta = beta0
+    base, deltaT = binary_tables(D, alpha, beta)
+    acc = np.empty((n + 1, n_cells))
+    parent = init_parent.copy()
+    score = sum_score(deltaT, parent, acc) + base.sum()
+    k_max = 0
+    if n_iter > burn_in:
+        k_max = (n_iter - burn_in + thin - 1) // thin
+    samples = np.empty((k_max, n), dtype=np.int64)
+    scores = np.empty(k_max)
+    betas = np.empty(k_max)
+    trial = np.empty(n, dtype=np.int64)
+    accepted = 0
+    k = 0
+    for it in range(n_iter):
+        if np.random.random() < p_beta:
+            z = np.log(beta / (1.0 - beta)) + step * np.random.standard_normal()
+            nb = 1.0 / (1.0 + np.exp(-z))
+            if nb > 1e-9 and nb < 0.5:
+                b2, d2 = binary_tables(D, alpha, nb)
+                s = sum_score(d2, parent, acc) + b2.sum()
+                # prior ratio and the log-odds Jacobian
+                log_r = (s - score + (prior_a - 1.0) * (np.log(nb) - np.log(beta))
+                         + (prior_b - 1.0) * (np.log(1.0 - nb) - np.log(1.0 - beta))
+                         + np.log(nb * (1.0 - nb)) - np.log(beta * (1.0 - beta)))
+                if log_r >= 0.0 or np.random.random() < np.exp(log_r):
+                    beta = nb
+                    base = b2
+                    deltaT = d2
+                    score = s
+                    accepted += 1
+        else:
+            if n == 1 or np.random.random() < p_prune:
+                v = np.random.randint(n)
+                order, pos, size = preorder(parent)
+                lo = pos[v]
+                hi = lo + size[v]
+                t = np.random.randint(n + 1 - size[v]) - 1
+                if t < 0:
+                    u = n
+                else:
+                    u = order[t] if t < lo else order[t + (hi - lo)]
+                trial[:] = parent
+                trial[v] = u
+            else:
+                a = np.random.randint(n)
+                b = np.random.randint(n - 1)
+                if b >= a:
+                    b += 1
+                _swap_labels(parent, a, b, trial)
+            s = sum_score(deltaT, trial, acc) + base.sum()
+            if s >= score or np.random.random() < np.exp(s - score):
+                parent[:] = trial
+                score = s
+                accepted += 1
+        if it >= burn_in and (it - burn_in) % thin == 0:
+            samples[k] = parent
+            scores[k] = score
+            betas[k] = beta
+            k += 1
+    return samples, scores, betas, accepted

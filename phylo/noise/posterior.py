@@ -36,6 +36,10 @@ from .simulate import tree_matrix
 #: SCITE's default move probabilities are 0.55 prune-and-reattach, 0.4 label
 #: swap, 0.05 subtree swap; without the subtree swap the first two keep their ratio
 P_PRUNE = 0.55 / 0.95
+#: with learn_beta, the share of steps that propose a new β, and the standard
+#: deviation of the proposal on the log-odds scale
+BETA_MOVE = 0.2
+BETA_STEP = 0.15
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,15 @@ class Posterior:
     map_log_likelihood: float
     model: ErrorModel
     seed: int
+    beta_samples: np.ndarray | None = None
+
+    def beta_interval(self, level: float = 0.95) -> tuple[float, float]:
+        """Equal-tailed credible interval of β (when β was sampled)."""
+        if self.beta_samples is None:
+            raise PhyloError("β was held fixed; sample it with learn_beta=True")
+        q = (1.0 - level) / 2.0
+        lo, hi = np.quantile(self.beta_samples, [q, 1.0 - q])
+        return float(lo), float(hi)
 
     def summary(self, mutations: list[str] | None = None) -> dict:
         n = self.precedes.shape[0]
@@ -76,6 +89,10 @@ class Posterior:
             "map_tree": tree_newick(self.map_parent, names),
             "map_log_likelihood": self.map_log_likelihood,
             "error_model": self.model.as_dict(), "seed": self.seed,
+            **({} if self.beta_samples is None else {
+                "beta_mean": float(self.beta_samples.mean()),
+                "beta_95": list(self.beta_interval(0.95)),
+                "rhat_beta": split_rhat(self.beta_samples)}),
         }
 
 
@@ -109,12 +126,17 @@ def sample_posterior(observed, *, alpha: float | None = None, beta: float | None
                      hom: float | None = None, cc: float | None = None,
                      model: ErrorModel | None = None, chains: int = 4,
                      iterations: int = 20_000, burn_in: int | None = None,
-                     thin: int | None = None, seed: int | None = None) -> Posterior:
+                     thin: int | None = None, learn_beta: bool = False,
+                     beta_prior_sd: float = 0.1, seed: int | None = None) -> Posterior:
     """Sample P(tree, attachments | D) with ``chains`` seeded MCMC chains of
     ``iterations`` steps (``burn_in`` default a quarter, ``thin`` default so
     that about 1000 trees are kept per chain). Rates as in
-    :func:`phylo.noise.solve` but required (fixed); the same seed gives the
-    same samples."""
+    :func:`phylo.noise.solve` but required; the same seed gives the same
+    samples. ``learn_beta`` (binary model, scalar rates): β is sampled too,
+    under a Beta prior with mean ``beta`` and standard deviation
+    ``beta_prior_sd`` (SCITE's ``-e`` with ``-sd``), a fifth of the steps
+    being β proposals; :meth:`Posterior.beta_interval` gives its credible
+    interval."""
     D = _validate_observed(observed)
     seed = check_seed(seed)
     m = _model(alpha, beta, hom, cc, model)
@@ -134,16 +156,33 @@ def sample_posterior(observed, *, alpha: float | None = None, beta: float | None
     n_cells, n = D.shape
     const = float(base.sum()) - n_cells * math.log(n + 1)
     seeds = _child_seeds(seed, 2 * int(chains))
-    samples, lls, acc_rate = [], [], []
+    samples, lls, acc_rate, betas = [], [], [], []
+    if learn_beta:
+        if m.ternary or not m.scalar or not (0.0 < float(m.fp) and 0.0 < float(m.fn) < 0.5):
+            raise PhyloError("learn_beta needs the binary model with scalar rates, "
+                             "0 < alpha and 0 < beta < 0.5")
+        mu, sd = float(m.fn), float(beta_prior_sd)
+        if not (0.0 < sd and sd * sd < mu * (1.0 - mu)):
+            raise PhyloError(f"beta_prior_sd must be in (0, sqrt(beta (1 - beta))), got {sd}")
+        nu = mu * (1.0 - mu) / (sd * sd) - 1.0
+        prior_a, prior_b = mu * nu, (1.0 - mu) * nu
     for ch in range(int(chains)):
         start = _random_start(n, seeds[2 * ch])
-        s, sc, _, accepted = _k.mcmc_trees(deltaT, start, seeds[2 * ch + 1], iterations,
-                                           burn_in, thin, P_PRUNE)
+        if learn_beta:
+            s, sc, bt, accepted = _k.mcmc_trees_beta(
+                D, float(m.fp), float(m.fn), prior_a, prior_b, start, seeds[2 * ch + 1],
+                iterations, burn_in, thin, P_PRUNE, BETA_MOVE, BETA_STEP)
+            betas.append(bt)
+            lls.append(sc - n_cells * math.log(n + 1))
+        else:
+            s, sc, _, accepted = _k.mcmc_trees(deltaT, start, seeds[2 * ch + 1], iterations,
+                                               burn_in, thin, P_PRUNE)
+            lls.append(sc + const)
         samples.append(s)
-        lls.append(sc + const)
         acc_rate.append(accepted / iterations)
     samples = np.stack(samples)
     lls = np.stack(lls)
+    beta_samples = np.stack(betas) if learn_beta else None
     if penalty > 0 and np.any(lls < -0.5 * penalty):
         raise PhyloError("the chains kept trees under which some observation is impossible "
                          "(a zero rate); run longer or use positive rates")
@@ -156,6 +195,8 @@ def sample_posterior(observed, *, alpha: float | None = None, beta: float | None
         for k in range(K):
             parent = samples[ch, k]
             prec_chain[ch] += _ancestors(parent)
+            if learn_beta:
+                _, deltaT = _k.binary_tables(D, float(m.fp), float(beta_samples[ch, k]))
             order, _, _ = _k.preorder(parent)
             _k.path_sums(deltaT, parent, order, accm)
             w = np.exp(accm - accm.max(axis=0))
@@ -166,7 +207,8 @@ def sample_posterior(observed, *, alpha: float | None = None, beta: float | None
     return Posterior(samples, lls, prec_chain.mean(axis=0), attach / (C * K),
                      linear / (C * K), split_rhat(lls),
                      float(np.max(prec_chain.max(axis=0) - prec_chain.min(axis=0))),
-                     np.array(acc_rate), samples[best].copy(), float(lls[best]), m, seed)
+                     np.array(acc_rate), samples[best].copy(), float(lls[best]), m, seed,
+                     beta_samples)
 
 
 def write_posterior(post: Posterior, prefix: str | Path, *, cells: list[str],
