@@ -90,6 +90,10 @@ def main(argv=None) -> int:
         rec["default_reached_best"] = [r["log_likelihood"] >= best - SAME for r in runs]
         records.append(rec)
     OUT.parent.mkdir(parents=True, exist_ok=True)
+    if OUT.is_file():  # keep the data sets this run did not redo
+        done = {r["data"] for r in records}
+        old = json.loads(OUT.read_text()).get("results", [])
+        records = [r for r in old if r["data"] not in done] + records
     OUT.write_text(json.dumps({"data_dir": str(DATA), "results": records}, indent=1) + "\n")
     print(f"wrote {OUT}")
     return 0

@@ -102,7 +102,7 @@ def register(subparsers) -> None:
                        help="adaptive effort: stop when this many independent restarts "
                             "reached the best log-likelihood (default: 3)")
     solve.add_argument("--max-restarts", type=int, default=None,
-                       help="adaptive effort: restart budget (default: by size, 40 for "
+                       help="adaptive effort: restart budget (default: by size, 24 for "
                             "up to 2e6 cells x mutations^2)")
     add_seed_argument(solve)
     add_format_argument(solve)

@@ -48,7 +48,7 @@ CONFIRMATIONS = 3
 #: the ridges of flat landscapes such as SCITE's Hou78 data)
 BASIN_TEMPERATURE = 2.0
 _KICK_CAP = 20     # a restart makes at most _KICK_CAP * patience perturbations
-_GROWTH = 4        # restarts grow to at most 2^_GROWTH times the initial patience
+_GROWTH = 3        # restarts grow to at most 2^_GROWTH times the initial patience
 _MAX_ROUNDS = 1000  # local search stops earlier, at a local optimum
 _KICK_SIZE = 3     # random subtree moves per perturbation
 
@@ -278,7 +278,7 @@ def default_effort(n_cells: int, n_mutations: int) -> tuple[int, int, int]:
     work = n_mutations * n_mutations * max(n_cells, 1)
     kicks = int(min(20, max(4, 1e8 / max(work, 1))))
     min_restarts = int(min(10, 2_000_000 // max(work, 1)))
-    max_restarts = 40 if work <= 2_000_000 else (12 if work <= 50_000_000 else 6)
+    max_restarts = 24 if work <= 2_000_000 else (12 if work <= 50_000_000 else 6)
     return min_restarts, max_restarts, min(kicks, 2 * n_mutations)
 
 
