@@ -35,7 +35,7 @@ def test_perfect_phylogeny_of_tree_matrices(rng):
     the returned tree reproduces them."""
     for _ in range(100):
         n, m = rng.integers(1, 30), rng.integers(1, 20)
-        parent, att, A = random_mutation_tree(n, m, seed=rng)
+        parent, att, A = random_mutation_tree(n, m, seed=int(rng.integers(2**31)))
         pp = perfect_phylogeny(A)
         assert pp.conflict_free
         np.testing.assert_array_equal(tree_matrix(pp.parent, pp.attachment), A)
@@ -68,7 +68,10 @@ def test_linear_chain_matrix():
 def test_checks_reject_missing_and_bad_entries():
     with pytest.raises(GenotypeError, match="missing"):
         perfect_phylogeny(np.array([[0, MISSING]]))
-    with pytest.raises(GenotypeError, match="0 or 1"):
-        linearity(np.array([[0, 2]]))
+    with pytest.raises(GenotypeError, match="0, 1 or 2"):
+        linearity(np.array([[0, 5]]))
+    # a homozygous call (2) is a mutated entry
+    assert linearity(np.array([[1, 2], [0, 1]])).linear
+    assert perfect_phylogeny(np.array([[2, 0], [0, 2], [2, 2]])).conflicting_pair == (0, 1)
     with pytest.raises(GenotypeError, match="non-empty"):
         perfect_phylogeny(np.zeros((0, 3)))

@@ -82,8 +82,13 @@ def test_estimated_rates_are_plausible():
 
 def test_bad_arguments():
     D = np.zeros((3, 3), dtype=np.int8)
-    with pytest.raises(PhyloError):
-        solve(D, alpha=0.0, beta=0.1)
+    for a in (-0.1, 1.0, float("nan")):
+        with pytest.raises(PhyloError):
+            solve(D, alpha=a, beta=0.1)
+    with pytest.raises(PhyloError, match="missing"):
+        solve(np.full((3, 3), MISSING, np.int8), alpha=0.1, beta=0.1)
+    with pytest.raises(PhyloError, match="seed"):
+        solve(D, alpha=0.1, beta=0.1, seed=np.random.default_rng(1))
     with pytest.raises(PhyloError):
         solve(D, alpha=0.1, beta=0.1, method="magic")
     with pytest.raises(PhyloError):
@@ -100,7 +105,7 @@ def _rejection_rate(make, test, reps, n_bootstrap, level, seed):
     for _ in range(reps):
         D = make(rng)
         rejections += test(D, alpha=ALPHA_T, beta=BETA_T, n_bootstrap=n_bootstrap,
-                           seed=rng).reject(level)
+                           seed=int(rng.integers(2**31))).reject(level)
     return rejections / reps
 
 
@@ -112,14 +117,14 @@ LEVEL = 0.1
 
 
 def _h0_noise(rng, n=15, m=6):
-    return simulate(n, m, alpha=ALPHA_T, beta=BETA_T, lineage="random-tree", seed=rng).observed
+    return simulate(n, m, alpha=ALPHA_T, beta=BETA_T, lineage="random-tree", seed=int(rng.integers(2**31))).observed
 
 
 def _h1_noise(rng, n=15, m=6):
-    sim = simulate(n, m, alpha=ALPHA_T, beta=BETA_T, lineage="random-tree", seed=rng)
+    sim = simulate(n, m, alpha=ALPHA_T, beta=BETA_T, lineage="random-tree", seed=int(rng.integers(2**31)))
     from phylo.noise import add_noise
-    B = add_parallel_mutations(sim.true, 2, seed=rng)
-    return add_noise(B, ALPHA_T, BETA_T, seed=rng)
+    B = add_parallel_mutations(sim.true, 2, seed=int(rng.integers(2**31)))
+    return add_noise(B, ALPHA_T, BETA_T, seed=int(rng.integers(2**31)))
 
 
 def test_noise_test_fast_calibration():
@@ -139,7 +144,7 @@ def _h0_branch(rng, n=15, m=5):
     parent = np.r_[m, np.arange(m - 1)]          # a chain
     A = tree_matrix(parent, rng.integers(m + 1, size=n))
     from phylo.noise import add_noise
-    return add_noise(A, ALPHA_T, BETA_T, seed=rng)
+    return add_noise(A, ALPHA_T, BETA_T, seed=int(rng.integers(2**31)))
 
 
 def test_branching_test_fast_calibration():

@@ -152,27 +152,31 @@ def linear_order(A):
 # --------------------------------------------------------------------------
 
 @njit(cache=True)
-def score_tables(D, log_a, log_1ma, log_b, log_1mb):
+def score_tables(D, logs):
     """``(base[cells], deltaT[mutations, cells])`` for observed matrix D.
 
-    base[c] = Σ_j s0(c, j); the log-likelihood of cell c attached at v is
-    base[c] + Σ_{j on root→v} deltaT[j, c]."""
+    ``logs`` is ``float64[R, C, 4, 2]``: ``logs[r, c, d, t]`` = log P(observed
+    d | true t) with ``r`` = cell (R = cells) or 0 (R = 1, one table for every
+    cell), ``c`` likewise for mutations; rows ``d`` = 0, 1, 2 (homozygous
+    call), 3 (missing: 0 for both t). Entries must be finite (the validating
+    layer replaces log 0 by a finite penalty). base[c] = Σ_j s0(c, j); the
+    log-likelihood of cell c attached at v is base[c] + Σ_{j on root→v}
+    deltaT[j, c]."""
     n, m = D.shape
+    R = logs.shape[0]
+    C = logs.shape[1]
     base = np.zeros(n)
     deltaT = np.zeros((m, n))
     for i in range(n):
+        r = i if R > 1 else 0
         for j in range(m):
             d = D[i, j]
-            if d == 0:
-                s0 = log_1ma
-                s1 = log_b
-            elif d == 1:
-                s0 = log_a
-                s1 = log_1mb
-            else:
+            if d == MISSING:
                 continue
+            c = j if C > 1 else 0
+            s0 = logs[r, c, d, 0]
             base[i] += s0
-            deltaT[j, i] = s1 - s0
+            deltaT[j, i] = logs[r, c, d, 1] - s0
     return base, deltaT
 
 
@@ -518,35 +522,42 @@ def _kick(parent, n_moves):
 
 
 @njit(cache=True)
-def search_tree(deltaT, init_parent, seed, n_restarts, n_kicks, kick_size,
-                n_random_swaps, max_rounds):
-    """Iterated local search over mutation trees with seeded restarts.
-
-    Restart 0 starts from ``init_parent``, later restarts from random recursive
-    trees; each local optimum is perturbed ``n_kicks`` times (``kick_size``
-    random subtree moves) and the perturbed optimum is kept when at least as
-    good. Returns ``(best_parent, best_score)`` (score without the base)."""
+def search_from(deltaT, init_parent, seed, start_kick, patience, max_kicks, kick_size,
+                n_random_swaps, max_rounds, temperature):
+    """One iterated local search from ``init_parent`` (first perturbed by
+    ``start_kick`` random subtree moves when > 0): hill-climb to a local
+    optimum, then repeatedly perturb it (``kick_size`` random subtree
+    moves), climb again and move there when at least as good, or when worse
+    by d with probability exp(−d / ``temperature``) (basin hopping; 0 = only
+    uphill); stop after ``patience`` perturbations in a row without a new
+    best, or ``max_kicks`` in all. Seeded, so a restart is reproducible on its own. Returns the best
+    ``(parent, score)`` visited (score without the base)."""
     np.random.seed(seed)
     n, c = deltaT.shape
     acc = np.empty((n + 1, c))
-    best_parent = init_parent.copy()
-    best_score = -np.inf
-    for r in range(n_restarts):
-        parent = init_parent.copy()
-        if r > 0:  # restart near the start tree but far from the last optimum
-            _kick(parent, max(2, n // 5))
-        score = local_search(deltaT, parent, acc, n_random_swaps, max_rounds)
-        for _k in range(n_kicks):
-            trial = parent.copy()
-            _kick(trial, kick_size)
-            s = local_search(deltaT, trial, acc, n_random_swaps, max_rounds)
-            if s >= score - _TOL:
-                parent = trial
-                score = s
-        if score > best_score + _TOL:
-            best_score = score
-            best_parent = parent.copy()
-    return best_parent, best_score
+    parent = init_parent.copy()
+    if start_kick > 0:
+        _kick(parent, start_kick)
+    score = local_search(deltaT, parent, acc, n_random_swaps, max_rounds)
+    best_parent = parent.copy()
+    best = score
+    since = 0
+    for _k in range(max_kicks):
+        if since >= patience:
+            break
+        since += 1
+        trial = parent.copy()
+        _kick(trial, kick_size)
+        s = local_search(deltaT, trial, acc, n_random_swaps, max_rounds)
+        if s >= score - _TOL or (temperature > 0.0
+                                 and np.random.random() < np.exp((s - score) / temperature)):
+            parent = trial
+            score = s
+            if s > best + _TOL:
+                best = s
+                best_parent = parent.copy()
+                since = 0
+    return best_parent, best
 
 
 # --------------------------------------------------------------------------
@@ -744,3 +755,184 @@ def search_chain(deltaT, init_order, seed, n_restarts, n_kicks, max_rounds):
             best_score = score
             best_order = order.copy()
     return best_order, best_score
+
+
+# --------------------------------------------------------------------------
+# posterior sampling over mutation trees (attachments summed out)
+# --------------------------------------------------------------------------
+
+@njit(cache=True)
+def sum_score(deltaT, parent, acc):
+    """Σ over cells of log Σ_v exp(acc[v, c]) (attachments summed out, without
+    the base and the uniform attachment prior); −inf for a cyclic parent."""
+    order, pos, size = preorder(parent)
+    if size[0] < 0:
+        return -np.inf
+    path_sums(deltaT, parent, order, acc)
+    n1, c = acc.shape
+    total = 0.0
+    for i in range(c):
+        mx = acc[0, i]
+        for v in range(1, n1):
+            if acc[v, i] > mx:
+                mx = acc[v, i]
+        s = 0.0
+        for v in range(n1):
+            s += np.exp(acc[v, i] - mx)
+        total += mx + np.log(s)
+    return total
+
+
+@njit(cache=True)
+def mcmc_trees(deltaT, init_parent, seed, n_iter, burn_in, thin, p_prune):
+    """Metropolis–Hastings over mutation trees with the cell attachments
+    summed out (SCITE's ``-s`` sampling, Jahn et al. 2016), uniform prior on
+    rooted labelled trees. Moves: prune a uniform node's subtree and reattach
+    it below a uniform node outside it (probability ``p_prune``), else swap
+    the labels of two uniform nodes; both proposals are symmetric.
+
+    Returns ``(samples int64[k, n], scores float64[k], trace float64[n_iter],
+    accepted)``: parents kept every ``thin`` iterations after ``burn_in``, their
+    summed scores (without the base), the score after every iteration."""
+    np.random.seed(seed)
+    n, c = deltaT.shape
+    acc = np.empty((n + 1, c))
+    parent = init_parent.copy()
+    score = sum_score(deltaT, parent, acc)
+    k_max = 0
+    if n_iter > burn_in:
+        k_max = (n_iter - burn_in + thin - 1) // thin
+    samples = np.empty((k_max, n), dtype=np.int64)
+    scores = np.empty(k_max)
+    trace = np.empty(n_iter)
+    trial = np.empty(n, dtype=np.int64)
+    accepted = 0
+    k = 0
+    for it in range(n_iter):
+        if n == 1 or np.random.random() < p_prune:
+            v = np.random.randint(n)
+            order, pos, size = preorder(parent)
+            lo = pos[v]
+            hi = lo + size[v]
+            t = np.random.randint(n + 1 - size[v]) - 1  # -1: the root
+            if t < 0:
+                u = n
+            else:
+                # the t-th node of the pre-order outside v's subtree
+                u = order[t] if t < lo else order[t + (hi - lo)]
+            trial[:] = parent
+            trial[v] = u
+        else:
+            a = np.random.randint(n)
+            b = np.random.randint(n - 1)
+            if b >= a:
+                b += 1
+            _swap_labels(parent, a, b, trial)
+        s = sum_score(deltaT, trial, acc)
+        if s >= score or np.random.random() < np.exp(s - score):
+            parent[:] = trial
+            score = s
+            accepted += 1
+        trace[it] = score
+        if it >= burn_in and (it - burn_in) % thin == 0:
+            samples[k] = parent
+            scores[k] = score
+            k += 1
+    return samples, scores, trace, accepted
+
+
+@njit(cache=True)
+def binary_tables(D, alpha, beta):
+    """``(base, deltaT)`` of the binary model with scalar rates (2 = mutated)."""
+    n, m = D.shape
+    la = np.log(alpha)
+    l1a = np.log(1.0 - alpha)
+    lb = np.log(beta)
+    l1b = np.log(1.0 - beta)
+    base = np.zeros(n)
+    deltaT = np.zeros((m, n))
+    for i in range(n):
+        for j in range(m):
+            d = D[i, j]
+            if d == 0:
+                base[i] += l1a
+                deltaT[j, i] = lb - l1a
+            elif d == 1 or d == 2:
+                base[i] += la
+                deltaT[j, i] = l1b - la
+    return base, deltaT
+
+
+@njit(cache=True)
+def mcmc_trees_beta(D, alpha, beta0, prior_a, prior_b, init_parent, seed, n_iter, burn_in,
+                    thin, p_prune, p_beta, step):
+    """:func:`mcmc_trees` with the false-negative rate β sampled too (binary
+    model, α fixed), as SCITE's ``-e``: with probability ``p_beta`` a step
+    proposes log-odds(β') = log-odds(β) + N(0, ``step``²) under a
+    Beta(``prior_a``, ``prior_b``) prior (the Jacobian of the log-odds walk
+    is β(1 − β)). Returns ``(samples, scores, betas, accepted)``; ``scores``
+    are full log-likelihoods (base included, attachment prior excluded)."""
+    np.random.seed(seed)
+    n_cells = D.shape[0]
+    n = init_parent.size
+    beta = beta0
+    base, deltaT = binary_tables(D, alpha, beta)
+    acc = np.empty((n + 1, n_cells))
+    parent = init_parent.copy()
+    score = sum_score(deltaT, parent, acc) + base.sum()
+    k_max = 0
+    if n_iter > burn_in:
+        k_max = (n_iter - burn_in + thin - 1) // thin
+    samples = np.empty((k_max, n), dtype=np.int64)
+    scores = np.empty(k_max)
+    betas = np.empty(k_max)
+    trial = np.empty(n, dtype=np.int64)
+    accepted = 0
+    k = 0
+    for it in range(n_iter):
+        if np.random.random() < p_beta:
+            z = np.log(beta / (1.0 - beta)) + step * np.random.standard_normal()
+            nb = 1.0 / (1.0 + np.exp(-z))
+            if nb > 1e-9 and nb < 0.5:
+                b2, d2 = binary_tables(D, alpha, nb)
+                s = sum_score(d2, parent, acc) + b2.sum()
+                # prior ratio and the log-odds Jacobian
+                log_r = (s - score + (prior_a - 1.0) * (np.log(nb) - np.log(beta))
+                         + (prior_b - 1.0) * (np.log(1.0 - nb) - np.log(1.0 - beta))
+                         + np.log(nb * (1.0 - nb)) - np.log(beta * (1.0 - beta)))
+                if log_r >= 0.0 or np.random.random() < np.exp(log_r):
+                    beta = nb
+                    base = b2
+                    deltaT = d2
+                    score = s
+                    accepted += 1
+        else:
+            if n == 1 or np.random.random() < p_prune:
+                v = np.random.randint(n)
+                order, pos, size = preorder(parent)
+                lo = pos[v]
+                hi = lo + size[v]
+                t = np.random.randint(n + 1 - size[v]) - 1
+                if t < 0:
+                    u = n
+                else:
+                    u = order[t] if t < lo else order[t + (hi - lo)]
+                trial[:] = parent
+                trial[v] = u
+            else:
+                a = np.random.randint(n)
+                b = np.random.randint(n - 1)
+                if b >= a:
+                    b += 1
+                _swap_labels(parent, a, b, trial)
+            s = sum_score(deltaT, trial, acc) + base.sum()
+            if s >= score or np.random.random() < np.exp(s - score):
+                parent[:] = trial
+                score = s
+                accepted += 1
+        if it >= burn_in and (it - burn_in) % thin == 0:
+            samples[k] = parent
+            scores[k] = score
+            betas[k] = beta
+            k += 1
+    return samples, scores, betas, accepted

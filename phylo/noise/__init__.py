@@ -1,6 +1,8 @@
 """Single-cell genotype matrices: noise, exact checks and inference.
 
-A genotype matrix is int8[cells, mutations] with 0, 1 and :data:`MISSING` (3).
+A genotype matrix is int8[cells, mutations] with 0, 1, 2 (homozygous mutant
+call) and :data:`MISSING` (3). See :mod:`phylo.noise.model` for the error
+models (SCITE's binary and ternary).
 See :mod:`phylo.noise.io` (SCITE/PhISCS files), :mod:`phylo.noise.simulate`,
 :mod:`phylo.noise.checks` (Gusfield 1991 three-gametes test, linearity),
 :mod:`phylo.noise.inference` (ML conflict-free matrix; Jahn et al. 2016,
@@ -14,12 +16,14 @@ from .checks import (Linearity, PerfectPhylogeny, is_conflict_free, is_linear, l
 from .hypothesis import TestResult, branching_test, noise_test
 from .inference import (Solution, estimate_rates, log_likelihood, solve, solve_linear,
                         tree_newick)
-from .io import MISSING, GenotypeMatrix, read_matrix, write_matrix
+from .io import MISSING, GenotypeMatrix, read_matrix, read_names, write_matrix, write_names
+from .model import ErrorModel
 from .simulate import (SimulatedMatrix, add_noise, add_parallel_mutations,
                        random_mutation_tree, simulate, tree_matrix)
 
 __all__ = [
-    "MISSING", "GenotypeMatrix", "read_matrix", "write_matrix",
+    "MISSING", "GenotypeMatrix", "read_matrix", "write_matrix", "read_names", "write_names",
+    "ErrorModel",
     "SimulatedMatrix", "simulate", "add_noise", "add_parallel_mutations",
     "random_mutation_tree", "tree_matrix",
     "PerfectPhylogeny", "Linearity", "perfect_phylogeny", "is_conflict_free",

@@ -48,17 +48,19 @@ class Linearity:
 
 
 def as_binary(A, *, what: str = "matrix") -> np.ndarray:
-    """Validate a complete 0/1 matrix (cells × mutations) as contiguous int8."""
+    """Validate a complete 0/1 matrix (cells × mutations) as contiguous int8;
+    homozygous calls (2) count as mutated (1)."""
     A = np.asarray(A)
     if A.ndim != 2 or A.shape[0] == 0 or A.shape[1] == 0:
         raise GenotypeError(f"{what} must be a non-empty 2-D array (cells × mutations), "
                             f"got shape {A.shape}")
     if (A == MISSING).any():
         raise GenotypeError(f"{what} has missing entries; the exact checks need a "
-                            "complete 0/1 matrix (use solve() to impute them)")
-    if not np.isin(A, (0, 1)).all():
-        raise GenotypeError(f"{what} entries must be 0 or 1")
-    return np.ascontiguousarray(A, dtype=np.int8)
+                            "complete 0/1 matrix (infer them first: `phylo noise solve`, "
+                            "or phylo.noise.solve in Python)")
+    if not np.isin(A, (0, 1, 2)).all():
+        raise GenotypeError(f"{what} entries must be 0, 1 or 2 (homozygous, read as 1)")
+    return np.ascontiguousarray(np.where(A == 2, 1, A), dtype=np.int8)
 
 
 def perfect_phylogeny(A) -> PerfectPhylogeny:

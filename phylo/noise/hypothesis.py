@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PhyloError
-from .inference import Solution, _validate_observed, solve, solve_linear
+from .inference import Solution, _validate_observed, check_seed, solve, solve_linear
 from .io import MISSING
 from .simulate import add_noise
 
@@ -48,19 +48,11 @@ class TestResult:
         return self.p_value <= level
 
 
-def _rng(seed) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-
-def _resimulate(A: np.ndarray, mask: np.ndarray, alpha: float, beta: float, rng) -> np.ndarray:
-    D = add_noise(A, alpha, beta, seed=rng)
+def _resimulate(A: np.ndarray, mask: np.ndarray, alpha: float, beta: float,
+                seed: int) -> np.ndarray:
+    D = add_noise(A, alpha, beta, seed=seed)
     D[mask] = MISSING
     return D
-
-
-def _rates(D, alpha, beta, restarts, rng) -> tuple[float, float, Solution]:
-    sol = solve(D, alpha=alpha, beta=beta, restarts=restarts, seed=rng)
-    return sol.alpha, sol.beta, sol
 
 
 def _check_b(n_bootstrap: int) -> None:
@@ -68,42 +60,52 @@ def _check_b(n_bootstrap: int) -> None:
         raise PhyloError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
 
 
+def _seeds(seed: int | None, n: int) -> list[int]:
+    """Independent int seeds for the fit and each bootstrap replicate."""
+    return [int(x) for x in np.random.SeedSequence(check_seed(seed)).generate_state(n)
+            % (2**31 - 1)]
+
+
 def noise_test(observed, *, alpha: float | None = None, beta: float | None = None,
-               n_bootstrap: int = 99, restarts: int = 1, seed=None) -> TestResult:
+               n_bootstrap: int = 99, restarts: int = 1, seed: int | None = None) -> TestResult:
     """Is A′ explained by a conflict-free matrix plus noise? (small p: no)."""
     _check_b(n_bootstrap)
-    rng = _rng(seed)
     D = _validate_observed(observed)
-    a, b, fit = _rates(D, alpha, beta, restarts, rng)
+    seeds = _seeds(seed, 1 + 2 * n_bootstrap)
+    fit = solve(D, alpha=alpha, beta=beta, restarts=restarts, seed=seeds[0])
+    a, b = fit.alpha, fit.beta
     mask = D == MISSING
     null = np.empty(n_bootstrap)
     for k in range(n_bootstrap):
-        Dk = _resimulate(fit.matrix, mask, a, b, rng)
-        null[k] = solve(Dk, alpha=a, beta=b, restarts=restarts, seed=rng).log_likelihood
+        Dk = _resimulate(fit.matrix, mask, a, b, seeds[1 + 2 * k])
+        null[k] = solve(Dk, alpha=a, beta=b, restarts=restarts,
+                        seed=seeds[2 + 2 * k]).log_likelihood
     stat = fit.log_likelihood
     p = (1 + np.sum(null <= stat + 1e-9)) / (1 + n_bootstrap)
     return TestResult(stat, float(p), null, a, b, fit)
 
 
-def _lr(D, a, b, restarts, rng) -> tuple[float, Solution, Solution]:
-    tree = solve(D, alpha=a, beta=b, restarts=restarts, seed=rng)
-    lin = solve_linear(D, alpha=a, beta=b, restarts=restarts, seed=rng)
+def _lr(D, a, b, restarts, seed) -> tuple[float, Solution, Solution]:
+    tree = solve(D, alpha=a, beta=b, restarts=restarts, seed=seed)
+    lin = solve_linear(D, alpha=a, beta=b, restarts=restarts, seed=seed)
     # a chain is a tree: never let search noise make the ratio negative
     return max(tree.log_likelihood - lin.log_likelihood, 0.0), tree, lin
 
 
 def branching_test(observed, *, alpha: float | None = None, beta: float | None = None,
-                   n_bootstrap: int = 99, restarts: int = 1, seed=None) -> TestResult:
+                   n_bootstrap: int = 99, restarts: int = 1,
+                   seed: int | None = None) -> TestResult:
     """Does the tree branch? H0 linear; small p: branching."""
     _check_b(n_bootstrap)
-    rng = _rng(seed)
     D = _validate_observed(observed)
-    a, b, _ = _rates(D, alpha, beta, restarts, rng)
-    stat, tree, lin = _lr(D, a, b, restarts, rng)
+    seeds = _seeds(seed, 2 + 2 * n_bootstrap)
+    fit = solve(D, alpha=alpha, beta=beta, restarts=restarts, seed=seeds[0])
+    a, b = fit.alpha, fit.beta
+    stat, tree, lin = _lr(D, a, b, restarts, seeds[1])
     mask = D == MISSING
     null = np.empty(n_bootstrap)
     for k in range(n_bootstrap):
-        Dk = _resimulate(lin.matrix, mask, a, b, rng)
-        null[k] = _lr(Dk, a, b, restarts, rng)[0]
+        Dk = _resimulate(lin.matrix, mask, a, b, seeds[2 + 2 * k])
+        null[k] = _lr(Dk, a, b, restarts, seeds[3 + 2 * k])[0]
     p = (1 + np.sum(null >= stat - 1e-9)) / (1 + n_bootstrap)
     return TestResult(stat, float(p), null, a, b, tree, lin)

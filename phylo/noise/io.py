@@ -4,18 +4,27 @@ In memory a genotype matrix is ``int8[cells, mutations]`` with entries 0
 (reference), 1 (mutated) and :data:`MISSING` (3, not observed).
 
 - SCITE (Jahn et al. 2016): plain text, **mutations × cells**, whitespace
-  separated, entries 0, 1, 2 (homozygous mutant, read as 1) and 3 (missing); no
-  names.
+  separated, entries 0, 1, 2 (homozygous mutant, kept as 2: the binary error
+  model reads it as mutated, the ternary one as a homozygous call) and 3
+  (missing); no names in the file. Mutation names come from a ``.geneNames``
+  file (one name per line, SCITE's ``-names``): given explicitly, or found
+  beside the matrix with the same stem (``dataHou18.csv`` →
+  ``dataHou18.geneNames``). Any line ending (LF, CRLF, or the CR-only ends of
+  SCITE's ``dataHou18.csv``) is read.
 - PhISCS (Malikic et al. 2019): tab separated, **cells × mutations**, a header
   row whose first field names the corner (``cellID/mutID``) followed by the
   mutation names, then one row per cell starting with its name; entries 0, 1 and
   ``?`` (some PhISCS files write 3) for missing.
 
-Every problem raises :class:`phylo.errors.GenotypeError` naming the file and line.
+Files may be gzip-compressed (detected by their magic bytes). Every problem
+(including truncated or corrupt gzip data and duplicate cell or mutation
+names) raises :class:`phylo.errors.GenotypeError` naming the file and line.
 """
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -26,7 +35,7 @@ from ..errors import GenotypeError
 
 MISSING = 3
 FORMATS = ("scite", "phiscs")
-_SCITE_VALUES = {"0": 0, "1": 1, "2": 1, "3": MISSING}
+_SCITE_VALUES = {"0": 0, "1": 1, "2": 2, "3": MISSING}
 _PHISCS_VALUES = {"0": 0, "1": 1, "?": MISSING, "3": MISSING}
 
 
@@ -54,12 +63,19 @@ def default_names(n_cells: int, n_mutations: int) -> tuple[list[str], list[str]]
 
 def _lines(path: str | os.PathLike) -> list[str]:
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read().splitlines()
-    except UnicodeDecodeError as exc:
-        raise GenotypeError(f"not a text file ({exc.reason})", path=path) from None
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except OSError as exc:
         raise GenotypeError(f"cannot read: {exc.strerror}", path=path) from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise GenotypeError(f"truncated or corrupt gzip data ({exc})", path=path) from None
+    try:
+        return raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise GenotypeError(f"not a text file ({exc.reason})", path=path) from None
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -72,16 +88,49 @@ def detect_format(path: str | os.PathLike) -> str:
     raise GenotypeError("empty file: no genotype data", path=path)
 
 
-def read_matrix(path: str | os.PathLike, format: str = "auto") -> GenotypeMatrix:
-    """Read a genotype matrix; ``format`` is 'scite', 'phiscs' or 'auto'."""
+def read_matrix(path: str | os.PathLike, format: str = "auto", *,
+                names: str | os.PathLike | None = None) -> GenotypeMatrix:
+    """Read a genotype matrix; ``format`` is 'scite', 'phiscs' or 'auto'.
+
+    ``names``: SCITE mutation-names file (one per line); by default a
+    ``.geneNames`` file beside a SCITE matrix with the same stem is used when
+    present. PhISCS files carry their names."""
     if format == "auto":
         format = detect_format(path)
     if format == "scite":
-        return _read_scite(path)
+        gm = _read_scite(path)
+        if names is None:
+            sibling = Path(path).with_suffix(".geneNames")
+            names = sibling if sibling.is_file() and sibling != Path(path) else None
+        if names is not None:
+            gm = GenotypeMatrix(gm.values, gm.cells, read_names(names, gm.shape[1]))
+        return gm
+    if names is not None:
+        raise GenotypeError("a names file applies to SCITE matrices only (PhISCS files "
+                            "name their mutations in the header)", path=names)
     if format == "phiscs":
         return _read_phiscs(path)
     raise GenotypeError(f"unknown matrix format {format!r}; expected one of "
                         f"auto, {', '.join(FORMATS)}", path=path)
+
+
+def read_names(path: str | os.PathLike, expected: int) -> list[str]:
+    """Mutation names, one per non-empty line (SCITE's ``.geneNames``)."""
+    names = [line.strip() for line in _lines(path) if line.strip()]
+    if len(names) != expected:
+        raise GenotypeError(f"{len(names)} names for {expected} mutations (rows of the "
+                            "matrix)", path=path)
+    _check_unique(names, "mutation", path)
+    return names
+
+
+def _check_unique(names: Sequence[str], what: str, path) -> None:
+    seen: dict[str, int] = {}
+    for k, name in enumerate(names):
+        if name in seen:
+            raise GenotypeError(f"duplicate {what} name {name!r} ({what}s {seen[name] + 1} "
+                                f"and {k + 1}): results would be ambiguous", path=path)
+        seen[name] = k
 
 
 def _read_scite(path) -> GenotypeMatrix:
@@ -149,6 +198,8 @@ def _read_phiscs(path) -> GenotypeMatrix:
         raise GenotypeError("empty file: no genotype data", path=path)
     if not rows:
         raise GenotypeError("no cells: the file has a header but no rows", path=path)
+    _check_unique(header[1:], "mutation", path)
+    _check_unique(cells, "cell", path)
     return GenotypeMatrix(np.array(rows, dtype=np.int8), cells, header[1:])
 
 
@@ -158,8 +209,9 @@ def write_matrix(path: str | os.PathLike, matrix: np.ndarray | GenotypeMatrix,
                  missing_symbol: str = "?") -> None:
     """Write ``matrix`` (int8[cells, mutations] or :class:`GenotypeMatrix`).
 
-    SCITE files are written mutations × cells with 3 for missing; PhISCS files
-    cells × mutations with ``missing_symbol`` ('?' or '3')."""
+    SCITE files are written mutations × cells with 3 for missing (names are
+    not part of the format: see :func:`write_names`); PhISCS files cells ×
+    mutations with ``missing_symbol`` ('?' or '3')."""
     if isinstance(matrix, GenotypeMatrix):
         cells = cells or matrix.cells
         mutations = mutations or matrix.mutations
@@ -167,8 +219,8 @@ def write_matrix(path: str | os.PathLike, matrix: np.ndarray | GenotypeMatrix,
     values = np.asarray(matrix)
     if values.ndim != 2 or values.size == 0:
         raise GenotypeError("cannot write an empty or non-2D matrix", path=path)
-    if not np.isin(values, (0, 1, MISSING)).all():
-        raise GenotypeError("entries must be 0, 1 or 3 (missing)", path=path)
+    if not np.isin(values, (0, 1, 2, MISSING)).all():
+        raise GenotypeError("entries must be 0, 1, 2 (homozygous) or 3 (missing)", path=path)
     n, m = values.shape
     dc, dm = default_names(n, m)
     cells = list(cells) if cells else dc
@@ -178,6 +230,9 @@ def write_matrix(path: str | os.PathLike, matrix: np.ndarray | GenotypeMatrix,
     elif format == "phiscs":
         if missing_symbol not in ("?", "3"):
             raise GenotypeError("missing_symbol must be '?' or '3'", path=path)
+        if (values == 2).any():
+            raise GenotypeError("PhISCS files hold 0/1 only: the matrix has homozygous "
+                                "(2) calls; write it as scite", path=path)
         sym = {0: "0", 1: "1", MISSING: missing_symbol}
         out = ["\t".join(["cellID/mutID", *mutations])]
         for name, row in zip(cells, values):
@@ -187,3 +242,8 @@ def write_matrix(path: str | os.PathLike, matrix: np.ndarray | GenotypeMatrix,
         raise GenotypeError(f"unknown matrix format {format!r}; expected one of "
                             f"{', '.join(FORMATS)}", path=path)
     Path(path).write_text(text, encoding="utf-8")
+
+
+def write_names(path: str | os.PathLike, names: Sequence[str]) -> None:
+    """Write mutation names one per line (SCITE's ``.geneNames``)."""
+    Path(path).write_text("\n".join(names) + "\n", encoding="utf-8")

@@ -26,10 +26,11 @@ from .io import MISSING
 LINEAGES = ("coalescent", "birth-death", "random-tree")
 
 
-def _rng(seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.default_rng(seed)
+def _rng(seed: int | None) -> np.random.Generator:
+    """Generator from a public keyword-only int ``seed`` (validated: an int
+    >= 0 or None, like every seed in the package)."""
+    from .inference import check_seed  # local: inference imports this module
+    return np.random.default_rng(check_seed(seed))
 
 
 def _check_rate(name: str, value: float, upper: float = 1.0) -> float:
@@ -77,13 +78,16 @@ def tree_matrix(parent: np.ndarray, attachment: np.ndarray) -> np.ndarray:
     return anc[np.asarray(attachment, dtype=np.int64)].copy()
 
 
-def random_mutation_tree(n_cells: int, n_mutations: int, *, seed=None
+def random_mutation_tree(n_cells: int, n_mutations: int, *, seed: int | None = None
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random recursive mutation tree: mutation j's parent uniform among
     mutations 0..j-1 and the root; each cell attached to a uniform node
     (root included). Returns ``(parent, attachment, A)`` (root = n_mutations)."""
-    rng = _rng(seed)
     _check_sizes(n_cells, n_mutations)
+    return _random_mutation_tree(n_cells, n_mutations, _rng(seed))
+
+
+def _random_mutation_tree(n_cells: int, n_mutations: int, rng: np.random.Generator):
     parent = np.empty(n_mutations, dtype=np.int64)
     for j in range(n_mutations):
         r = int(rng.integers(j + 1))   # r == j means the root
@@ -93,10 +97,14 @@ def random_mutation_tree(n_cells: int, n_mutations: int, *, seed=None
 
 
 def add_noise(A: np.ndarray, alpha: float, beta: float, missing: float = 0.0, *,
-              seed=None) -> np.ndarray:
+              seed: int | None = None) -> np.ndarray:
     """Observed A′ from true A: 0→1 with prob. α, 1→0 with prob. β, then each
     entry missing (:data:`MISSING`) with prob. ``missing``, independently."""
-    rng = _rng(seed)
+    return _add_noise(A, alpha, beta, missing, _rng(seed))
+
+
+def _add_noise(A: np.ndarray, alpha: float, beta: float, missing: float,
+               rng: np.random.Generator) -> np.ndarray:
     alpha = _check_rate("alpha", alpha)
     beta = _check_rate("beta", beta)
     missing = _check_rate("missing rate", missing)
@@ -182,21 +190,21 @@ def _birth_death(n: int, rng, population: int, birth_rate: float, death_rate: fl
 def simulate(n_cells: int, n_mutations: int, *, alpha: float, beta: float,
              missing: float = 0.0, lineage: str = "coalescent",
              population: int | None = None, birth_rate: float = 1.0,
-             death_rate: float = 0.3, seed=None) -> SimulatedMatrix:
+             death_rate: float = 0.3, seed: int | None = None) -> SimulatedMatrix:
     """Simulate a true conflict-free matrix and its noisy observation.
 
     Parameters: sizes (cells, mutations); α (false-positive rate), β
     (false-negative rate), missing rate, all per entry; ``lineage`` one of
     'coalescent', 'birth-death' (grown to ``population`` cells, default
     2 × n_cells, with the given per-cell division and death rates) or
-    'random-tree' (:func:`random_mutation_tree`); ``seed`` an int or Generator.
+    'random-tree' (:func:`random_mutation_tree`); ``seed``: int (keyword).
     """
     rng = _rng(seed)
     _check_sizes(n_cells, n_mutations)
     if lineage not in LINEAGES:
         raise PhyloError(f"unknown lineage {lineage!r}; expected one of {', '.join(LINEAGES)}")
     if lineage == "random-tree":
-        parent, attachment, A = random_mutation_tree(n_cells, n_mutations, seed=rng)
+        parent, attachment, A = _random_mutation_tree(n_cells, n_mutations, rng)
     else:
         if lineage == "coalescent":
             if n_cells < 2:
@@ -214,12 +222,12 @@ def simulate(n_cells: int, n_mutations: int, *, alpha: float, beta: float,
         from .checks import perfect_phylogeny  # local: avoids a cycle at import
         pp = perfect_phylogeny(A)
         parent, attachment = pp.parent, pp.attachment
-    observed = add_noise(A, alpha, beta, missing, seed=rng)
+    observed = _add_noise(A, alpha, beta, missing, rng)
     return SimulatedMatrix(A, observed, parent, attachment, float(alpha), float(beta),
                            float(missing), lineage)
 
 
-def add_parallel_mutations(A: np.ndarray, n_events: int = 1, *, seed=None,
+def add_parallel_mutations(A: np.ndarray, n_events: int = 1, *, seed: int | None = None,
                            max_tries: int = 100) -> np.ndarray:
     """Break the infinite sites assumption: ``n_events`` times, a mutation also
     arises in a clade disjoint from its own (parallel mutation). Retries until
