@@ -68,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    args.argv = list(sys.argv[1:] if argv is None else map(str, argv))   # for provenance
     try:
         return int(args.func(args) or 0)
     except PhyloError as exc:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_format_argument, require_file, write_json, write_table
+from ._common import (add_format_argument, command_provenance, require_file, write_json,
+                      write_table)
 
 EPILOG = """\
 example:
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     out["files"] = list(args.runs)
     out["burnin"] = args.burnin
     if args.format == "json":
-        write_json(out)
+        write_json(out, provenance=command_provenance(args, files=args.runs))
     elif args.format == "text":
         print(f"ASDSF    {res.asdsf:.6f}")
         print(f"max SDSF {res.max_sdsf:.6f}")

@@ -338,7 +338,11 @@ def run(args: argparse.Namespace) -> int:
                   "tree": c.tree(alignment.taxa).to_newick(lengths=False),
                   "tree_source": c.source} for c in candidates]
     prov = provenance(command_line=canonical_command(args), files=[args.alignment] + [
-        p for p in dict.fromkeys(list(args.trees) + list(args.tree))], seed=args.seed)
+        p for p in dict.fromkeys(list(args.trees) + list(args.tree))], seed=args.seed,
+        settings={"estimator": estimator_name, "estimator_settings": full_settings,
+                  "repeats": args.repeats, "executor": args.executor,
+                  "threads": args.threads},
+        seeds=SEED_CONVENTION)
     if _invoked_as_cli():
         prov["argv"] = ["phylo", *sys.argv[1:]]
 
@@ -356,7 +360,7 @@ def run(args: argparse.Namespace) -> int:
                               expected=[c.name for c in candidates], title=args.title)
         paths = write_report(report, out)
         if final:
-            _print_summary(report, paths, args.format, CSV_COLUMNS)
+            _print_summary(report, paths, args.format, CSV_COLUMNS, prov)
         return paths
 
     bar = None
@@ -446,12 +450,13 @@ def _invoked_as_cli() -> bool:
     return Path(sys.argv[0]).name in ("phylo", "__main__.py", "-m")
 
 
-def _print_summary(report: dict, paths: dict, fmt: str, columns: Sequence[str]) -> None:
+def _print_summary(report: dict, paths: dict, fmt: str, columns: Sequence[str],
+                   prov: dict) -> None:
     rows = [{k: s.get(k) for k in columns} for s in report["summary"]]
     if fmt == "json":
         _common.write_json({"status": report["status"], "summary": _nan_to_none(rows),
                             "files": {k: str(v) for k, v in paths.items()
-                                      if not k.startswith("figures/")}})
+                                      if not k.startswith("figures/")}}, provenance=prov)
     elif fmt == "csv":
         _common.write_table(rows, "csv")
     elif fmt == "md":

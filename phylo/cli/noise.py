@@ -6,7 +6,7 @@ import os
 import sys
 
 from ._common import (add_format_argument, add_quiet_argument, add_seed_argument,
-                      existing_file, write_json, write_table)
+                      command_provenance, existing_file, write_json, write_table)
 from ..errors import PhyloError
 
 _MATRIX_FORMATS = ("auto", "scite", "phiscs")
@@ -120,7 +120,7 @@ def run_test(args) -> int:
     record = {"conflict_free": pp.conflict_free, "conflicting_pair": pair,
               "linear": lin.linear, "cells": gm.shape[0], "mutations": gm.shape[1]}
     if args.format == "json":
-        write_json(record)
+        write_json(record, provenance=command_provenance(args, files=[args.matrix]))
     else:
         row = dict(record)
         row["conflicting_pair"] = " ".join(pair) if pair else "-"
@@ -162,7 +162,7 @@ def run_solve(args) -> int:
         "seed": args.seed,
     }
     if args.format == "json":
-        write_json(record)
+        write_json(record, provenance=command_provenance(args, files=[args.matrix]))
     else:
         row = {k: v for k, v in record.items() if k != "tree"}
         write_table([row], args.format)

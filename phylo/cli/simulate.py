@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     p.add_argument("--sites", type=int, required=True, help="number of sites")
     p.add_argument("--out", default="-", help="output FASTA (default: stdout)")
     p.add_argument("--tree-out", default=None, help="also write the (random) tree as Newick")
+    p.add_argument("--provenance", default=None, metavar="FILE",
+                   help="also write the provenance record (versions, input sha256, "
+                        "settings, seed, host) as JSON to FILE")
     p.add_argument("--format", choices=("fasta", "phylip", "nexus"), default="fasta",
                    help="alignment format written (default: %(default)s)")
     add_seed_argument(p)
@@ -59,4 +62,10 @@ def run(args: argparse.Namespace) -> int:
     if args.tree_out:
         with open(args.tree_out, "w") as fh:
             fh.write(tree.to_newick() + "\n")
+    if args.provenance:
+        from ._common import command_provenance
+        from ..io.atomic import atomic_write
+        import json
+        record = command_provenance(args, files=[args.tree] if args.tree else [])
+        atomic_write(args.provenance, json.dumps({"provenance": record}, indent=1) + "\n")
     return 0
