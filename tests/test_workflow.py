@@ -311,3 +311,28 @@ def test_problem_identity_of_a_problem_matches_its_candidate(alignment, candidat
     spec = candidates[1]
     problem = Problem(alignment, spec.tree(alignment.taxa), spec.model)
     assert problem_identity(problem) == spec.identity()
+
+
+# -- the command line ---------------------------------------------------------------------------
+def test_cli_executor_local_matches_serial(tmp_path, capsys):
+    args = [str(DATA / "example.fasta"), "--models", "JC", "K80", "--trees",
+            str(DATA / "candidates" / "true.nwk"), str(DATA / "candidates" / "nni1.nwk"),
+            "--steps", "3", "--samples", "20", "--burnin", "5", "--set", "thin=2",
+            "--repeats", "2", "--seed", "3", "--quiet", "--format", "json"]
+    assert main(["compare", *args, "--out", str(tmp_path / "serial")]) == 0
+    assert main(["compare", *args, "--out", str(tmp_path / "local"),
+                 "--executor", "local:2"]) == 0
+    capsys.readouterr()
+    rows = {k: json.loads((tmp_path / k / "report.json").read_text())["rows"]
+            for k in ("serial", "local")}
+    assert len(rows["local"]) == 8
+    assert numbers(rows["local"]) == numbers(rows["serial"])
+
+
+@pytest.mark.parametrize("spec", ["local:0", "ray:4", "dask:"])
+def test_cli_bad_executor_is_one_line(tmp_path, capsys, spec):
+    code = main(["compare", str(DATA / "example.fasta"), "--models", "JC", "--quiet",
+                 "--out", str(tmp_path / "o"), "--executor", spec])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--executor" in err, err
+    assert not (tmp_path / "o").exists()           # refused before any work or output
