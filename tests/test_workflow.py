@@ -43,8 +43,9 @@ JSON_ROUND_TRIP = 0.0
 
 
 def numbers(rows):
-    """Rows without their wall-clock seconds (everything else must be reproduced)."""
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    """Rows without their wall-clock seconds (everything else must be reproduced), as
+    JSON text: a NaN standard error (none known) then equals itself."""
+    return [json.dumps({k: v for k, v in r.items() if k != "seconds"}) for r in rows]
 
 
 @pytest.fixture(scope="module")
@@ -165,11 +166,16 @@ def test_process_pool_is_bit_identical_to_serial(alignment, candidates, estimato
     for bit, and the same diagnostics; arrival order does not matter."""
     ctx = multiprocessing.get_context("spawn")
     arrivals = []
+    laplus = get_estimator("gamma-laplus")              # no standard error: NaN in rows
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as pool:
         parallel = compare_candidates(alignment, candidates, estimator, seed=11, repeats=2,
                                       executor=pool,
                                       progress=lambda e: arrivals.append(
                                           (e.task.name, e.task.repeat)))
+        laplus_rows = compare_candidates(alignment, candidates, laplus, seed=11,
+                                         executor=pool).rows
+    assert numbers(laplus_rows) == numbers(
+        compare_candidates(alignment, candidates, laplus, seed=11).rows)
     assert numbers(parallel.rows) == numbers(serial.rows)
     assert parallel.diagnostics == serial.diagnostics
     assert sorted(arrivals) == sorted((r["problem"], r["repeat"]) for r in serial.rows)

@@ -309,6 +309,10 @@ def run(args: argparse.Namespace) -> int:
         raise PhyloError("--out must be a folder, but a file has that name", path=out)
     alignment = _common.read_alignment_arg(args)
     candidates, notes = build_candidates(args, alignment)
+    # How a candidate becomes a problem: the fixed-topology posterior (None), or a
+    # module-level factory for other candidate kinds (a tree sample integrates over
+    # topologies); it travels to the workers with each task.
+    problem_factory = None
     estimator_name = base_estimator(args.estimator).name   # canonical spelling
     settings, setting_notes = estimator_settings(estimator_name, args)
     estimator = base_estimator(estimator_name).with_settings(**settings)
@@ -335,7 +339,8 @@ def run(args: argparse.Namespace) -> int:
         "priors": "library defaults of phylo.marginal.Problem (branch lengths Exp(10))",
     }
     cand_info = [{"name": c.name, "model": _model_label(c.model),
-                  "tree": c.tree(alignment.taxa).to_newick(lengths=False),
+                  "tree": (c.tree(alignment.taxa).to_newick(lengths=False)
+                           if c.topology_kind == "newick" else c.topology),
                   "tree_source": c.source} for c in candidates]
     prov = provenance(command_line=canonical_command(args), files=[args.alignment] + [
         p for p in dict.fromkeys(list(args.trees) + list(args.tree))], seed=args.seed,
@@ -388,12 +393,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         with open_executor(args.executor) as executor:
             if executor is not None:
-                seconds = warm_numba_cache(alignment, candidates, estimator)
+                seconds = warm_numba_cache(alignment, candidates, estimator,
+                                           problem_factory=problem_factory)
                 log(f"phylo compare: compiled the kernels once before the workers start "
                     f"({seconds:.1f} s)")
             compare_candidates(alignment, candidates, estimator, seed=args.seed,
                                repeats=args.repeats, store=store, executor=executor,
-                               progress=progress)
+                               progress=progress, problem_factory=problem_factory)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
