@@ -241,7 +241,7 @@ def test_sbn_end_to_end(tmp_path):
     cands = sorted((DATA / "candidates").glob("*.nwk"))
     done = run_phylo("sbn", "prob", model_file, *cands, "--format", "json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    printed = {r["topology"]: r["log_prob"] for r in json.loads(done.stdout)}
+    printed = {r["topology"]: r["log_prob"] for r in json.loads(done.stdout)["rows"]}
     library = fit(read_topologies(RUNS, burnin=0.25), "em")
     query = read_topologies(cands, taxa=library.taxa)
     lp = library.log_prob(query)

@@ -40,7 +40,7 @@ def test_sbn_fit_prob_sample_map_kl(treefile, tmp_path, capsys):
         kl = json.loads(capsys.readouterr().out)
         assert kl["kl"] >= -1e-12 and "n_unsupported" in kl
     assert main(["sbn", "prob", str(model), str(treefile), "--format", "json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["rows"]
     assert len(rows) == 3 and all(r["log_prob"] <= 0 for r in rows)
     assert main(["sbn", "sample", str(model), "-n", "7", "--seed", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -56,6 +56,7 @@ def test_sbn_fit_prob_sample_map_kl(treefile, tmp_path, capsys):
     assert main(["sbn", "map", str(model), "--seed", "4", "--candidates", "50",
                  "--format", "json"]) == 0
     mp4 = json.loads(capsys.readouterr().out)
+    assert mp4.pop("provenance")["seed"] == 4
     assert mp4 == {"topology": top.tree(0).to_newick(lengths=False), "log_prob": lp}
     assert main(["sbn", "map", str(model), "--candidates", "-1"]) == 2
 

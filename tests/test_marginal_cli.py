@@ -35,7 +35,7 @@ def test_several_estimators_table(files, capsys):
     rc = main(["marginal", str(files / "aln.fasta"), str(files / "tree.nwk"),
                "--estimator", "gamma-laplus", "laplace", "--format", "json", "--quiet"])
     assert rc == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["rows"]
     assert [r["estimator"] for r in rows] == ["gamma-laplus", "laplace"]
     rc = main(["marginal", str(files / "aln.fasta"), str(files / "tree.nwk"),
                "--estimator", "gamma-laplus", "maximum-likelihood", "--quiet"])

@@ -43,8 +43,9 @@ JSON_ROUND_TRIP = 0.0
 
 
 def numbers(rows):
-    """Rows without their wall-clock seconds (everything else must be reproduced)."""
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    """Rows without their wall-clock seconds (everything else must be reproduced), as
+    JSON text: a NaN standard error (none known) then equals itself."""
+    return [json.dumps({k: v for k, v in r.items() if k != "seconds"}) for r in rows]
 
 
 @pytest.fixture(scope="module")
@@ -165,11 +166,16 @@ def test_process_pool_is_bit_identical_to_serial(alignment, candidates, estimato
     for bit, and the same diagnostics; arrival order does not matter."""
     ctx = multiprocessing.get_context("spawn")
     arrivals = []
+    laplus = get_estimator("gamma-laplus")              # no standard error: NaN in rows
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as pool:
         parallel = compare_candidates(alignment, candidates, estimator, seed=11, repeats=2,
                                       executor=pool,
                                       progress=lambda e: arrivals.append(
                                           (e.task.name, e.task.repeat)))
+        laplus_rows = compare_candidates(alignment, candidates, laplus, seed=11,
+                                         executor=pool).rows
+    assert numbers(laplus_rows) == numbers(
+        compare_candidates(alignment, candidates, laplus, seed=11).rows)
     assert numbers(parallel.rows) == numbers(serial.rows)
     assert parallel.diagnostics == serial.diagnostics
     assert sorted(arrivals) == sorted((r["problem"], r["repeat"]) for r in serial.rows)
@@ -311,3 +317,28 @@ def test_problem_identity_of_a_problem_matches_its_candidate(alignment, candidat
     spec = candidates[1]
     problem = Problem(alignment, spec.tree(alignment.taxa), spec.model)
     assert problem_identity(problem) == spec.identity()
+
+
+# -- the command line ---------------------------------------------------------------------------
+def test_cli_executor_local_matches_serial(tmp_path, capsys):
+    args = [str(DATA / "example.fasta"), "--models", "JC", "K80", "--trees",
+            str(DATA / "candidates" / "true.nwk"), str(DATA / "candidates" / "nni1.nwk"),
+            "--steps", "3", "--samples", "20", "--burnin", "5", "--set", "thin=2",
+            "--repeats", "2", "--seed", "3", "--quiet", "--format", "json"]
+    assert main(["compare", *args, "--out", str(tmp_path / "serial")]) == 0
+    assert main(["compare", *args, "--out", str(tmp_path / "local"),
+                 "--executor", "local:2"]) == 0
+    capsys.readouterr()
+    rows = {k: json.loads((tmp_path / k / "report.json").read_text())["rows"]
+            for k in ("serial", "local")}
+    assert len(rows["local"]) == 8
+    assert numbers(rows["local"]) == numbers(rows["serial"])
+
+
+@pytest.mark.parametrize("spec", ["local:0", "ray:4", "dask:"])
+def test_cli_bad_executor_is_one_line(tmp_path, capsys, spec):
+    code = main(["compare", str(DATA / "example.fasta"), "--models", "JC", "--quiet",
+                 "--out", str(tmp_path / "o"), "--executor", spec])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--executor" in err, err
+    assert not (tmp_path / "o").exists()           # refused before any work or output

@@ -69,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    args.argv = list(sys.argv[1:] if argv is None else map(str, argv))   # for provenance
     try:
         # --threads reaches every kernel the command calls (restored on return)
         with threads(check_threads(getattr(args, "threads", None), "--threads")):

@@ -143,18 +143,9 @@ def write_output(path: str, text: str, *, option: str = "--out") -> None:
     if path == "-":
         sys.stdout.write(text)
         return
-    import tempfile
-    folder = os.path.dirname(os.path.abspath(path))
+    from ..io.atomic import atomic_write
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".phylo-", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, text)
     except OSError as exc:
         raise PhyloError(f"{option} {path} cannot be written ({exc.strerror or exc})") \
             from None
@@ -229,11 +220,37 @@ def existing_file(path: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+#: Namespace entries that are not settings of a command (for its provenance record).
+NOT_SETTINGS = frozenset({"func", "command", "format", "quiet", "argv"})
+
+
+def command_provenance(args: argparse.Namespace, *, files: Sequence[str] = (),
+                       settings: Mapping[str, Any] | None = None,
+                       seeds: str | None = None) -> dict[str, Any]:
+    """The :func:`phylo.provenance.provenance` record of a command: its command line,
+    input ``files`` (hashed), options (plus ``settings``), ``--seed`` and ``seeds``."""
+    from ..provenance import provenance
+    options = {k: v for k, v in vars(args).items()
+               if k not in NOT_SETTINGS and not callable(v)}
+    argv = getattr(args, "argv", None)
+    return provenance(command_line=None if argv is None else ["phylo", *argv],
+                      files=[f for f in files if f and f != "-" and os.path.isfile(f)],
+                      seed=getattr(args, "seed", None),
+                      settings={**options, **dict(settings or {})}, seeds=seeds)
+
+
 def write_table(rows: Sequence[Mapping[str, Any]], fmt: str, *, stream=None,
-                extra: Mapping[str, Any] | None = None) -> None:
-    """Write a list of records as json, csv, md or aligned text."""
+                extra: Mapping[str, Any] | None = None,
+                provenance: Mapping[str, Any] | None = None) -> None:
+    """Write a list of records as json, csv, md or aligned text.
+
+    JSON is the list of records, or with ``extra``/``provenance`` an object
+    ``{**extra, "rows": [...], "provenance": {...}}``; the other formats omit them.
+    """
     stream = stream or sys.stdout
     if fmt == "json":
+        if provenance is not None:
+            extra = {**dict(extra or {}), "provenance": provenance}
         payload: Any = list(rows) if extra is None else {**extra, "rows": list(rows)}
         json.dump(payload, stream, indent=1, default=_json_default)
         stream.write("\n")
@@ -258,8 +275,11 @@ def write_table(rows: Sequence[Mapping[str, Any]], fmt: str, *, stream=None,
         stream.write("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
 
 
-def write_json(obj: Any, stream=None) -> None:
+def write_json(obj: Any, stream=None, *, provenance: Mapping[str, Any] | None = None) -> None:
+    """Write ``obj`` as JSON; ``provenance`` is added under that key (``obj`` a dict)."""
     stream = stream or sys.stdout
+    if provenance is not None:
+        obj = {**obj, "provenance": provenance}
     json.dump(obj, stream, indent=1, default=_json_default)
     stream.write("\n")
 

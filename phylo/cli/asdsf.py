@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_format_argument, add_threads_argument, burnin_value, positive_int, \
-    probability, require_file, write_json, write_table
+from ._common import (add_format_argument, add_threads_argument, burnin_value,
+                      command_provenance, positive_int, probability, require_file, write_json,
+                      write_table)
 
 EPILOG = """\
 example:
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     out["files"] = list(args.runs)
     out["burnin"] = args.burnin
     if args.format == "json":
-        write_json(out)
+        write_json(out, provenance=command_provenance(args, files=args.runs))
     elif args.format == "text":
         print(f"ASDSF    {res.asdsf:.6f}")
         print(f"max SDSF {res.max_sdsf:.6f}")

@@ -313,6 +313,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     alignment = _common.read_alignment_arg(args)
     candidates, notes = build_candidates(args, alignment)
+    # How a candidate becomes a problem: the fixed-topology posterior (None), or a
+    # module-level factory for other candidate kinds (a tree sample integrates over
+    # topologies); it travels to the workers with each task.
+    problem_factory = None
     estimator_name = base_estimator(args.estimator).name   # canonical spelling
     settings, setting_notes = estimator_settings(estimator_name, args)
     estimator = base_estimator(estimator_name).with_settings(**settings)
@@ -339,10 +343,15 @@ def run(args: argparse.Namespace) -> int:
         "priors": "library defaults of phylo.marginal.Problem (branch lengths Exp(10))",
     }
     cand_info = [{"name": c.name, "model": _model_label(c.model),
-                  "tree": c.tree(alignment.taxa).to_newick(lengths=False),
+                  "tree": (c.tree(alignment.taxa).to_newick(lengths=False)
+                           if c.topology_kind == "newick" else c.topology),
                   "tree_source": c.source} for c in candidates]
     prov = provenance(command_line=canonical_command(args), files=[args.alignment] + [
-        p for p in dict.fromkeys(list(args.trees) + list(args.tree))], seed=args.seed)
+        p for p in dict.fromkeys(list(args.trees) + list(args.tree))], seed=args.seed,
+        settings={"estimator": estimator_name, "estimator_settings": full_settings,
+                  "repeats": args.repeats, "executor": args.executor,
+                  "threads": args.threads},
+        seeds=SEED_CONVENTION)
     if _invoked_as_cli():
         prov["argv"] = ["phylo", *sys.argv[1:]]
 
@@ -360,7 +369,7 @@ def run(args: argparse.Namespace) -> int:
                               expected=[c.name for c in candidates], title=args.title)
         paths = write_report(report, out)
         if final:
-            _print_summary(report, paths, args.format, CSV_COLUMNS)
+            _print_summary(report, paths, args.format, CSV_COLUMNS, prov)
         return paths
 
     bar = None
@@ -388,12 +397,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         with open_executor(args.executor) as executor:
             if executor is not None:
-                seconds = warm_numba_cache(alignment, candidates, estimator)
+                seconds = warm_numba_cache(alignment, candidates, estimator,
+                                           problem_factory=problem_factory)
                 log(f"phylo compare: compiled the kernels once before the workers start "
                     f"({seconds:.1f} s)")
             compare_candidates(alignment, candidates, estimator, seed=args.seed,
                                repeats=args.repeats, store=store, executor=executor,
-                               progress=progress)
+                               progress=progress, problem_factory=problem_factory)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -450,12 +460,13 @@ def _invoked_as_cli() -> bool:
     return Path(sys.argv[0]).name in ("phylo", "__main__.py", "-m")
 
 
-def _print_summary(report: dict, paths: dict, fmt: str, columns: Sequence[str]) -> None:
+def _print_summary(report: dict, paths: dict, fmt: str, columns: Sequence[str],
+                   prov: dict) -> None:
     rows = [{k: s.get(k) for k in columns} for s in report["summary"]]
     if fmt == "json":
         _common.write_json({"status": report["status"], "summary": _nan_to_none(rows),
                             "files": {k: str(v) for k, v in paths.items()
-                                      if not k.startswith("figures/")}})
+                                      if not k.startswith("figures/")}}, provenance=prov)
     elif fmt == "csv":
         _common.write_table(rows, "csv")
     elif fmt == "md":

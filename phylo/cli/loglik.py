@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from ._common import add_fasta_names_argument, add_format_argument, add_threads_argument, \
-    apply_threads, existing_file, read_alignment_arg, write_json, write_table
+from ._common import (add_fasta_names_argument, add_format_argument, add_threads_argument,
+                      apply_threads, command_provenance, existing_file, read_alignment_arg,
+                      write_json, write_table)
 
 
 def register(subparsers) -> None:
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         write_json({"log_likelihood": values, "model": model.to_string(),
                     "alignment": args.alignment, "trees": args.trees,
                     "n_sites": aln.n_sites, "n_patterns": aln.n_patterns,
-                    "wall_s": time.perf_counter() - t0})
+                    "wall_s": time.perf_counter() - t0},
+                   provenance=command_provenance(args, files=[args.alignment, args.trees]))
     elif args.format == "text":
         for row in rows:
             print(f"{row['log_likelihood']:.10f}")

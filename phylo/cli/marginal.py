@@ -100,7 +100,7 @@ def build_estimators(args: argparse.Namespace) -> list:
 
 def run(args: argparse.Namespace) -> int:
     from ..marginal import Problem
-    from ..marginal.workflow import problem_identity, run_repeat
+    from ..marginal.workflow import SEED_CONVENTION, problem_identity, run_repeat
     _common.apply_threads(args)
     if args.repeats < 1:
         raise EstimatorError(f"--repeats must be ≥ 1, got {args.repeats}")
@@ -135,16 +135,19 @@ def run(args: argparse.Namespace) -> int:
                          "seconds": round(res.seconds, 4)})
             if single:
                 rows[-1]["settings"] = res.settings
+    prov = _common.command_provenance(
+        args, files=[args.alignment, args.treefile], seeds=SEED_CONVENTION,
+        settings={"estimators": {e.name: e.settings() for e in estimators}})
     if single:
         row = rows[0]
         if args.format == "json":
             _common.write_json({k: row[k] for k in ("log_marginal_likelihood", "std_error",
                                                     "likelihood_evaluations", "seconds",
                                                     "estimator", "seed", "run_seed",
-                                                    "settings")})
+                                                    "settings")}, provenance=prov)
         else:
             _common.write_table([{k: v for k, v in row.items() if k not in ("settings", "repeat")}],
                                 args.format)
         return 0
-    _common.write_table(rows, args.format)
+    _common.write_table(rows, args.format, provenance=prov)
     return 0

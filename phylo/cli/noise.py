@@ -6,7 +6,8 @@ import os
 import sys
 
 from ._common import (add_format_argument, add_quiet_argument, add_seed_argument,
-                      existing_file, show_progress, write_json, write_table)
+                      command_provenance, existing_file, show_progress, write_json,
+                      write_table)
 from ..errors import PhyloError
 
 _MATRIX_FORMATS = ("auto", "scite", "phiscs")
@@ -198,7 +199,7 @@ def run_test(args) -> int:
     record = {"conflict_free": pp.conflict_free, "conflicting_pair": pair,
               "linear": lin.linear, "cells": gm.shape[0], "mutations": gm.shape[1]}
     if args.format == "json":
-        write_json(record)
+        write_json(record, provenance=command_provenance(args, files=[args.matrix]))
     else:
         row = dict(record)
         row["conflicting_pair"] = " ".join(pair) if pair else "-"
@@ -258,7 +259,7 @@ def run_solve(args) -> int:
         "seed": args.seed,
     }
     if args.format == "json":
-        write_json(record)
+        write_json(record, provenance=command_provenance(args, files=[args.matrix]))
     else:
         row = {k: v for k, v in record.items() if k not in ("tree", "error_model")}
         write_table([row], args.format)

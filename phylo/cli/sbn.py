@@ -6,8 +6,9 @@ import sys
 
 from ..errors import PhyloError
 from ._common import (add_format_argument, add_quiet_argument, add_seed_argument,
-                      burnin_value, check_output_path, nonnegative_float, nonnegative_int,
-                      positive_float, positive_int, require_file, show_progress, write_json,
+                      burnin_value, check_output_path, command_provenance, nonnegative_float,
+                      nonnegative_int, positive_float, positive_int, require_file,
+                      show_progress, write_json,
                       write_table)
 
 EPILOG = """\
@@ -159,10 +160,17 @@ def run_fit(args) -> int:
     if hasattr(model, "n_params"):
         out["n_params"] = model.n_params
     if args.format == "json":
-        write_json(out)
+        write_json(out, provenance=_provenance(args))
     else:
         write_table([out], args.format)
     return 0
+
+
+def _provenance(args) -> dict:
+    """The provenance record: the model file, tree files and reference files read."""
+    files = [*getattr(args, "trees", []), *([args.model] if hasattr(args, "model") else []),
+             *getattr(args, "reference", [])]
+    return command_provenance(args, files=files)
 
 
 def _load(path):
@@ -177,7 +185,7 @@ def run_prob(args) -> int:
     lp = model.log_prob(smp)
     rows = [{"topology": smp.tree(u).to_newick(lengths=False), "count": float(smp.counts[u]),
              "log_prob": float(lp[u])} for u in range(smp.n_topologies)]
-    write_table(rows, args.format)
+    write_table(rows, args.format, provenance=_provenance(args))
     return 0
 
 
@@ -193,7 +201,7 @@ def run_sample(args) -> int:
         return 0
     rows = [{"topology": smp.tree(u).to_newick(lengths=False), "count": int(smp.counts[u])}
             for u in smp.order()]
-    write_table(rows, args.format)
+    write_table(rows, args.format, provenance=_provenance(args))
     return 0
 
 
@@ -202,7 +210,7 @@ def run_map(args) -> int:
     top, lp = model.map_topology(n_candidates=args.candidates, seed=args.seed)
     out = {"topology": top.tree(0).to_newick(lengths=False), "log_prob": lp}
     if args.format == "json":
-        write_json(out)
+        write_json(out, provenance=_provenance(args))
     elif args.format == "text":
         print(out["topology"])
         print(f"log_prob {lp:.6f}")
@@ -226,7 +234,7 @@ def run_kl(args) -> int:
     res = model.kl(ref, eps=eps)
     out = res.to_dict()
     if args.format == "json":
-        write_json(out)
+        write_json(out, provenance=_provenance(args))
     elif args.format == "text":
         print(f"KL {res.kl:.6g}")
         print(f"unsupported reference topologies {res.n_unsupported} "

@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     p.add_argument("--sites", type=positive_int, required=True, help="number of sites")
     p.add_argument("--out", default="-", help="output FASTA (default: stdout)")
     p.add_argument("--tree-out", default=None, help="also write the (random) tree as Newick")
+    p.add_argument("--provenance", default=None, metavar="FILE",
+                   help="also write the provenance record (versions, input sha256, "
+                        "settings, seed, host) as JSON to FILE")
     p.add_argument("--format", choices=("fasta", "phylip", "nexus"), default="fasta",
                    help="alignment format written (default: %(default)s)")
     add_seed_argument(p)
@@ -43,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if (args.tree is None) == (args.random_tree is None):
         raise PhyloError("give either TREEFILE or --random-tree N_TAXA")
     check_output_path(args.out, option="--out")
+    if args.provenance:
+        check_output_path(args.provenance, option="--provenance")
     if args.tree_out:
         check_output_path(args.tree_out, option="--tree-out")
     rng = np.random.default_rng(args.seed)
@@ -56,4 +61,10 @@ def run(args: argparse.Namespace) -> int:
     write_output(args.out, aln.to_text(args.format), option="--out")
     if args.tree_out:
         write_output(args.tree_out, tree.to_newick() + "\n", option="--tree-out")
+    if args.provenance:
+        import json
+        from ._common import command_provenance
+        record = command_provenance(args, files=[args.tree] if args.tree else [])
+        write_output(args.provenance, json.dumps({"provenance": record}, indent=1) + "\n",
+                     option="--provenance")
     return 0

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from ..errors import CheckpointError
+from ..io.atomic import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     from .workflow import TaskResult
@@ -36,18 +37,6 @@ FORMAT_VERSION = 1
 STORE_FORMAT = 2
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file beside it, flushed to
-    disk, then renamed over ``path`` (readers see the old or the new file, whole)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    payload = data.encode() if isinstance(data, str) else data
-    with open(tmp, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def settings_hash(settings: Mapping[str, Any]) -> str:

@@ -285,11 +285,19 @@ def evaluate_candidate(alignment, candidate: CandidateSpec,
         (default :func:`build_problem`); a module-level function, so that it pickles.
     rung_checkpoints: ``{repeat: path}`` of ladder checkpoints, for resumable
         estimators; a finished repeat's file is removed.
-    threads: Numba threads in this process (workers get cores / workers).
+    threads: Numba threads for this call (restored afterwards); None leaves them.
     """
     if threads is not None:
         import numba
+        previous = numba.get_num_threads()
         numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+        try:
+            return evaluate_candidate(alignment, candidate, estimator, seed=seed,
+                                      repeats=repeats, problem_options=problem_options,
+                                      problem_factory=problem_factory,
+                                      rung_checkpoints=rung_checkpoints)
+        finally:
+            numba.set_num_threads(previous)
     factory = problem_factory or build_problem
     problem = factory(alignment, candidate, **dict(problem_options or {}))
     identity = candidate.identity()
@@ -359,7 +367,7 @@ def compare_candidates(alignment, candidates: Sequence[CandidateSpec],
                        problem_options: Mapping[str, Any] | None = None,
                        problem_factory: Callable[..., BaseProblem] | None = None,
                        threads_per_task: int | None = None,
-                       max_retries: int = 2) -> Comparison:
+                       max_retries: int = 2, timeout: float | None = None) -> Comparison:
     """Estimate log Z of every candidate ``repeats`` times; tidy rows in candidate order.
 
     alignment: the :class:`~phylo.io.alignment.Alignment` every candidate explains.
@@ -374,9 +382,13 @@ def compare_candidates(alignment, candidates: Sequence[CandidateSpec],
     progress: called in this process after each finished task with a :class:`Progress`.
     problem_options / problem_factory: how a candidate becomes a problem
         (:func:`build_problem` by default).
-    threads_per_task: Numba threads inside each task (executors: default 1).
+    threads_per_task: Numba threads inside each task (default: 1 on an executor, the
+        caller's setting when serial).
     max_retries: resubmissions of a task whose worker died (the executor broke or lost
         it); a task that raises an error of its own is never retried.
+    timeout: seconds to wait for the executor's tasks in all (None: no limit); past it
+        pending tasks are cancelled and :class:`TimeoutError` is raised (what finished
+        is in ``store``).
 
     A KeyboardInterrupt propagates after pending tasks are cancelled; whatever
     finished is in ``store`` (and was told to ``progress``).
@@ -412,8 +424,10 @@ def compare_candidates(alignment, candidates: Sequence[CandidateSpec],
         return ((alignment, c, estimator),
                 {"seed": seed, "repeats": (r,), "problem_options": problem_options,
                  "problem_factory": problem_factory, "rung_checkpoints": rungs,
-                 "threads": threads_per_task if executor is not None or threads_per_task
-                 else None})
+                 "threads": threads})
+
+    # Executors: one Numba thread per task unless told otherwise (N workers on N cores).
+    threads = threads_per_task if threads_per_task is not None or executor is None else 1
 
     computed = [(c.name, r) for c, r in todo]
     if executor is None:
@@ -422,9 +436,7 @@ def compare_candidates(alignment, candidates: Sequence[CandidateSpec],
             for task in evaluate_candidate(*args, **kwargs):
                 accept(task)
     else:
-        if threads_per_task is None:
-            threads_per_task = 1
-        _run_on_executor(executor, todo, arguments, accept, max_retries)
+        _run_on_executor(executor, todo, arguments, accept, max_retries, timeout)
     rows, diagnostics = [], {}
     for c in candidates:
         for r in range(repeats):
@@ -435,8 +447,11 @@ def compare_candidates(alignment, candidates: Sequence[CandidateSpec],
     return Comparison(rows, diagnostics, computed=computed, reused=reused)
 
 
-def _run_on_executor(executor, todo, arguments, accept, max_retries: int) -> None:
+def _run_on_executor(executor, todo, arguments, accept, max_retries: int,
+                     timeout: float | None) -> None:
     """Submit every task, accept results as they finish (any order), retry lost ones."""
+    import time
+    deadline = None if timeout is None else time.monotonic() + timeout
     from .executors import is_lost_worker_error, recover, submit_task
     done_queue: "queue.Queue[tuple[Any, tuple]]" = queue.Queue()
     pending: dict[Any, tuple] = {}
@@ -452,7 +467,12 @@ def _run_on_executor(executor, todo, arguments, accept, max_retries: int) -> Non
         for item in todo:
             submit(item)
         while pending:
-            future, item = done_queue.get()
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                future, item = done_queue.get(timeout=wait)
+            except queue.Empty:
+                raise TimeoutError(f"compare_candidates: {len(pending)} task(s) unfinished "
+                                   f"after {timeout} s") from None
             if pending.pop(future, None) is None:
                 continue
             try:

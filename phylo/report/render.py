@@ -23,19 +23,14 @@ from __future__ import annotations
 
 import base64
 import csv
-import datetime as _dt
-import hashlib
 import html
 import io
 import json
 import math
 import os
-import platform
-import sys
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from .._version import __version__
 from .bayes import KASS_RAFTERY, RESOLVED_Z, bayes_factors, summarize_repeats
 
 REPORT_FORMAT_VERSION = 1
@@ -53,41 +48,8 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-# -- provenance ----------------------------------------------------------------------
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def provenance(*, command_line: Sequence[str] | str | None = None,
-               files: Iterable[str | os.PathLike] = (), seed: int | None = None,
-               now: _dt.datetime | None = None) -> dict[str, Any]:
-    """Where a result came from: versions, command, seed, UTC date, input sha256."""
-    import numpy
-    versions = {"phylo": __version__, "python": platform.python_version(),
-                "numpy": numpy.__version__}
-    for mod in ("scipy", "numba", "matplotlib"):
-        module = sys.modules.get(mod)
-        if module is not None:
-            versions[mod] = getattr(module, "__version__", "?")
-    if isinstance(command_line, (list, tuple)):
-        import shlex
-        command_line = " ".join(shlex.quote(str(a)) for a in command_line)
-    stamp = (now or _dt.datetime.now(_dt.timezone.utc)).replace(microsecond=0)
-    return {
-        "phylo_version": __version__,
-        "versions": versions,
-        "platform": platform.platform(),
-        "command_line": command_line,
-        "seed": seed,
-        "date_utc": stamp.isoformat(),
-        "files": [{"path": os.fspath(f), "sha256": sha256_file(f),
-                   "bytes": os.path.getsize(f)} for f in files],
-    }
+# -- provenance: one record for every command (phylo.provenance) ------------------------
+from ..provenance import provenance, sha256_file  # noqa: E402,F401 - re-exported
 
 
 # -- building -------------------------------------------------------------------------
@@ -552,6 +514,5 @@ def summary_csv(report: Mapping[str, Any]) -> str:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    from ..io.atomic import atomic_write   # the package's one atomic writer
+    atomic_write(path, data)
