@@ -33,56 +33,11 @@ import numpy as np
 from numba import njit
 
 from . import blocks as _bk
+from .densities import exp_prior_t, log_reference
 
 #: Bounds of the adapted proposal widths (log scale units).
 MIN_SCALE = 1e-5
 MAX_SCALE = 20.0
-
-
-@njit(cache=True)
-def exp_prior_z(z, args):
-    """log density of z = log t for i.i.d. Exponential(rate) t; args = (rate, n_branches)."""
-    rate = args[0]
-    nb = args[1]
-    s = nb * math.log(rate)
-    for i in range(nb):
-        s += z[i] - rate * math.exp(z[i])
-    return s
-
-
-@njit(cache=True)
-def _exp_prior_t(z, t, rate, nb):
-    """:func:`exp_prior_z` given t = exp(z) (same operations in the same order, so
-    the same value bit for bit, without the exps)."""
-    s = nb * math.log(rate)
-    for i in range(nb):
-        s += z[i] - rate * t[i]
-    return s
-
-
-@njit(cache=True)
-def log_reference(z, kind, a, b):
-    """log q(z) of a product reference: kind 0 = Gamma(a, rate b) on e^z (Jacobian
-    included), kind 1 = Normal(a, sd b) on z. Shapes (d,)."""
-    s = 0.0
-    for i in range(z.shape[0]):
-        if kind[i] == 0:
-            s += a[i] * math.log(b[i]) - math.lgamma(a[i]) + a[i] * z[i] - b[i] * math.exp(z[i])
-        else:
-            r = (z[i] - a[i]) / b[i]
-            s += -0.5 * r * r - math.log(b[i]) - 0.5 * math.log(2.0 * math.pi)
-    return s
-
-
-@njit(cache=True)
-def toy_poisson_loglik(z, args):
-    """Poisson–Gamma toy: log L = Σ_i Y_i z_i − E e^{z_i} + c; args = (Y (n,), E, c)."""
-    y = args[0]
-    e = args[1]
-    s = args[2]
-    for i in range(y.shape[0]):
-        s += y[i] * z[i] - e * math.exp(z[i])
-    return s
 
 
 # Not cached on disk: its first argument is a Numba dispatcher (the problem's
@@ -155,10 +110,10 @@ def run_chain(loglik, loglik_args, logprior, logprior_args,
             target = 0.234 if j == d else 0.44
             gamma = 10.0 / math.sqrt(tries[j] + 100.0)
             s = scales[j] * math.exp(gamma * ((1.0 if ok else 0.0) - target))
-            if s < 1e-5:
-                s = 1e-5
-            if s > 20.0:
-                s = 20.0
+            if s < MIN_SCALE:
+                s = MIN_SCALE
+            if s > MAX_SCALE:
+                s = MAX_SCALE
             scales[j] = s
         if (it + 1) % thin == 0 and k < out_ll.shape[0]:
             out_ll[k] = ll
@@ -217,7 +172,7 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
     store_z = out_z.shape[0] > 0
     bl = np.empty(n_branches)
     # tp[i] = exp(zp[i]) of the proposal (user order), kept in step with zp, so that the
-    # prior needs no exp: _exp_prior_t gives exp_prior_z's value bit for bit
+    # prior needs no exp: exp_prior_t gives exp_prior_z's value bit for bit
     tp = np.empty(n_branches)
     tsave = np.empty(n_branches)
     for i in range(n_branches):
@@ -270,7 +225,7 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
             else:
                 valid = False
                 llp = np.nan
-        lpp = _exp_prior_t(zp, tp, prior_rate, n_branches)
+        lpp = exp_prior_t(zp, tp, prior_rate, n_branches)
         lrp = 0.0
         if w_ref != 0.0:
             lrp = log_reference(zp, ref_kind, ref_a, ref_b)

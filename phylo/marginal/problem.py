@@ -18,36 +18,20 @@ Unconstrained vector z = (log t (n_branches,), u (n_model,)); see
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
-from numba import njit
 
-from .._kernels import mcmc as _mk
-from .._kernels import blocks as _blocks
+from .._kernels import densities as _dens
 from ..errors import EstimatorError
 from ..io.alignment import Alignment
 from ..trees.tree import Tree
 from .base_problem import BaseProblem, NumbaTarget
-from .priors import ExponentialPrior, Prior, default_model_priors
+from .priors import (DEFAULT_BRANCH_PRIOR_RATE, ExponentialPrior, Prior, default_model_priors,
+                     parameter_groups, prior_table)
 
 #: Branch length used where the tree gives none (and for zero-length starting branches).
 DEFAULT_START_LENGTH = 0.1
-
-
-# Not cached on disk (as before): this module is outside phylo/_kernels, whose source
-# hash keys the Numba cache folder.
-@njit(cache=False)
-def tree_loglik_z(z, args):
-    """log L of the shared pruning kernel at branch lengths e^{z[:n_branches]}.
-
-    args = (bl buffer (N-1,), the arguments after ``bl`` of
-    :func:`phylo._kernels.pruning.log_likelihood` as a tuple)."""
-    bl = args[0]
-    for i in range(bl.shape[0]):
-        bl[i] = math.exp(z[i])
-    return _blocks.any_log_likelihood(bl, *args[1])
 
 
 def _kernel_arguments(lik) -> tuple:
@@ -84,7 +68,7 @@ class Problem(BaseProblem):
     """
 
     def __init__(self, alignment: Alignment, tree: Tree, model: Any = "JC", *,
-                 branch_prior_rate: float = 10.0, estimate_model: bool = True,
+                 branch_prior_rate: float = DEFAULT_BRANCH_PRIOR_RATE, estimate_model: bool = True,
                  name: str | None = None, threads: int | None = None,
                  block_size: int | None = None) -> None:
         super().__init__()
@@ -117,12 +101,7 @@ class Problem(BaseProblem):
     def _model_blocks(free: tuple[str, ...]) -> list[_Block]:
         """Free parameter names (``Model.free_parameters``: ``rate_AC``, ``pi_A``, ...)
         grouped into blocks, in a fixed order, each with its default prior."""
-        groups = (("kappa", "kappa" in free),
-                  ("exchangeabilities", any(n.startswith("rate_") for n in free)),
-                  ("frequencies", any(n.startswith("pi_") for n in free)),
-                  ("gamma_shape", "gamma_shape" in free),
-                  ("pinv", "pinv" in free))
-        names = tuple(name for name, present in groups if present)
+        names = parameter_groups(free)
         return [_Block(name, prior) for name, prior in default_model_priors(names).items()]
 
     def _model_values(self) -> np.ndarray:
@@ -218,7 +197,7 @@ class Problem(BaseProblem):
             return None
         if self._numba_args is None:
             self._numba_args = (np.empty(self.n_branches), _kernel_arguments(self.likelihood))
-        return NumbaTarget(tree_loglik_z, self._numba_args, _mk.exp_prior_z,
+        return NumbaTarget(_dens.tree_loglik_z, self._numba_args, _dens.exp_prior_z,
                            (float(self.branch_prior.rate), int(self.n_branches)))
 
     def incremental_target(self) -> tuple | None:
@@ -228,6 +207,12 @@ class Problem(BaseProblem):
         if self._blocks:
             return None
         return self.likelihood.kernel_arguments(), float(self.branch_prior.rate)
+
+    def prior_table(self) -> list[dict[str, object]]:
+        """The priors of this posterior in words (:func:`phylo.marginal.priors.prior_table`)."""
+        label = self.model.to_string()
+        rows = prior_table({label: self.model}, branch_prior_rate=self.branch_prior.rate)
+        return rows if self._blocks else rows[:1]
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "model": self.model.to_string(),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .._kernels.mcmc import exp_prior_z, toy_poisson_loglik
+from .._kernels.densities import exp_prior_z, toy_poisson_loglik
 from ..errors import EstimatorError
 from .base_problem import BaseProblem, NumbaTarget
 from .priors import ExponentialPrior
