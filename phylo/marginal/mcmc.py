@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .._kernels import densities as _dens
 from .._kernels import mcmc as _k
 from ..errors import EstimatorError
 from ..threads import threads as _threads
@@ -76,7 +77,7 @@ class Reference:
     def log_density(self, z: np.ndarray) -> np.ndarray:
         """log q(z) for z (B, dim) → (B,)."""
         z = np.atleast_2d(z)
-        return np.array([_k.log_reference(row, self.kind, self.a, self.b) for row in z])
+        return np.array([_dens.log_reference(row, self.kind, self.a, self.b) for row in z])
 
     def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         out = np.empty((n, self.kind.shape[0]))
@@ -225,8 +226,11 @@ class Sampler:
                                   out_ll[k0:k1] if out_ll.shape[0] else out_ll,
                                   out_lp[k0:k1] if out_lp.shape[0] else out_lp)
             state.loglik, state.logprior = float(ll), float(lp)
-            if self.backend == "numba":
-                self.problem.count(n)
+            # The one place that counts chain evaluations, whatever the engine: one
+            # likelihood evaluation per generation (the Python engine calls the
+            # problem's uncounted ``_log_likelihood`` hook, the compiled ones count
+            # nothing themselves).
+            self.problem.count(n)
             done += n
             if progress is not None:
                 progress(n)
