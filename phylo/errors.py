@@ -53,5 +53,9 @@ class GenotypeError(PhyloError):
     """A genotype matrix is malformed or has invalid entries."""
 
 
+class ReportError(PhyloError):
+    """Results given to a report cannot be summarised (no candidate, no finite value)."""
+
+
 class CheckpointError(PhyloError):
     """A checkpoint file does not match the run that tries to resume from it."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from html import escape as html_escape
 import os
 import re
 import shutil
@@ -12,14 +13,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from phylo.errors import ReportError
 from phylo.report import bayes_factors, build_report, kass_raftery, provenance, write_report
 from phylo.report.bayes import RESOLVED_Z, summarize_repeats
-from phylo.report.render import make_figures, render_html, render_markdown, report_json
+from phylo.marginal.priors import default_model_priors, prior_table
+from phylo.report import plots
+from phylo.report.render import (figure_objects, make_figures, render_html, render_markdown,
+                                 report_json)
 
 #: Exact float identities (sums/differences of a few doubles).
 EXACT = 1e-12
 #: Chromium may need this long to start cold on a loaded 2-core machine.
 CHROMIUM_TIMEOUT_S = 120
+#: A ±2 SE interval in Figure 1 must be at least this wide on the embedded PNG (pixels
+#: at plots.PNG_DPI) to be seen; on a ln Z axis spanning 110 nats the synthetic
+#: report's intervals (~1 nat) were ~7 px wide, on the ln BF axis they are > 100 px.
+MIN_INTERVAL_PX = 20
+#: Compilation charged to the synthetic report's first row (the ~36 s a cold Numba
+#: cache costs the first candidate).
+SYNTHETIC_COMPILE_S = 36.0
 
 
 # -- Kass–Raftery and Bayes factors -------------------------------------------------
@@ -59,9 +71,9 @@ def test_bayes_factors_unknown_errors_and_nan():
     assert math.isnan(rows[1].log_bayes_factor_se) and rows[1].resolved is None
     assert rows[1].interpretation == "strong"                # 2 * 4 = 8
     assert math.isnan(rows[2].log_bayes_factor) and rows[2].interpretation == "undetermined"
-    with pytest.raises(ValueError):
+    with pytest.raises(ReportError, match="at least one candidate"):
         bayes_factors({})
-    with pytest.raises(ValueError):
+    with pytest.raises(ReportError, match="finite"):
         bayes_factors({"x": float("nan")})
 
 
@@ -90,7 +102,8 @@ def synthetic_rows(seed: int = 3, repeats: int = 2):
         for r in range(repeats):
             rows.append({"problem": name, "estimator": "stepping-stone", "repeat": r,
                          "log_marginal_likelihood": z + rng.normal(0, 0.3), "std_error": 0.2,
-                         "likelihood_evaluations": 1000, "seconds": 1.5})
+                         "likelihood_evaluations": 1000, "seconds": 1.5,
+                         "compile_seconds": SYNTHETIC_COMPILE_S if not rows else 0.0})
         betas = np.linspace(0.0, 1.0, 9) ** (1 / 0.3)
         diag[name] = {"ladder_betas": betas,
                       "ladder_contributions": np.diff(betas) * z,
@@ -104,6 +117,7 @@ def report():
     cands = [{"name": n, "model": n.split(" on ")[0], "tree": "((a,b),c,d);",
               "tree_source": "x.nwk"} for n in truth]
     return build_report(rows, candidates=cands, diagnostics=diag,
+                        priors=prior_table({c["model"]: c["model"] for c in cands}),
                         settings={"estimator": "stepping-stone", "steps": 8, "repeats": 2},
                         provenance=provenance(command_line=["phylo", "compare", "x <y>"],
                                               seed=5),
@@ -150,6 +164,103 @@ def test_render_markdown(report):
     assert "| rank | candidate | ln Z |" in md
     assert "![Estimates](figures/estimates.png)" in md
     assert "Partial report" in md and "sha256" not in md.split("## Provenance")[0]
+
+
+def _pixel_widths(fig, gid: str) -> list[float]:
+    """Widths in PNG pixels of the horizontal segments of the artists tagged ``gid``."""
+    fig.set_dpi(plots.PNG_DPI)
+    fig.canvas.draw()
+    widths = []
+    for ax in fig.axes:
+        for coll in ax.collections:
+            if coll.get_gid() != gid:
+                continue
+            for seg in coll.get_segments():
+                px = ax.transData.transform(np.asarray(seg))
+                widths.append(float(abs(px[1, 0] - px[0, 0])))
+    return widths
+
+
+def test_figure1_intervals_show_on_the_log_bayes_factor_axis(report):
+    name, fig, caption = figure_objects(report)[0]
+    assert name == "estimates" and "±2 standard-error" in caption
+    ax = fig.axes[0]
+    assert "ln BF" in ax.get_xlabel() and "ln Z_best − ln Z" in ax.get_xlabel()
+    lo, hi = ax.get_xlim()
+    assert lo < 0.0 < hi <= plots.FAR_NATS + 5       # relative scale, not absolute ln Z
+    widths = _pixel_widths(fig, "se-intervals")
+    # the runner-up HKY+G4 on nni1 is ~4 nats behind: its interval is on the axis;
+    # JC69 (110 nats behind) is off scale, written out instead of squeezing the rest
+    assert len(widths) == 1 and widths[0] >= MIN_INTERVAL_PX, widths
+    best = _pixel_widths(fig, "best-interval")
+    assert len(best) == 1 and best[0] >= 0.5 * MIN_INTERVAL_PX, best
+    off = [t.get_text() for t in ax.texts if "off scale" in t.get_text()]
+    jc = next(r for r in report["summary"] if r["candidate"] == "JC69 on true")
+    assert off == [f"ln BF = {jc['log_bayes_factor']:.1f} ± {2 * jc['log_bayes_factor_se']:.1f} "
+                   "(off scale)"]
+    # the interval drawn is the estimate ± 2 SE of the difference
+    second = report["summary"][1]
+    fig.set_dpi(plots.PNG_DPI)
+    seg = next(c for c in ax.collections if c.get_gid() == "se-intervals").get_segments()[0]
+    assert abs(seg[0][0] - (second["log_bayes_factor"] - 2 * second["log_bayes_factor_se"])) < EXACT
+    assert abs(seg[1][0] - (second["log_bayes_factor"] + 2 * second["log_bayes_factor_se"])) < EXACT
+
+
+def test_figure1_intervals_when_all_candidates_are_close():
+    fig = plots.plot_bayes_factors(["a", "b", "c"], [0.0, 0.4, 1.1], [0.3, 0.35, 0.5],
+                                   [-10.0, -10.4, -11.1])
+    widths = _pixel_widths(fig, "se-intervals")
+    assert len(widths) == 2 and min(widths) >= MIN_INTERVAL_PX
+    assert not [t for t in fig.axes[0].texts if "off scale" in t.get_text()]
+
+
+def test_figure2_one_panel_per_candidate(report):
+    figs = {name: fig for name, fig, _ in figure_objects(report)}
+    ladder = figs["ladder"]
+    assert len(ladder.axes) == 3                       # small multiples, no blank panels
+    ranked = [s["candidate"] for s in report["summary"]]
+    titles = [ax.get_title().split("\n")[0] for ax in ladder.axes]
+    assert titles == ranked                            # in rank order
+    for ax, name in zip(ladder.axes, ranked):
+        assert len(ax.get_lines()) == 1                # one curve: nothing overlaps
+        contrib = report["diagnostics"][name]["ladder_contributions"]
+        assert ax.get_title().endswith(f"ln Z = {sum(contrib):.2f}")
+    assert len(figs["trace"].axes) == 3
+
+
+def test_priors_stated_from_the_library(report):
+    kappa = default_model_priors(("kappa",))["kappa"].describe()
+    gamma = default_model_priors(("gamma_shape",))["gamma_shape"].describe()
+    freqs = default_model_priors(("frequencies",))["frequencies"].describe()
+    assert "LogNormal" in kappa and "Dirichlet(1, 1, 1, 1)" in freqs and "Exponential" in gamma
+    page = render_html(report)
+    priors_html = re.search(r'<table class="priors" id="priors">(.*?)</table>', page, re.S)
+    assert priors_html, "no priors table in the HTML report"
+    for text in (kappa, gamma, freqs, "i.i.d. Exponential(rate 10), mean 0.1"):
+        assert html_escape(text) in priors_html.group(1)
+    assert "Dirichlet(1, 1, 1, 1, 1, 1)" not in page    # no GTR candidate here
+    md = render_markdown(report)
+    assert "## Priors" in md and kappa in md and gamma in md
+    data = json.loads(report_json(report))
+    rows = {p["parameter"].split(" (")[0]: p for p in data["priors"]}
+    assert rows["κ"]["prior"] == kappa and rows["κ"]["models"] == ["HKY+G4"]
+    assert rows["branch lengths"]["models"] == ["JC69", "HKY+G4"]
+    gtr = prior_table(["GTR+I+G4"])
+    assert [p["parameter"].split(" ")[0] for p in gtr] == ["branch", "GTR", "base", "Γ",
+                                                           "proportion"]
+
+
+def test_compile_time_reported_apart_from_runtimes(report):
+    assert report["compile_seconds"] == SYNTHETIC_COMPILE_S
+    first = report["summary"][0]
+    own = [r for r in report["rows"] if r["problem"] == first["candidate"]]
+    assert first["seconds"] == sum(r["seconds"] for r in own) == 3.0    # compilation apart
+    jc = next(s for s in report["summary"] if s["candidate"] == "JC69 on true")
+    assert jc["compile_seconds"] == SYNTHETIC_COMPILE_S and jc["seconds"] == 3.0
+    page = render_html(report)
+    assert f"spent {SYNTHETIC_COMPILE_S:.1f} s compiling" in page
+    assert "runtime (s, all repeats, without compilation)" in page
+    assert f"spent {SYNTHETIC_COMPILE_S:.1f} s compiling" in render_markdown(report)
 
 
 def test_figures_without_diagnostics():
@@ -231,3 +342,6 @@ def test_html_report_in_headless_chromium(tmp_path, report):
     dom = chromium_dump_dom(paths["html"], tmp_path, screenshot=shot)
     check_report_dom(dom, n_candidates=3)
     assert shot.exists() and shot.read_bytes()[:4] == b"\x89PNG"
+    assert re.search(r'<table class="priors" id="priors">.*LogNormal.*</table>', dom, re.S)
+    assert re.search(r'id="compile-time">[^<]*36\.0 s compiling', dom)
+    assert re.search(r'<figure id="fig-ladder">.*one panel a\s+candidate', dom, re.S)

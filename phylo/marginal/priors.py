@@ -13,6 +13,9 @@ models with free parameters the usual MrBayes/BEAST choices: flat Dirichlet on t
 base frequencies and on the six GTR exchangeabilities, Exponential(1) on the gamma
 shape, LogNormal(1, 1.25) on the HKY κ, Uniform(0, 1) on the proportion of
 invariant sites.
+
+These objects are the one source of truth for the priors: :class:`~phylo.marginal.Problem`
+samples and evaluates them, and :func:`prior_table` states them (reports print it).
 """
 from __future__ import annotations
 
@@ -23,6 +26,10 @@ import numpy as np
 from scipy import special
 
 from ..errors import EstimatorError
+
+#: Default rate of the i.i.d. Exponential prior on branch lengths (mean 0.1
+#: substitutions per site; MrBayes' default, Fourment et al. 2020).
+DEFAULT_BRANCH_PRIOR_RATE = 10.0
 
 
 class Prior:
@@ -48,6 +55,10 @@ class Prior:
         """``n`` independent draws, shape (n, size), constrained space."""
         raise NotImplementedError
 
+    def describe(self) -> str:  # pragma: no cover - interface
+        """The distribution in words, e.g. ``"LogNormal(μ = 1, σ = 1.25)"``."""
+        raise NotImplementedError
+
     def log_density_unconstrained(self, u: np.ndarray) -> float:
         """Prior density of the unconstrained vector ``u`` (log-Jacobian included)."""
         return self.log_density(self.to_constrained(u)) + self.log_jacobian(u)
@@ -67,6 +78,9 @@ class ExponentialPrior(Prior):
     @property
     def n_free(self) -> int:  # type: ignore[override]
         return self.size
+
+    def describe(self) -> str:
+        return f"Exponential(rate {_num(self.rate)}), mean {_num(1.0 / self.rate)}"
 
     def log_density(self, x: np.ndarray) -> float:
         x = np.asarray(x, dtype=np.float64)
@@ -95,6 +109,11 @@ class GammaPrior(Prior):
     rate: float = 1.0
     size: int = 1
     n_free: int = 1
+
+    def describe(self) -> str:
+        if self.shape == 1.0:
+            return f"Exponential(rate {_num(self.rate)}) = Gamma(shape 1, rate {_num(self.rate)})"
+        return f"Gamma(shape {_num(self.shape)}, rate {_num(self.rate)})"
 
     def log_density(self, x: np.ndarray) -> float:
         x = float(np.asarray(x).reshape(-1)[0])
@@ -125,6 +144,10 @@ class LogNormalPrior(Prior):
     size: int = 1
     n_free: int = 1
 
+    def describe(self) -> str:
+        return (f"LogNormal(μ = {_num(self.mu)}, σ = {_num(self.sigma)}) "
+                f"(median {_num(math.exp(self.mu), 3)})")
+
     def log_density(self, x: np.ndarray) -> float:
         x = float(np.asarray(x).reshape(-1)[0])
         if x <= 0:
@@ -146,6 +169,9 @@ class UniformPrior(Prior):
 
     size: int = 1
     n_free: int = 1
+
+    def describe(self) -> str:
+        return "Uniform(0, 1)"
 
     def log_density(self, x: np.ndarray) -> float:
         x = float(np.asarray(x).reshape(-1)[0])
@@ -181,6 +207,10 @@ class DirichletPrior(Prior):
     def n_free(self) -> int:  # type: ignore[override]
         return self.size - 1
 
+    def describe(self) -> str:
+        flat = " (flat)" if self.concentration == 1.0 else ""
+        return f"Dirichlet({', '.join([_num(self.concentration)] * self.size)}){flat}"
+
     def log_density(self, x: np.ndarray) -> float:
         x = np.asarray(x, dtype=np.float64)
         if np.any(x <= 0) or abs(x.sum() - 1.0) > 1e-8:
@@ -207,6 +237,29 @@ class DirichletPrior(Prior):
         return rng.dirichlet(np.full(self.size, self.concentration), size=n)
 
 
+#: The model parameter groups in their fixed order, with the names of
+#: :meth:`phylo.models.Model.free_parameters` that belong to each.
+MODEL_PARAMETER_GROUPS: tuple[tuple[str, str], ...] = (
+    ("kappa", "κ (transition/transversion rate ratio)"),
+    ("exchangeabilities", "GTR exchangeabilities (relative rates of the six substitution types)"),
+    ("frequencies", "base frequencies π"),
+    ("gamma_shape", "Γ shape α (among-site rate variation)"),
+    ("pinv", "proportion of invariant sites"),
+)
+
+
+def parameter_groups(free: tuple[str, ...]) -> tuple[str, ...]:
+    """The prior groups of a model's free parameter names (``kappa``, ``rate_AC``,
+    ``pi_A``, …, as :meth:`phylo.models.Model.free_parameters` names them), in the
+    fixed order of :data:`MODEL_PARAMETER_GROUPS`."""
+    present = {"kappa": "kappa" in free,
+               "exchangeabilities": any(n.startswith("rate_") for n in free),
+               "frequencies": any(n.startswith("pi_") for n in free),
+               "gamma_shape": "gamma_shape" in free,
+               "pinv": "pinv" in free}
+    return tuple(name for name, _ in MODEL_PARAMETER_GROUPS if present[name])
+
+
 def default_model_priors(free: tuple[str, ...]) -> dict[str, Prior]:
     """The default prior of each free model parameter name (see module docstring).
 
@@ -227,3 +280,39 @@ def default_model_priors(free: tuple[str, ...]) -> dict[str, Prior]:
                                  f"known: {', '.join(table)}")
         out[name] = table[name]
     return out
+
+
+def prior_table(models, *, branch_prior_rate: float = DEFAULT_BRANCH_PRIOR_RATE
+                ) -> list[dict[str, object]]:
+    """The priors of the fixed-topology posteriors of ``models``, stated for a report.
+
+    ``models``: :class:`phylo.models.Model` objects or IQ-TREE strings (a mapping
+    ``{label: model}`` labels them). One row per parameter group present in any
+    model: ``{"parameter", "prior", "models"}`` (``models``: the labels whose
+    posterior has that parameter free), branch lengths first. The descriptions come
+    from the same prior objects :class:`~phylo.marginal.Problem` uses.
+    """
+    from ..models import Model
+    labelled = dict(models) if isinstance(models, dict) else {str(m) if isinstance(m, str)
+                                                               else m.to_string(): m
+                                                               for m in models}
+    branch = ExponentialPrior(float(branch_prior_rate), 1)
+    rows: list[dict[str, object]] = [{
+        "parameter": "branch lengths (expected substitutions per site)",
+        "prior": "i.i.d. " + branch.describe(), "models": list(labelled)}]
+    users: dict[str, list[str]] = {}
+    for label, model in labelled.items():
+        model = Model.from_string(model) if isinstance(model, str) else model
+        for group in parameter_groups(tuple(model.free_parameters())):
+            users.setdefault(group, []).append(label)
+    priors = default_model_priors(tuple(users))
+    for group, words in MODEL_PARAMETER_GROUPS:
+        if group in users:
+            rows.append({"parameter": words, "prior": priors[group].describe(),
+                         "models": users[group]})
+    return rows
+
+
+def _num(x: float, digits: int = 6) -> str:
+    """A number in few characters (10, 0.1, 1.25, 2.718)."""
+    return f"{x:.{digits}g}"

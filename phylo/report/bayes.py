@@ -34,6 +34,8 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from ..errors import ReportError
+
 #: Kass–Raftery category boundaries on the 2·ln BF scale (lower bounds), weakest first.
 KASS_RAFTERY: tuple[tuple[float, str], ...] = (
     (0.0, "not worth more than a bare mention"),
@@ -118,15 +120,18 @@ def bayes_factors(log_marginal_likelihoods: Mapping[str, float],
     One :class:`BayesFactorRow` per candidate, best first (descending ``ln Z``;
     candidates with a non-finite ``ln Z`` last, with NaN factors and
     interpretation "undetermined").
+
+    Raises :class:`phylo.errors.ReportError` (a ``ValueError``) when there is no
+    candidate or none has a finite ``ln Z``.
     """
     if not log_marginal_likelihoods:
-        raise ValueError("bayes_factors needs at least one candidate")
+        raise ReportError("bayes_factors needs at least one candidate")
     std_errors = dict(std_errors or {})
     names = list(log_marginal_likelihoods)
     values = {n: float(log_marginal_likelihoods[n]) for n in names}
     finite = [n for n in names if math.isfinite(values[n])]
     if not finite:
-        raise ValueError("no candidate has a finite log marginal likelihood")
+        raise ReportError("no candidate has a finite log marginal likelihood")
     order = sorted(finite, key=lambda n: -values[n]) + [n for n in names if n not in finite]
     best = order[0]
     se_best = float(std_errors.get(best, math.nan))

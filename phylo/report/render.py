@@ -10,10 +10,15 @@ Input rows (one per candidate × estimator × repeat; the shape
 
     problem (str)  estimator (str)  repeat (int)
     log_marginal_likelihood (float, nats)  std_error (float, nats; NaN if none)
-    likelihood_evaluations (int)  seconds (float, wall-clock)
+    likelihood_evaluations (int)  seconds (float, wall-clock without Numba compilation)
+    compile_seconds (float, optional: time the run spent compiling Numba kernels)
 
 Per-candidate diagnostics (optional, for the plots) map a candidate name to
 ``{"ladder_betas": (K+1,), "ladder_contributions": (K,), "loglik_trace": (T,)}``.
+
+The report states the priors of the compared posteriors (rows of
+:func:`phylo.marginal.priors.prior_table`, given by the caller) and reports the
+Numba compilation time apart from the candidates' runtimes (``compile_seconds``).
 
 The report embeds its provenance (:func:`provenance`): phylo and library versions,
 the command line, the settings, the seed, the UTC date and the sha256 of every input
@@ -44,7 +49,7 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("log_bayes_factor", "ln BF vs best"),
     ("two_ln_bf", "2 ln BF"),
     ("interpretation", "evidence for the best (Kass–Raftery)"),
-    ("seconds", "runtime (s, all repeats)"),
+    ("seconds", "runtime (s, all repeats, without compilation)"),
 )
 
 
@@ -60,6 +65,7 @@ def build_report(rows: Sequence[Mapping[str, Any]], *,
                  provenance: Mapping[str, Any] | None = None,
                  notes: Sequence[str] = (),
                  expected: Sequence[str] | None = None,
+                 priors: Sequence[Mapping[str, Any]] | None = None,
                  title: str = "Model comparison by marginal likelihood") -> dict[str, Any]:
     """Assemble the report ``dict`` from tidy rows.
 
@@ -75,6 +81,11 @@ def build_report(rows: Sequence[Mapping[str, Any]], *,
     notes: sentences shown under the table (e.g. "the topology is the NJ tree").
     expected: every candidate the run was asked for; those without rows are listed
         as not finished and the report's ``status`` is ``"partial"``.
+    priors: ``[{"parameter", "prior", "models"}]`` stating the priors, as
+        :func:`phylo.marginal.priors.prior_table` gives them (shown verbatim).
+
+    The report's ``compile_seconds`` is the Numba compilation time of all rows
+    (their ``compile_seconds``), which their ``seconds`` exclude.
     """
     rows = [dict(r) for r in rows]
     cand_info = {c["name"]: dict(c) for c in (candidates or [])}
@@ -105,6 +116,8 @@ def build_report(rows: Sequence[Mapping[str, Any]], *,
                 "repeats": len(reps), "sd_between_repeats": sd,
                 "repeat_estimates": [float(r["log_marginal_likelihood"]) for r in reps],
                 "seconds": float(sum(float(r.get("seconds", 0.0) or 0.0) for r in reps)),
+                "compile_seconds": float(sum(float(r.get("compile_seconds", 0.0) or 0.0)
+                                             for r in reps)),
                 "likelihood_evaluations": int(sum(int(r.get("likelihood_evaluations", 0) or 0)
                                                   for r in reps)),
             }
@@ -132,6 +145,8 @@ def build_report(rows: Sequence[Mapping[str, Any]], *,
         "settings": dict(settings or {}),
         "provenance": dict(provenance or {}),
         "notes": list(notes),
+        "priors": [dict(p) for p in (priors or [])],
+        "compile_seconds": float(sum(float(r.get("compile_seconds", 0.0) or 0.0) for r in rows)),
         "kass_raftery": [{"two_ln_bf_at_least": lo, "evidence": name}
                          for lo, name in KASS_RAFTERY],
     }
@@ -147,41 +162,59 @@ def _tolist(value: Any) -> Any:
 
 # -- figures ----------------------------------------------------------------------------
 def make_figures(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Draw the report's figures: ``[{"name", "caption", "png", "svg"}]`` (bytes).
+    """Draw the report's figures: ``[{"name", "caption", "png", "svg"}]`` (bytes)."""
+    from . import plots
+    return [{"name": name, "caption": caption, "png": plots.figure_bytes(fig, "png"),
+             "svg": plots.figure_bytes(fig, "svg")}
+            for name, fig, caption in figure_objects(report)]
 
-    Estimates with error bars (always, per estimator), stepping-stone ladder
-    contributions (when a candidate has a ladder) and log-likelihood traces (when a
-    candidate has one).
+
+def figure_objects(report: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
+    """The report's figures as ``[(name, matplotlib Figure, caption)]``.
+
+    Log Bayes factors against the best with ±2 SE intervals (always, per estimator),
+    stepping-stone ladders as one panel a candidate (when candidates have ladders)
+    and log-likelihood traces (when candidates have one), candidates in rank order.
     """
     from . import plots
-    figures: list[dict[str, Any]] = []
+    figures: list[tuple[str, Any, str]] = []
 
     def add(name: str, fig, caption: str) -> None:
-        figures.append({"name": name, "caption": caption,
-                        "png": plots.figure_bytes(fig, "png"),
-                        "svg": plots.figure_bytes(fig, "svg")})
+        figures.append((name, fig, caption))
 
     for est in report["estimators"]:
         rows = [s for s in report["summary"] if s["estimator"] == est]
         if not rows:
             continue
-        fig = plots.plot_estimates([s["candidate"] for s in rows],
-                                   [s["log_marginal_likelihood"] for s in rows],
-                                   [s["std_error"] for s in rows],
-                                   {s["candidate"]: s["repeat_estimates"] for s in rows},
-                                   estimator=est)
+        best = rows[0]["log_marginal_likelihood"]
+        fig = plots.plot_bayes_factors(
+            [s["candidate"] for s in rows], [s["log_bayes_factor"] for s in rows],
+            [rows[0]["std_error"]] + [s["log_bayes_factor_se"] for s in rows[1:]],
+            [s["log_marginal_likelihood"] for s in rows],
+            {s["candidate"]: [best - v for v in s["repeat_estimates"]] for s in rows},
+            estimator=est)
         suffix = "" if len(report["estimators"]) == 1 else f"-{est}"
         add(f"estimates{suffix}", fig,
-            f"Log marginal likelihood of each candidate ({est}); bars: ±2 standard errors; "
-            "ticks: individual repeats; dashed line: the best estimate.")
+            f"Log Bayes factor of the best candidate against each candidate ({est}), "
+            "ln BF = ln Z_best − ln Z in nats (top axis: 2 ln BF), with ±2 standard-error "
+            "intervals of the difference (for the best: of its own ln Z); grey ticks: "
+            "single repeats; shading: Kass–Raftery bands (bare mention, positive, strong, "
+            "very strong). Candidates far behind are marked ▶ at the edge with their value.")
     diag = report.get("diagnostics", {})
-    ladders = {n: (d["ladder_betas"], d["ladder_contributions"]) for n, d in diag.items()
-               if d.get("ladder_betas") and d.get("ladder_contributions")}
+    ranked = list(dict.fromkeys(s["candidate"] for s in report["summary"]))
+    ranked += [n for n in diag if n not in ranked]
+    ladders = {n: (diag[n]["ladder_betas"], diag[n]["ladder_contributions"]) for n in ranked
+               if n in diag and diag[n].get("ladder_betas") and diag[n].get("ladder_contributions")}
     if ladders:
+        shown = min(len(ladders), plots.MAX_TRACE_PANELS)
+        more = ("" if shown == len(ladders) else
+                f" Only the {shown} best-ranked of {len(ladders)} candidates are drawn.")
         add("ladder", plots.plot_ladder(ladders),
-            "Stepping-stone ladder (first repeat): the contribution of each rung to ln Z "
-            "(left) and their running sum (right), against the rung's upper β.")
-    traces = {n: d["loglik_trace"] for n, d in diag.items() if d.get("loglik_trace")}
+            "Stepping-stone ladder of each candidate (first repeat), one panel a "
+            "candidate in rank order: the contribution of each rung to ln Z against the "
+            "rung's upper β; the title gives ln Z, their sum." + more)
+    traces = {n: diag[n]["loglik_trace"] for n in ranked
+              if n in diag and diag[n].get("loglik_trace")}
     if traces:
         add("trace", plots.plot_traces(traces),
             "Log-likelihood trace of each candidate's main MCMC chain (first repeat; "
@@ -249,6 +282,33 @@ def headline(report: Mapping[str, Any]) -> str:
                          "(not resolved by these estimates)")
         parts.append(text + ".")
     return " ".join(parts)
+
+
+#: The sentence above the priors table.
+PRIORS_INTRO = ("Each candidate's marginal likelihood integrates over these priors "
+                "(a Bayes factor depends on them): branch lengths and the free "
+                "parameters of its substitution model.")
+
+
+def compile_sentence(report: Mapping[str, Any]) -> str:
+    """Where the Numba compilation time went (the runtimes exclude it)."""
+    total = float(report.get("compile_seconds", 0.0) or 0.0)
+    return (f"Runtimes exclude Numba compilation: this run spent {total:.1f} s compiling "
+            "kernels or loading them from the cache (once per process, charged to no "
+            "candidate).")
+
+
+def _html_priors(report: Mapping[str, Any]) -> str:
+    if not report.get("priors"):
+        return ""
+    e = html.escape
+    out = [f"<h2>Priors</h2>\n<p>{e(PRIORS_INTRO)}</p>\n<table class=\"priors\" id=\"priors\">"
+           "<thead><tr><th>parameter</th><th>prior</th><th>models</th></tr></thead><tbody>\n"]
+    for p in report["priors"]:
+        out.append(f"<tr><td>{e(str(p.get('parameter')))}</td><td>{e(str(p.get('prior')))}</td>"
+                   f"<td>{e(', '.join(map(str, p.get('models', []))))}</td></tr>\n")
+    out.append("</tbody></table>\n")
+    return "".join(out)
 
 
 # -- HTML -------------------------------------------------------------------------------
@@ -329,6 +389,7 @@ def render_html(report: Mapping[str, Any],
     if report["notes"]:
         w("<ul class=\"notes\">" + "".join(f"<li>{e(n)}</li>" for n in report["notes"])
           + "</ul>\n")
+    w(f"<p class=\"small\" id=\"compile-time\">{e(compile_sentence(report))}</p>\n")
     if figures:
         w("<h2>Figures</h2>\n")
         for i, f in enumerate(figures, 1):
@@ -343,6 +404,7 @@ def render_html(report: Mapping[str, Any],
           f"<td><code>{e(str(c.get('tree', '–')))}</code></td>"
           f"<td>{e(str(c.get('tree_source', '–')))}</td></tr>\n")
     w("</tbody></table>\n")
+    w(_html_priors(report))
     w("<h2>Settings</h2>\n<table class=\"settings\"><tbody>\n")
     for k, v in report["settings"].items():
         w(f"<tr><th>{e(str(k))}</th><td>{e(_fmt(v))}</td></tr>\n")
@@ -416,6 +478,7 @@ def render_markdown(report: Mapping[str, Any],
         w(f"- {n}\n")
     if report["notes"]:
         w("\n")
+    w(compile_sentence(report) + "\n\n")
     if figure_paths:
         w("## Figures\n\n")
         for name, path in figure_paths.items():
@@ -424,6 +487,11 @@ def render_markdown(report: Mapping[str, Any],
     for c in report["candidates"]:
         w(f"| {_md_escape(str(c.get('name')))} | {_md_escape(str(c.get('model', '–')))} | "
           f"`{c.get('tree', '–')}` | {_md_escape(str(c.get('tree_source', '–')))} |\n")
+    if report.get("priors"):
+        w("\n## Priors\n\n" + PRIORS_INTRO + "\n\n| parameter | prior | models |\n|---|---|---|\n")
+        for p in report["priors"]:
+            w(f"| {_md_escape(str(p.get('parameter')))} | {_md_escape(str(p.get('prior')))} | "
+              f"{_md_escape(', '.join(map(str, p.get('models', []))))} |\n")
     w("\n## Settings\n\n| setting | value |\n|---|---|\n")
     for k, v in report["settings"].items():
         w(f"| {k} | {_md_escape(_fmt(v))} |\n")
