@@ -72,3 +72,39 @@ def test_sampler_run_counts_burnin_and_samples(backend):
     res = sampler.run(state, beta=0.7, n_samples=17, thin=4, burnin=6,
                       rng=np.random.default_rng(5))
     assert res.evaluations == (17 + 6) * 4
+
+
+#: A first run that compiles spends at least this many times longer compiling than
+#: estimating (the compiled generic loop takes ~1-3 s to compile for a new
+#: log-likelihood; the run itself a few ms): compilation must not land in ``seconds``.
+COMPILE_DOMINANCE = 5.0
+
+
+def test_compile_time_is_reported_apart_from_the_runtime():
+    """A log-likelihood the process has never compiled: the first run compiles the
+    generic chain loop for it (``compile_seconds``), the second compiles nothing; the
+    estimate is the same, and ``seconds`` excludes compilation."""
+    from numba import njit
+
+    from phylo._kernels.densities import exp_prior_z
+    from phylo.marginal import get_estimator
+    from phylo.marginal.base_problem import NumbaTarget
+
+    @njit(cache=False)
+    def fresh_loglik(z, args):       # a new function: a new specialisation of run_chain
+        return args[0] * z[0] - args[1] * np.exp(z[0])
+
+    class Fresh(PoissonGammaProblem):
+        def numba_target(self):
+            return NumbaTarget(fresh_loglik, (float(self._y[0]), self._e), exp_prior_z,
+                               (float(self.branch_prior.rate), 1))
+
+    problem = Fresh(np.array([[3.0, 5.0]]), np.array([10.0, 10.0]))
+    est = get_estimator("harmonic-mean", n_samples=50)
+    first = est.run(problem, seed=4)
+    second = est.run(problem, seed=4)
+    assert first.log_marginal_likelihood == second.log_marginal_likelihood
+    assert first.compile_seconds > COMPILE_DOMINANCE * first.seconds, \
+        (first.compile_seconds, first.seconds)
+    assert second.compile_seconds == 0.0
+    assert first.to_dict()["compile_seconds"] == first.compile_seconds

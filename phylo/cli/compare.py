@@ -298,6 +298,7 @@ def fingerprint(args: argparse.Namespace, alignment_sha: str, candidates: Sequen
 def run(args: argparse.Namespace) -> int:
     from ..marginal.checkpoint import CheckpointStore
     from ..marginal.executors import open_executor, parse_executor, warm_numba_cache
+    from ..marginal.priors import prior_table
     from ..marginal.workflow import SEED_CONVENTION, compare_candidates
     from ..report import build_report, provenance, write_report
     from ..report.render import CSV_COLUMNS, sha256_file
@@ -340,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
                      f"{alignment.n_patterns} patterns)",
         "threads": args.threads if args.threads is not None else "all cores",
         "executor": args.executor,
-        "priors": "library defaults of phylo.marginal.Problem (branch lengths Exp(10))",
+        "priors": "library defaults of phylo.marginal.Problem (listed under Priors)",
     }
     cand_info = [{"name": c.name, "model": _model_label(c.model),
                   "tree": (c.tree(alignment.taxa).to_newick(lengths=False)
@@ -366,7 +367,8 @@ def run(args: argparse.Namespace) -> int:
         prov["total_seconds_this_run"] = round(time.perf_counter() - started, 2)
         report = build_report(rows, candidates=cand_info, diagnostics=diagnostics,
                               settings=report_settings, provenance=prov, notes=notes,
-                              expected=[c.name for c in candidates], title=args.title)
+                              expected=[c.name for c in candidates], title=args.title,
+                              priors=prior_table({c.model: c.model for c in candidates}))
         paths = write_report(report, out)
         if final:
             _print_summary(report, paths, args.format, CSV_COLUMNS, prov)

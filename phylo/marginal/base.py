@@ -5,6 +5,12 @@ problem and budget, seeds a ``numpy.random.Generator``, times the call and count
 likelihood evaluations, and calls one hook, :meth:`_estimate`, which returns an
 :class:`Estimate`. The result is a frozen :class:`MarginalLikelihoodResult`.
 
+Timing: the first run in a process compiles (or loads from the on-disk cache) the
+Numba kernels it needs, which can take tens of seconds and says nothing about the
+estimator. :meth:`run` measures the time spent holding Numba's compiler lock
+(:func:`numba_compile_timer`, Numba's own ``numba:compiler_lock`` event) and reports
+it as ``compile_seconds``; ``seconds`` is the wall time without it.
+
 Diagnostics keys with a fixed meaning (the report command reads them):
 
 ``ladder_betas``          list[float], ascending β of a power-posterior ladder;
@@ -16,11 +22,12 @@ Diagnostics keys with a fixed meaning (the report command reads them):
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
@@ -36,7 +43,9 @@ class MarginalLikelihoodResult:
     std_error: the estimator's own standard error of log Z, or None where the method
         gives none (Laplace-type approximations, optima).
     likelihood_evaluations: likelihood (and gradient) evaluations used.
-    seconds: wall time of the run.
+    seconds: wall time of the run, without Numba compilation.
+    compile_seconds: wall time the run spent compiling Numba kernels or loading them
+        from the on-disk cache (0 when everything was compiled already).
     estimator: registry name; settings: the estimator's settings; seed: the seed used.
     diagnostics: method-specific values (see module docstring for the fixed keys).
     """
@@ -49,13 +58,15 @@ class MarginalLikelihoodResult:
     settings: dict[str, Any]
     seed: int | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
+    compile_seconds: float = 0.0
 
     def to_dict(self, *, diagnostics: bool = False) -> dict[str, Any]:
         out = {"estimator": self.estimator,
                "log_marginal_likelihood": self.log_marginal_likelihood,
                "std_error": self.std_error,
                "likelihood_evaluations": self.likelihood_evaluations,
-               "seconds": self.seconds, "seed": self.seed, "settings": self.settings}
+               "seconds": self.seconds, "compile_seconds": self.compile_seconds,
+               "seed": self.seed, "settings": self.settings}
         if diagnostics:
             out["diagnostics"] = self.diagnostics
         return out
@@ -134,9 +145,11 @@ class MarginalLikelihoodEstimator:
         self.validate(problem)
         before = problem.n_likelihood_evaluations
         start = time.perf_counter()
-        est = self._estimate(problem, rng=rng, budget=None if budget is None else int(budget),
-                             progress=progress, **options)
+        with numba_compile_timer() as compiling:
+            est = self._estimate(problem, rng=rng, budget=None if budget is None else int(budget),
+                                 progress=progress, **options)
         seconds = time.perf_counter() - start
+        compile_seconds = min(compiling.seconds, seconds)
         log_z = float(est.log_z)
         if math.isnan(log_z):
             raise EstimatorError(f"{self.name}: the estimate is NaN (diagnostics: "
@@ -145,8 +158,9 @@ class MarginalLikelihoodEstimator:
         return MarginalLikelihoodResult(
             log_marginal_likelihood=log_z, std_error=se,
             likelihood_evaluations=problem.n_likelihood_evaluations - before,
-            seconds=seconds, estimator=self.name, settings=self.settings(),
-            seed=None if seed is None else int(seed), diagnostics=est.diagnostics)
+            seconds=seconds - compile_seconds, estimator=self.name, settings=self.settings(),
+            seed=None if seed is None else int(seed), diagnostics=est.diagnostics,
+            compile_seconds=compile_seconds)
 
     def validate(self, problem: BaseProblem) -> None:
         """Check settings against the problem (raise :class:`EstimatorError`)."""
@@ -154,6 +168,31 @@ class MarginalLikelihoodEstimator:
     def _estimate(self, problem: BaseProblem, *, rng: np.random.Generator, budget: int | None,
                   progress: bool, **options: Any) -> Estimate:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+@dataclass
+class CompileTime:
+    """Seconds spent in Numba's compiler (filled in when the ``with`` block ends)."""
+
+    seconds: float = 0.0
+
+
+@contextlib.contextmanager
+def numba_compile_timer() -> Iterator[CompileTime]:
+    """Measure the wall time spent holding Numba's compiler lock inside the block:
+    type inference, compilation and loading from the on-disk cache of every
+    dispatcher called for the first time with new argument types (nested compiles
+    are counted once). Numba's event listeners are process-wide, so compilations
+    that other threads run meanwhile count too.
+    """
+    from numba.core import event
+    out = CompileTime()
+
+    def record(duration: float) -> None:
+        out.seconds = float(duration)
+
+    with event.install_timer("numba:compiler_lock", record):
+        yield out
 
 
 def check_positive(name: str, **values: float) -> None:

@@ -56,7 +56,7 @@ from .base_problem import BaseProblem
 #: Keys of a tidy row, in order. ``seed`` is the master seed the user gave,
 #: ``run_seed`` the seed this repeat's estimator ran with (:func:`derive_seed`).
 ROW_KEYS = ("problem", "estimator", "repeat", "seed", "run_seed", "log_marginal_likelihood",
-            "std_error", "likelihood_evaluations", "seconds")
+            "std_error", "likelihood_evaluations", "seconds", "compile_seconds")
 
 #: Diagnostics kept per task (the keys with a fixed meaning, see phylo.marginal.base).
 DIAGNOSTIC_KEYS = ("ladder_betas", "ladder_contributions", "loglik_trace", "ess", "acceptance")
@@ -236,7 +236,8 @@ def result_row(name: str, result: MarginalLikelihoodResult, *, seed: int, repeat
             "log_marginal_likelihood": float(result.log_marginal_likelihood),
             "std_error": math.nan if se is None else float(se),
             "likelihood_evaluations": int(result.likelihood_evaluations),
-            "seconds": float(result.seconds)}
+            "seconds": float(result.seconds),
+            "compile_seconds": float(result.compile_seconds)}
 
 
 def _plain(value: Any) -> Any:
