@@ -126,11 +126,12 @@ def run_chain(loglik, loglik_args, logprior, logprior_args,
 
 
 @njit(cache=True)
-def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kind, ref_a,
-                   ref_b, ll_min, n_branches, uniforms, scales, accepts, tries, adapt, thin,
-                   out_z, out_ll, out_lp):
+def run_chain_tree(targs, prior_rate, lp_model, it0, k0, z, ll, lp, w_like, w_prior, w_ref,
+                   ref_kind, ref_a, ref_b, ll_min, n_branches, uniforms, scales, accepts, tries,
+                   adapt, thin, out_z, out_ll, out_lp):
     """:func:`run_chain` for the tree likelihood with i.i.d. Exponential(``prior_rate``)
-    branch-length priors and z = log t (no model parameters: d = n_branches), with
+    branch-length priors and z = (log t, u), u the model parameters held fixed here
+    (their log prior ``lp_model`` is a constant of the branch moves), with
     incremental likelihood updates: a single-branch move recomputes P of that branch
     and the partials on its path to the root into spare buffers (reject = flip back,
     :func:`phylo._kernels.pruning.propose_branch`), as MrBayes does; the tree-length
@@ -141,7 +142,14 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
     the loop evaluates on its private layout (the tree re-rooted at its median node,
     which shortens the mean path from a branch to the root) and maps branch j of z to
     the layout's branch ``bmap[j]``. Same proposals, acceptance rule and adaptation as
-    :func:`run_chain`."""
+    :func:`run_chain`.
+
+    The uniforms are generations ``it0, it0 + 1, …`` of a longer run (thinning counts
+    from ``it0``; kept states go to out_*[k0:]). A generation that draws a model
+    parameter (d > n_branches) stops the loop before anything changes: it returns
+    (ll, lp, its index in ``uniforms``, next k) and the caller proposes the model
+    move (:func:`tree_loglik_layout` evaluates it) and calls again after it. Without
+    such a move the index returned is ``uniforms.shape[0]``."""
     tipx = targs.data.tipx
     tipc = targs.data.tipc
     model = targs.data.model
@@ -186,7 +194,7 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
     cur_target = w_like * ll + w_prior * lp + w_ref * lr
     zp = z.copy()
     p_all = 1.0 / (d + 1.0) if n_branches > 1 else 0.0
-    k = 0
+    k = k0
     for it in range(n):
         u0 = uniforms[it, 0]
         u1 = uniforms[it, 1]
@@ -213,6 +221,8 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
             j = int((u0 - p_all) / (1.0 - p_all) * d)
             if j >= d:
                 j = d - 1
+            if j >= n_branches:         # a model parameter: the caller's move
+                return ll, lp, it, k
             zp[j] = z[j] + scales[j] * (u1 - 0.5)
             t = math.exp(zp[j])
             told = tp[j]
@@ -225,7 +235,7 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
             else:
                 valid = False
                 llp = np.nan
-        lpp = exp_prior_t(zp, tp, prior_rate, n_branches)
+        lpp = exp_prior_t(zp, tp, prior_rate, n_branches) + lp_model
         lrp = 0.0
         if w_ref != 0.0:
             lrp = log_reference(zp, ref_kind, ref_a, ref_b)
@@ -264,11 +274,31 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
             if s > MAX_SCALE:
                 s = MAX_SCALE
             scales[j] = s
-        if (it + 1) % thin == 0 and k < out_ll.shape[0]:
+        if (it0 + it + 1) % thin == 0 and k < out_ll.shape[0]:
             out_ll[k] = ll
             out_lp[k] = lp
             if store_z:
                 for i in range(d):
                     out_z[k, i] = z[i]
             k += 1
-    return ll, lp
+    return ll, lp, n, k
+
+
+@njit(cache=True)
+def tree_loglik_layout(z, n_branches, targs):
+    """log L at branch lengths e^{z[:n_branches]} on the private layout of
+    :func:`run_chain_tree` (full evaluation; overwrites its partials, which its next
+    call recomputes). ``targs`` as there, with the model to evaluate in it."""
+    bmap = targs.layout.bmap
+    bl = np.empty(n_branches)
+    for i in range(n_branches):
+        t = math.exp(z[i])
+        if not (t >= 0.0 and t < np.inf):
+            return np.nan
+        bl[bmap[i]] = t
+    data = targs.data
+    st = targs.state
+    return _bk.any_log_likelihood(bl, targs.layout.children, targs.layout.n_children, data.tipx,
+                              data.tipc, data.model, data.weights, data.inv, st.pm, st.ptab,
+                              st.partials, st.cur, st.scnt, st.sflag, st.sbound, st.lnl,
+                              st.frac, st.acc, st.escale)

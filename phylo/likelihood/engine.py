@@ -227,14 +227,7 @@ class TreeLikelihood:
                     parent[self._children[u, k]] = u
             _shared["parent"] = parent
         self._parent = _shared["parent"]
-        lam, v, vinv = model.eigen()
-        self._packed = _k.pack_model(lam, v, vinv, model.category_rates(),
-                                     model.category_weights(), model.frequencies, model.pinv,
-                                     model.rate_matrix())
-        inv = (_invariant_likelihoods(self._tips, model.frequencies) if model.pinv > 0
-               else np.zeros(self._tips.shape[1]))
-        self._inv = (_blocked(inv, nblk, bsz, 0.0) if nblk > 1
-                     else _pad_last(inv, self._tipc.shape[-1], 0.0))
+        self._packed, self._inv = self.kernel_model(model)
         self._kern = _blocks if nblk > 1 else _k
         n = self._children.shape[0]
         self._nb = n - 1
@@ -302,6 +295,30 @@ class TreeLikelihood:
         """The buffers of the last :meth:`log_likelihood` / :meth:`gradient` call
         (``state.lnl[:n_patterns]`` = ln L_p, ``state.sflag`` = rescaled nodes)."""
         return self._state
+
+    def kernel_model(self, model: Model) -> tuple[np.ndarray, np.ndarray]:
+        """(packed model, +I pattern likelihoods): the two kernel arguments that depend
+        on the substitution model (:func:`phylo._kernels.pruning.pack_model`; the +I
+        likelihoods laid out like the patterns, zeros without +I). ``model`` must have
+        as many rate categories as this likelihood's and resolved frequencies."""
+        lam, v, vinv = model.eigen()
+        packed = _k.pack_model(lam, v, vinv, model.category_rates(), model.category_weights(),
+                               model.frequencies, model.pinv, model.rate_matrix())
+        if model.pinv > 0:
+            return packed, self._pattern_layout(
+                _invariant_likelihoods(self._tips, model.frequencies))
+        # zeros shared by the likelihoods of one alignment, tree and block size (the
+        # kernels only read them): samplers call this at every model-parameter move
+        key = ("no_invariant", self._block_size)
+        if key not in self._shared:
+            self._shared[key] = self._pattern_layout(np.zeros(self._tips.shape[1]))
+        return packed, self._shared[key]
+
+    def _pattern_layout(self, values: np.ndarray) -> np.ndarray:
+        """Per-pattern values (P,) laid out as the kernels' tip data (padded, blocked)."""
+        if self._nblocks > 1:
+            return _blocked(values, self._nblocks, self._block_size, 0.0)
+        return _pad_last(values, self._tipc.shape[-1], 0.0)
 
     def kernel_arguments(self) -> KernelArguments:
         """Arguments for the Numba kernels, with private (double-buffered) scratch:

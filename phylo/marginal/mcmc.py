@@ -16,8 +16,12 @@ When the problem offers a compiled log-likelihood
 (:meth:`~phylo.marginal.base_problem.BaseProblem.numba_target`), the loop runs in
 Numba; a tree problem offering ``incremental_target()`` runs the Numba loop with
 incremental likelihood updates (only the partials on the path from a changed branch
-to the root are recomputed, as in MrBayes); otherwise the same algorithm runs in
-Python on the problem's methods.
+to the root are recomputed, as in MrBayes), and with free model parameters the
+moves on them are proposed in Python between calls of that loop (each rebuilds the
+model's eigensystem and rate categories, then evaluates the tree in full);
+otherwise the same algorithm runs in Python on the problem's methods
+(``backend="python"``). Every engine counts one likelihood evaluation per
+generation, in one place (:meth:`Sampler._segment`).
 Everything is seeded from a ``numpy.random.Generator`` passed in; nothing touches
 global random state.
 """
@@ -31,7 +35,7 @@ import numpy as np
 
 from .._kernels import densities as _dens
 from .._kernels import mcmc as _k
-from ..errors import EstimatorError
+from ..errors import EstimatorError, PhyloError
 from ..threads import threads as _threads
 from .base_problem import BaseProblem
 
@@ -131,6 +135,100 @@ class ChainResult:
         return effective_sample_size(self.loglik)
 
 
+class _TreeChain:
+    """The compiled incremental tree loop (:func:`phylo._kernels.mcmc.run_chain_tree`)
+    with moves on the model parameters u (z = (log t, u)) made here.
+
+    The compiled loop runs the branch moves and stops at a generation that draws a
+    model parameter; this proposes it (same random-walk move, acceptance rule and
+    adaptation as the loops), evaluates it in full on the loop's layout with the
+    model's new kernel arrays (:meth:`phylo.marginal.Problem.kernel_model`) and calls
+    the loop again. Calls have the signature of the compiled loops after their
+    likelihood arguments and return (ll, lp).
+    """
+
+    def __init__(self, problem: BaseProblem, targs: tuple, prior_rate: float) -> None:
+        self.problem = problem
+        self.targs = targs
+        self.prior_rate = float(prior_rate)
+        self.n_branches = problem.n_branches
+        self._u_key: bytes | None = None
+        self._lp_model = 0.0
+
+    def _with_model(self, packed: np.ndarray, inv: np.ndarray):
+        """The kernel arguments with another model's arrays (buffers shared)."""
+        return self.targs._replace(data=self.targs.data._replace(model=packed, inv=inv))
+
+    def _use_model(self, u: np.ndarray) -> None:
+        key = u.tobytes()
+        if key != self._u_key:
+            self.targs = self._with_model(*self.problem.kernel_model(u))
+            self._lp_model = float(self.problem._model_log_prior(u))
+            self._u_key = key
+
+    def __call__(self, z, ll, lp, w_like, w_prior, w_ref, kind, a, b, ll_min, n_branches,
+                 uniforms, scales, accepts, tries, adapt, thin, out_z, out_ll, out_lp):
+        nb = self.n_branches
+        n = uniforms.shape[0]
+        if z.shape[0] > nb:
+            self._use_model(z[nb:])
+        start, k = 0, 0
+        while start < n:
+            ll, lp, stop, k = _k.run_chain_tree(
+                self.targs, self.prior_rate, self._lp_model, start, k, z, ll, lp, w_like,
+                w_prior, w_ref, kind, a, b, ll_min, nb, uniforms[start:], scales, accepts,
+                tries, adapt, thin, out_z, out_ll, out_lp)
+            g = start + int(stop)
+            if g >= n:
+                break
+            ll, lp, k = self._model_move(g, z, ll, lp, (w_like, w_prior, w_ref), (kind, a, b),
+                                         ll_min, uniforms[g], scales, accepts, tries, adapt,
+                                         thin, out_z, out_ll, out_lp, int(k))
+            start = g + 1
+        return ll, lp
+
+    def _model_move(self, g, z, ll, lp, weights, reference, ll_min, uniform, scales, accepts,
+                    tries, adapt, thin, out_z, out_ll, out_lp, k):
+        """Generation ``g``: a random-walk move on model coordinate j (as the loops)."""
+        w_like, w_prior, w_ref = weights
+        nb, d = self.n_branches, z.shape[0]
+        u0, u1, u2 = (float(x) for x in uniform)
+        p_all = 1.0 / (d + 1.0) if nb > 1 else 0.0
+        j = min(int((u0 - p_all) / (1.0 - p_all) * d), d - 1)
+        zp = z.copy()
+        zp[j] = z[j] + scales[j] * (u1 - 0.5)
+        lr = _dens.log_reference(z, *reference) if w_ref != 0.0 else 0.0
+        cur = w_like * ll + w_prior * lp + w_ref * lr
+        try:
+            with np.errstate(all="ignore"):
+                packed, inv = self.problem.kernel_model(zp[nb:])
+                lp_model = float(self.problem._model_log_prior(zp[nb:]))
+            targs = self._with_model(packed, inv)
+            llp = float(_k.tree_loglik_layout(zp, nb, targs))
+        except (PhyloError, FloatingPointError, np.linalg.LinAlgError):
+            llp, lp_model, targs = math.nan, math.nan, None    # not a valid model: reject
+        lpp = float(_dens.exp_prior_z(zp, (self.prior_rate, nb))) + lp_model
+        lrp = _dens.log_reference(zp, *reference) if w_ref != 0.0 else 0.0
+        new = w_like * llp + w_prior * lpp + w_ref * lrp
+        ok = (llp >= ll_min) and (new == new) and (math.log(u2) < new - cur)
+        tries[j] += 1
+        if ok:
+            accepts[j] += 1
+            z[j] = zp[j]
+            ll, lp = llp, lpp
+            self.targs, self._lp_model, self._u_key = targs, lp_model, z[nb:].tobytes()
+        if adapt:
+            gamma = 10.0 / math.sqrt(tries[j] + 100.0)
+            s = scales[j] * math.exp(gamma * ((1.0 if ok else 0.0) - 0.44))
+            scales[j] = min(max(s, _k.MIN_SCALE), _k.MAX_SCALE)
+        if (g + 1) % thin == 0 and k < out_ll.shape[0]:
+            out_ll[k], out_lp[k] = ll, lp
+            if out_z.shape[0]:
+                out_z[k] = z
+            k += 1
+        return ll, lp, k
+
+
 class Sampler:
     """Runs chains on one problem (compiled loop when the problem offers one)."""
 
@@ -143,12 +241,13 @@ class Sampler:
             incremental = problem.incremental_target()
         target = problem.numba_target() if backend != "python" else None
         self._incremental = incremental is not None
-        if backend == "numba" and target is None:
+        if backend == "numba" and target is None and incremental is None:
             raise EstimatorError(f"{type(problem).__name__} offers no compiled likelihood")
         if incremental is not None:
-            # tree likelihood with incremental (path-to-root) updates
-            self._fn = _k.run_chain_tree
-            self._args = incremental
+            # tree likelihood with incremental (path-to-root) updates; model-parameter
+            # moves, if any, proposed between calls of the compiled loop
+            self._fn = _TreeChain(problem, *incremental)
+            self._args = ()
         elif target is not None:
             self._fn = _k.run_chain
             self._args = (target.loglik, target.loglik_args, target.logprior, target.logprior_args)

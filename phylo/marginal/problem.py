@@ -200,13 +200,18 @@ class Problem(BaseProblem):
         return NumbaTarget(_dens.tree_loglik_z, self._numba_args, _dens.exp_prior_z,
                            (float(self.branch_prior.rate), int(self.n_branches)))
 
-    def incremental_target(self) -> tuple | None:
+    def incremental_target(self) -> tuple:
         """(kernel arguments, branch prior rate) for the incremental Numba MCMC loop
-        :func:`phylo._kernels.mcmc.run_chain_tree` (problems without free model
-        parameters), or None. Every call gets private buffers."""
-        if self._blocks:
-            return None
+        :func:`phylo._kernels.mcmc.run_chain_tree`; with free model parameters the
+        sampler swaps the model's arrays in them (:meth:`kernel_model`). Every call gets
+        private buffers."""
         return self.likelihood.kernel_arguments(), float(self.branch_prior.rate)
+
+    def kernel_model(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The model-dependent kernel arrays (packed model, +I pattern likelihoods) at
+        unconstrained model parameters ``u`` (n_model,)
+        (:meth:`phylo.likelihood.TreeLikelihood.kernel_model`)."""
+        return self.likelihood.kernel_model(self.model_at(np.asarray(u, dtype=np.float64)))
 
     def prior_table(self) -> list[dict[str, object]]:
         """The priors of this posterior in words (:func:`phylo.marginal.priors.prior_table`)."""
