@@ -220,6 +220,9 @@ def unpack_model(model: np.ndarray) -> dict:
                 f81=bool(model[MODEL_RATES + 2 * nc] != 0.0))
 
 
+_OFF_DIAGONAL = ~np.eye(4, dtype=bool)
+
+
 def pack_model(lam: np.ndarray, v: np.ndarray, vinv: np.ndarray, rates: np.ndarray,
                weights: np.ndarray, pi: np.ndarray, pinv: float, qmat: np.ndarray) -> np.ndarray:
     """Pack a model into one float64 vector (fewer kernel arguments, less dispatch cost).
@@ -228,9 +231,11 @@ def pack_model(lam: np.ndarray, v: np.ndarray, vinv: np.ndarray, rates: np.ndarr
     where f81 = 1 when Q_ij = μ π_j for all i ≠ j (JC69/F81: P = a I + 1 bᵀ)."""
     c = rates.shape[0]
     q = np.asarray(qmat, dtype=np.float64)
-    off = ~np.eye(4, dtype=bool)
-    ratio = (q / np.asarray(pi, dtype=np.float64)[None, :])[off]
-    f81 = bool(np.all(np.asarray(pi) > 0) and np.allclose(ratio, ratio[0], rtol=1e-12, atol=0))
+    pi = np.asarray(pi, dtype=np.float64)
+    ratio = (q / pi[None, :])[_OFF_DIAGONAL]
+    # |r - r_0| <= 1e-12 |r_0| for every off-diagonal ratio (np.allclose's test, cheaper:
+    # samplers pack a model at every model-parameter move)
+    f81 = bool(np.all(pi > 0) and np.all(np.abs(ratio - ratio[0]) <= 1e-12 * abs(ratio[0])))
     out = np.concatenate([[float(c), float(pinv)], pi, lam, v.ravel(), vinv.ravel(),
                           q.ravel(), rates, weights, [1.0 if f81 else 0.0]]).astype(np.float64)
     assert out.shape[0] == MODEL_RATES + 2 * c + 1

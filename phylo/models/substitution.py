@@ -33,6 +33,9 @@ VALID_NAMES = tuple(a for aliases in _ALIASES.values() for a in aliases)
 #: Exchangeability order used everywhere.
 EXCHANGEABILITY_ORDER = ("AC", "AG", "AT", "CG", "CT", "GT")
 _TRANSITIONS = np.array([False, True, False, False, True, False])  # AG and CT
+#: Upper-triangle indices of a 4 × 4 matrix in EXCHANGEABILITY_ORDER:
+#: (0,1)=AC (0,2)=AG (0,3)=AT (1,2)=CG (1,3)=CT (2,3)=GT.
+_UPPER = np.triu_indices(4, 1)
 _FREQ_TOL = 1e-6       # frequencies must sum to 1 within this ...
 _FREQ_RENORM = 1e-3    # ... or within this, after which they are renormalised (printed input)
 _EQUAL = np.full(4, 0.25)
@@ -307,8 +310,7 @@ class Model:
         """Q, shape (4, 4), Q_ij = r_ij π_j, rows summing to 0, mean rate 1."""
         if "Q" not in self._cache:
             r = np.zeros((4, 4))
-            iu = np.triu_indices(4, 1)  # (0,1)=AC (0,2)=AG (0,3)=AT (1,2)=CG (1,3)=CT (2,3)=GT
-            r[iu] = self.exchangeabilities
+            r[_UPPER] = self.exchangeabilities
             r = r + r.T
             q = r * self.frequencies[None, :]
             np.fill_diagonal(q, -q.sum(axis=1))
