@@ -403,6 +403,8 @@ def run(args: argparse.Namespace) -> int:
                                            problem_factory=problem_factory)
                 log(f"phylo compare: compiled the kernels once before the workers start "
                     f"({seconds:.1f} s)")
+                notes.append(f"Numba kernels were compiled once before the workers started "
+                             f"({seconds:.1f} s, not in any runtime).")
             compare_candidates(alignment, candidates, estimator, seed=args.seed,
                                repeats=args.repeats, store=store, executor=executor,
                                progress=progress, problem_factory=problem_factory)
