@@ -186,7 +186,9 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
     the loop evaluates on its private layout (the tree re-rooted at its median node,
     which shortens the mean path from a branch to the root) and maps branch j of z to
     the layout's branch ``bmap[j]``. Same proposals, acceptance rule and adaptation as
-    :func:`run_chain`."""
+    :func:`run_chain`. With a pattern-blocked state (3-D tip codes) every evaluation and
+    proposal runs pattern-parallel (:mod:`phylo._kernels.blocks`; the calls below pick
+    the kernels when this loop is compiled) on the caller's Numba thread count."""
     tipx = targs.data.tipx
     tipc = targs.data.tipc
     model = targs.data.model
@@ -223,8 +225,9 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
     for i in range(n_branches):
         tp[i] = math.exp(z[i])
         bl[bmap[i]] = tp[i]
-    _bk.any_log_likelihood(bl, children, n_children, tipx, tipc, model, pweights, inv_lik, pm,
-                       ptab, partials, cur, scnt, sflag, sbound, lnl, frac, acc, escale)
+    _bk.any_log_likelihood(bl, children, n_children, tipx, tipc, model, pweights, inv_lik,
+                           pm, ptab, partials, cur, scnt, sflag, sbound, lnl, frac, acc,
+                           escale)
     lr = 0.0
     if w_ref != 0.0:
         lr = log_reference(z, ref_kind, ref_a, ref_b)
@@ -249,9 +252,9 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
                 if not (t >= 0.0 and t < np.inf):
                     valid = False
             if valid:
-                llp = _bk.any_propose_all(bl, children, n_children, tipx, tipc, model, pweights,
-                                      inv_lik, pm, ptab, partials, cur, scnt, sflag, sbound,
-                                      lnl, frac, acc, escale, pm_all_save)
+                llp = _bk.any_propose_all(bl, children, n_children, tipx, tipc, model,
+                                          pweights, inv_lik, pm, ptab, partials, cur, scnt,
+                                          sflag, sbound, lnl, frac, acc, escale, pm_all_save)
             else:
                 llp = np.nan
         else:
@@ -263,10 +266,10 @@ def run_chain_tree(targs, prior_rate, z, ll, lp, w_like, w_prior, w_ref, ref_kin
             told = tp[j]
             tp[j] = t
             if t >= 0.0 and t < np.inf:
-                llp = _bk.any_propose_branch(bmap[j], t, children, n_children, parent, tipx, tipc,
-                                         model, pweights, inv_lik, pm, ptab, partials, cur,
-                                         scnt, sflag, sbound, lnl, frac, acc, escale, pm_save,
-                                         path)
+                llp = _bk.any_propose_branch(bmap[j], t, children, n_children, parent, tipx,
+                                             tipc, model, pweights, inv_lik, pm, ptab,
+                                             partials, cur, scnt, sflag, sbound, lnl, frac,
+                                             acc, escale, pm_save, path)
             else:
                 valid = False
                 llp = np.nan
