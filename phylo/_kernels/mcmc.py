@@ -142,7 +142,9 @@ def run_chain_tree(targs, prior_rate, lp_model, it0, k0, z, ll, lp, w_like, w_pr
     the loop evaluates on its private layout (the tree re-rooted at its median node,
     which shortens the mean path from a branch to the root) and maps branch j of z to
     the layout's branch ``bmap[j]``. Same proposals, acceptance rule and adaptation as
-    :func:`run_chain`.
+    :func:`run_chain`. With a pattern-blocked state (3-D tip codes) every evaluation and
+    proposal runs pattern-parallel (:mod:`phylo._kernels.blocks`; the calls below pick
+    the kernels when this loop is compiled) on the caller's Numba thread count.
 
     The uniforms are generations ``it0, it0 + 1, …`` of a longer run (thinning counts
     from ``it0``; kept states go to out_*[k0:]). A generation that draws a model
@@ -186,8 +188,9 @@ def run_chain_tree(targs, prior_rate, lp_model, it0, k0, z, ll, lp, w_like, w_pr
     for i in range(n_branches):
         tp[i] = math.exp(z[i])
         bl[bmap[i]] = tp[i]
-    _bk.any_log_likelihood(bl, children, n_children, tipx, tipc, model, pweights, inv_lik, pm,
-                       ptab, partials, cur, scnt, sflag, sbound, lnl, frac, acc, escale)
+    _bk.any_log_likelihood(bl, children, n_children, tipx, tipc, model, pweights, inv_lik,
+                           pm, ptab, partials, cur, scnt, sflag, sbound, lnl, frac, acc,
+                           escale)
     lr = 0.0
     if w_ref != 0.0:
         lr = log_reference(z, ref_kind, ref_a, ref_b)
@@ -212,9 +215,9 @@ def run_chain_tree(targs, prior_rate, lp_model, it0, k0, z, ll, lp, w_like, w_pr
                 if not (t >= 0.0 and t < np.inf):
                     valid = False
             if valid:
-                llp = _bk.any_propose_all(bl, children, n_children, tipx, tipc, model, pweights,
-                                      inv_lik, pm, ptab, partials, cur, scnt, sflag, sbound,
-                                      lnl, frac, acc, escale, pm_all_save)
+                llp = _bk.any_propose_all(bl, children, n_children, tipx, tipc, model,
+                                          pweights, inv_lik, pm, ptab, partials, cur, scnt,
+                                          sflag, sbound, lnl, frac, acc, escale, pm_all_save)
             else:
                 llp = np.nan
         else:
@@ -228,10 +231,10 @@ def run_chain_tree(targs, prior_rate, lp_model, it0, k0, z, ll, lp, w_like, w_pr
             told = tp[j]
             tp[j] = t
             if t >= 0.0 and t < np.inf:
-                llp = _bk.any_propose_branch(bmap[j], t, children, n_children, parent, tipx, tipc,
-                                         model, pweights, inv_lik, pm, ptab, partials, cur,
-                                         scnt, sflag, sbound, lnl, frac, acc, escale, pm_save,
-                                         path)
+                llp = _bk.any_propose_branch(bmap[j], t, children, n_children, parent, tipx,
+                                             tipc, model, pweights, inv_lik, pm, ptab,
+                                             partials, cur, scnt, sflag, sbound, lnl, frac,
+                                             acc, escale, pm_save, path)
             else:
                 valid = False
                 llp = np.nan

@@ -289,16 +289,12 @@ def evaluate_candidate(alignment, candidate: CandidateSpec,
     threads: Numba threads for this call (restored afterwards); None leaves them.
     """
     if threads is not None:
-        import numba
-        previous = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-        try:
+        from ..threads import max_threads, threads as _threads
+        with _threads(max(1, min(int(threads), max_threads()))):   # phylo.threads: restored
             return evaluate_candidate(alignment, candidate, estimator, seed=seed,
                                       repeats=repeats, problem_options=problem_options,
                                       problem_factory=problem_factory,
                                       rung_checkpoints=rung_checkpoints)
-        finally:
-            numba.set_num_threads(previous)
     factory = problem_factory or build_problem
     problem = factory(alignment, candidate, **dict(problem_options or {}))
     identity = candidate.identity()
