@@ -74,6 +74,8 @@ class Alignment:
         names = [str(n) for n, _ in items]
         seen: set[str] = set()
         for name in names:
+            if not name.strip():
+                raise AlignmentError("a sequence has an empty taxon name", path=source)
             if name in seen:
                 raise AlignmentError(f"duplicate taxon {name!r}", path=source)
             seen.add(name)
