@@ -53,6 +53,9 @@ FILES: dict[str, bytes] = {
     "empty.json": b"",
     "garbage.json": bytes(range(256)) * 4,
     "truncated.json": b"\x1f\x8b\x08\x00",
+    "inf.nwk": b"((a:inf,b:0.2):0.05,c:0.3,d:0.1);\n",
+    "overflow.nwk": b"((a:1e400,b:0.2):0.05,c:0.3,d:0.1);\n",
+    "negative.nwk": b"((a:-0.1,b:0.2):0.05,c:0.3,d:0.1);\n",
 }
 
 BAD_ALIGNMENTS = [
@@ -144,6 +147,11 @@ def _cases():
                 continue  # burn-in of 1 tree is valid; covered by -0.1
             cases.append((f"{name}{opt}={value}", base + [opt, value], [opt.lstrip("-")]))
     cases.append(("asdsf-one-run", ["asdsf", "@trees.nwk"], ["two runs"]))
+    # branch-length numbers (issue 13: inf made simulate write a constant sequence)
+    for f, words in (("inf.nwk", "infinite"), ("overflow.nwk", "infinite"),
+                     ("negative.nwk", "negative")):
+        cases.append((f"simulate-{f}", ["simulate", f"@{f}", "--sites", "5"], [f, words]))
+        cases.append((f"loglik-{f}", ["loglik", "@aln.fa", f"@{f}"], [f, words]))
     # output paths: checked before the work
     outputs = {
         "simulate": ["simulate", "@tree.nwk", "--sites", "5", "--out"],

@@ -219,7 +219,7 @@ _STATE_LETTERS = "ACGTMRWSYKVHDB-"   # one letter per state mask, as the writers
 
 def _alignments(name_alphabet):
     """(names, sequences): 1-6 distinct names, 1-40 sites of one-letter states."""
-    names = st.text(alphabet=name_alphabet, min_size=1, max_size=12)
+    names = st.text(alphabet=name_alphabet, min_size=1, max_size=12).filter(str.strip)
     return st.tuples(st.integers(1, 6), st.integers(1, 40)).flatmap(lambda size: st.tuples(
         st.lists(names, min_size=size[0], max_size=size[0], unique=True),
         st.lists(st.text(alphabet=_STATE_LETTERS, min_size=size[1], max_size=size[1]),

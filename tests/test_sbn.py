@@ -288,6 +288,7 @@ def _saved_model(tmp_path):
     (lambda d: d.__setitem__("fit", 3), "'fit' must be an object"),
     (lambda d: d.__setitem__("cond_group", d["cond_group"][::-1]), "cond_group"),
     (lambda d: d.__setitem__("rooted", "no"), "'rooted' must be true or false"),
+    (lambda d: d.__setitem__("version", 2), "version 2 is not supported"),
 ])
 def test_sbn_json_field_damage_is_refused(tmp_path, edit, words):
     import json

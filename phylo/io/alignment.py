@@ -74,6 +74,8 @@ class Alignment:
         names = [str(n) for n, _ in items]
         seen: set[str] = set()
         for name in names:
+            if not name.strip():
+                raise AlignmentError("a sequence has an empty taxon name", path=source)
             if name in seen:
                 raise AlignmentError(f"duplicate taxon {name!r}", path=source)
             seen.add(name)
@@ -585,34 +587,39 @@ def _nexus_matrix(found: dict, taxlabels: list[str] | None, path: str) -> list[t
     gap = fmt.get("gap", "-")[:1]
     match = fmt.get("matchchar", "")[:1] or None
     interleaved = fmt.get("interleave", "no").lower() in ("yes", "true", "")
-    rows: dict[str, list[str]] = {}
+    rows: dict[str, list[str]] = {}   # name -> chunks of one character per site
     order: list[str] = []
     matrix = found["matrix"]
+    has_sets = "{" in matrix or "(" in matrix
     if interleaved:
         for line in matrix.splitlines():
             if not line.strip():
                 continue
-            name, data = _nexus_row_name(line, path)
+            name, pos = _nexus_row_name(line, 0, path)
             if name not in rows:
                 if len(rows) == ntax:
                     raise FormatError(f"NEXUS matrix: taxon {name!r} is not among the "
                                       f"{ntax} of the first block", path=path)
                 rows[name] = []
                 order.append(name)
-            rows[name].extend(_nexus_sites(data, name, missing, gap, path))
+            sites, _ = _nexus_take_sites(line, pos, None, name, missing, gap, path,
+                                         has_sets=has_sets)
+            rows[name].append(sites)
     else:
-        rest = matrix
-        while rest.strip() and len(order) < ntax:
-            name, rest = _nexus_row_name(rest, path)
+        pos = _SPACE.match(matrix, 0).end()
+        while pos < len(matrix) and len(order) < ntax:
+            name, pos = _nexus_row_name(matrix, pos, path)
             if name in rows:
                 raise AlignmentError(f"duplicate taxon {name!r} in the NEXUS matrix",
                                      path=path)
-            sites, rest = _nexus_take_sites(rest, nchar, name, missing, gap, path)
-            rows[name] = sites
+            sites, pos = _nexus_take_sites(matrix, pos, nchar, name, missing, gap, path,
+                                           has_sets=has_sets)
+            rows[name] = [sites]
             order.append(name)
-        if rest.strip():
+            pos = _SPACE.match(matrix, pos).end()
+        if pos < len(matrix):
             raise FormatError(f"NEXUS matrix: text after the {ntax} taxa of DIMENSIONS "
-                              f"({rest.strip()[:20]!r}…); is the matrix interleaved "
+                              f"({matrix[pos:pos + 20]!r}…); is the matrix interleaved "
                               f"without INTERLEAVE in FORMAT?", path=path)
     if len(order) != ntax:
         raise FormatError(f"NEXUS matrix has {len(order)} taxa, DIMENSIONS says ntax={ntax}",
@@ -621,9 +628,9 @@ def _nexus_matrix(found: dict, taxlabels: list[str] | None, path: str) -> list[t
         extra = sorted(set(order) - set(taxlabels))[:3]
         raise FormatError(f"NEXUS matrix taxa differ from TAXLABELS (e.g. {extra})", path=path)
     records = []
-    first: list[str] | None = None
+    first: str | None = None
     for name in order:
-        sites = rows[name]
+        sites = "".join(rows[name])
         if len(sites) != nchar:
             raise AlignmentError(f"NEXUS taxon {name!r} has {len(sites)} sites, DIMENSIONS "
                                  f"says nchar={nchar}", path=path)
@@ -633,44 +640,48 @@ def _nexus_matrix(found: dict, taxlabels: list[str] | None, path: str) -> list[t
                     raise AlignmentError(f"NEXUS matchchar {match!r} in the first taxon",
                                          path=path)
             else:
-                sites = [f if s == match else s for s, f in zip(sites, first)]
+                sites = "".join(f if s == match else s for s, f in zip(sites, first))
         if first is None:
             first = sites
-        records.append((name, "".join(sites)))
+        records.append((name, sites))
     return records
 
 
-def _nexus_row_name(text: str, path: str) -> tuple[str, str]:
-    """The taxon name at the start of ``text`` and what follows it."""
-    text = text.lstrip()
-    if text.startswith("'"):
-        words = _nexus_words(text, path)
-        # find the end of the quoted word in text
-        j = 1
+_WORD = re.compile(r"\S+")
+_SPACE = re.compile(r"\s*")
+
+
+def _nexus_row_name(text: str, pos: int, path: str) -> tuple[str, int]:
+    """The taxon name at ``pos`` (after blanks) in ``text``, and the position after it.
+
+    Positions rather than slices: a row costs its own length, not the matrix's."""
+    pos = _SPACE.match(text, pos).end()
+    if text.startswith("'", pos):
+        chars: list[str] = []
+        j = pos + 1
         while True:
-            j = text.index("'", j)
-            if j + 1 < len(text) and text[j + 1] == "'":
-                j += 2
+            k = text.find("'", j)
+            if k < 0:
+                raise FormatError("NEXUS: a quoted name is never closed", path=path)
+            chars.append(text[j:k])
+            if text.startswith("'", k + 1):   # '' is a quote inside the name
+                chars.append("'")
+                j = k + 2
                 continue
-            break
-        return words[0], text[j + 1:]
-    parts = text.split(None, 1)
-    return parts[0], parts[1] if len(parts) > 1 else ""
+            return "".join(chars), k + 1
+    m = _WORD.match(text, pos)
+    return (m.group(), m.end()) if m else ("", pos)
 
 
-def _nexus_sites(data: str, name: str, missing: str, gap: str, path: str) -> list[str]:
-    """Sites of a matrix row as one character each: ``{AG}``/``(AG)`` → IUPAC ``R``."""
-    sites, rest = _nexus_take_sites(data, None, name, missing, gap, path)
-    return sites
-
-
-def _nexus_take_sites(text: str, limit: int | None, name: str, missing: str, gap: str,
-                      path: str) -> tuple[list[str], str]:
-    """Up to ``limit`` sites (all when None) from the start of ``text``, and the rest."""
-    if "{" not in text and "(" not in text:  # no state sets: whole words at a time
-        return _nexus_take_plain_sites(text, limit, missing, gap)
+def _nexus_take_sites(text: str, pos: int, limit: int | None, name: str, missing: str,
+                      gap: str, path: str, *, has_sets: bool) -> tuple[str, int]:
+    """Up to ``limit`` sites (all when None) from ``pos``: one character each, with
+    ``{AG}``/``(AG)`` as the IUPAC code of their states (``R``), missing as ``?`` and
+    gap as ``-``; and the position after them."""
+    if not has_sets:  # no state sets in the matrix: whole words at a time
+        return _nexus_take_plain_sites(text, pos, limit, missing, gap)
     sites: list[str] = []
-    i, n = 0, len(text)
+    i, n = pos, len(text)
     while i < n and (limit is None or len(sites) < limit):
         ch = text[i]
         if ch.isspace():
@@ -685,8 +696,7 @@ def _nexus_take_sites(text: str, limit: int | None, name: str, missing: str, gap
             for state in text[i + 1:j]:
                 if state.isspace() or state == ",":
                     continue
-                code = state.upper()
-                m = 15 if state in (missing, gap) else IUPAC_MASKS.get(code, 0)
+                m = 15 if state in (missing, gap) else IUPAC_MASKS.get(state.upper(), 0)
                 if m == 0:
                     raise AlignmentError(
                         f"unknown state {state!r} in {text[i:j + 1]!r} of taxon {name!r}"
@@ -698,26 +708,18 @@ def _nexus_take_sites(text: str, limit: int | None, name: str, missing: str, gap
             sites.append(_MASK_LETTER[mask])
             i = j + 1
             continue
-        if ch == missing:
-            sites.append("?")
-        elif ch == gap:
-            sites.append("-")
-        else:
-            sites.append(ch)
+        sites.append("?" if ch == missing else "-" if ch == gap else ch)
         i += 1
-    return sites, text[i:]
+    return "".join(sites), i
 
 
-_WORD = re.compile(r"\S+")
-
-
-def _nexus_take_plain_sites(text: str, limit: int | None, missing: str,
-                            gap: str) -> tuple[list[str], str]:
+def _nexus_take_plain_sites(text: str, pos: int, limit: int | None, missing: str,
+                            gap: str) -> tuple[str, int]:
     table = str.maketrans({missing: "?", gap: "-"}) if (missing, gap) != ("?", "-") else None
     chunks: list[str] = []
     count = 0
     end = len(text)
-    for m in _WORD.finditer(text):
+    for m in _WORD.finditer(text, pos):
         if limit is not None and count >= limit:
             end = m.start()
             break
@@ -733,7 +735,7 @@ def _nexus_take_plain_sites(text: str, limit: int | None, missing: str,
     joined = "".join(chunks)
     if table is not None:
         joined = joined.translate(table)
-    return list(joined), text[end:]
+    return joined, end
 
 
 #: state mask → one IUPAC letter (mask 15 as N: an ambiguity set of all four bases).

@@ -579,6 +579,10 @@ def _int_list(d: dict, key: str, source, *, width: int | None = None) -> list:
 
 def _check_sbn_fields(d: dict, source) -> None:
     """Types and index ranges of a ``phylo-sbn`` JSON dict (before anything is built)."""
+    version = d.get("version", 1)
+    if version != 1 or isinstance(version, bool):
+        raise FormatError(f"SBN model file version {version!r} is not supported (this phylo "
+                          f"reads version 1)", path=source)
     taxa = d["taxa"]
     if (not isinstance(taxa, list) or len(taxa) < 2
             or not all(isinstance(t, str) and t for t in taxa)):
