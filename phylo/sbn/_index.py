@@ -32,7 +32,8 @@ class _Structures:
 def _structures(sample: TopologySample) -> _Structures:
     s = sample.n_taxa
     if s < 3:
-        raise PhyloError("an SBN needs at least 3 taxa")
+        raise PhyloError(f"an SBN needs at least 3 taxa, the trees have {s}",
+                         path=sample.sources[0] if sample.sources else None)
     w = n_words(s)
     E = 2 * s - 3
     T = sample.n_topologies
