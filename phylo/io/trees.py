@@ -6,7 +6,8 @@ Two interfaces:
   weights, rooting) one at a time; 10⁶ trees never sit in memory.
 * :func:`read_topologies` is the bulk path for split/SBN work: a Numba kernel turns
   each Newick string directly into a post-order parent array and a canonical topology
-  key (sorted split bitsets), identical topologies are counted in a hash table, and
+  key (the canonical parent array, O(S)), identical topologies are counted in a hash
+  table, and
   only the distinct topologies are kept (:class:`~phylo.trees.splits.TopologySample`).
 
 Both find the tree statements with a Numba scanner over blocks of the file
@@ -32,9 +33,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .._kernels import splits as _k
 from ..errors import FormatError, PhyloError, TaxonMismatchError, TreeError
-from ..trees.splits import (RowTable, TopologySample, n_words)
+from ..trees.splits import RowTable, TopologySample, canonical_keys
 from ..trees.tree import Tree
 from ._treefile import (TreeFileInfo, _Batch, _iter_file_slow, _Record, _scan_batches,
                         _selection)
@@ -314,7 +314,7 @@ def read_topologies(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
     Same file formats, burn-in (per file) and thinning as :func:`read_trees`; several
     files are pooled. Branch lengths and annotations are skipped by a Numba kernel
     that parses each Newick string straight into a parent array; topologies are
-    identified by their sorted split bitsets and counted in a hash table.
+    identified by their canonical parent arrays and counted in a hash table.
 
     weighted: use ``[&W w]`` weights (``.trprobs``) as counts; else every tree counts 1.
     rooted: default from the first tree (``[&R]``/``[&U]``, else root degree).
@@ -363,10 +363,8 @@ class _BulkState:
             self.rooted = flag
         s = len(self.taxa)
         self.S = s
-        self.W = n_words(s)
-        self.M = max(s - 2, 1)
-        self.table = RowTable(self.M * self.W, capacity=4096)
-        self.per_call = _per_call(CHUNK, (2 * s - 1) * 12 + self.M * self.W * 8)
+        self.table = RowTable(s, capacity=max(16, min(4096, BATCH_BYTES // (8 * s))))
+        self.per_call = _per_call(CHUNK, (2 * s - 1) * 12 + 2 * s * 8)
 
     def read_file(self, path, burnin, thin, weighted):
         info = tree_file_info(path)
@@ -428,7 +426,7 @@ class _BulkState:
 
     def _process_part(self, path, batch: _Batch, sel: np.ndarray, weighted: bool):
         from .._kernels import newick as _kn
-        s, W, M = self.S, self.W, self.M
+        s = self.S
         T = sel.shape[0]
         parents = np.empty((T, 2 * s - 1), dtype=np.int32)
         lengths = np.empty((T, 2 * s - 1), dtype=np.float64)
@@ -449,10 +447,9 @@ class _BulkState:
             n_nodes[t] = tree.n_nodes
             if weighted:
                 w[t] = tree.weight
-        keys = np.empty((T, M, W), dtype=np.uint64)
-        _k.topology_keys(parents, n_nodes, s, W, bool(self.rooted), keys)
+        keys = canonical_keys(parents, n_nodes, s, rooted=bool(self.rooted))
         old_u = len(self.table)
-        ids = self.table.add(keys.reshape(T, -1))
+        ids = self.table.add(keys)
         if len(self.table) > old_u:
             new = np.flatnonzero(ids >= old_u)
             _, first = np.unique(ids[new], return_index=True)   # first occurrence, id order
@@ -465,7 +462,7 @@ class _BulkState:
             raise FormatError("no trees left after burn-in and thinning",
                               path=self.sources[-1] if self.sources else None)
         s = self.S
-        keys = self.table.keys.reshape(-1, self.M, self.W).copy()
+        keys = self.table.keys.copy()
         parents = np.concatenate(self.parents) if self.parents else np.zeros((0, 2 * s - 1), np.int32)
         n_nodes = np.concatenate(self.n_nodes) if self.n_nodes else np.zeros(0, np.int32)
         keep = self.used > 0     # topologies seen only in the burn-in are dropped
