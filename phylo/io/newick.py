@@ -193,6 +193,8 @@ def parse_newick(text: str, *, taxa: Sequence[str] | None = None,
         elif kind == "colon":
             if current < 0:
                 raise fail("branch length without a node")
+            if not np.isnan(lengths[current]):
+                raise fail("two branch lengths for one node")
             expect_length = True
         elif kind == "comma":
             if not stack:
