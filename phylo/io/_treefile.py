@@ -13,10 +13,8 @@ Two readers give the same statements:
 """
 from __future__ import annotations
 
-import gzip
 import os
 import re
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +22,7 @@ import numpy as np
 from .._kernels import treefile as _kt
 from .._kernels.newick import _POW10
 from ..errors import FormatError
+from ._compressed import open_binary
 
 # ``tree [comments] [*] [comments] NAME [comments] =`` (Mesquite: ``TREE [!c] 'x' =``)
 _TREE_STMT = re.compile(rb"^\s*tree(?=[\s\[])\s*(?:\[[^\]]*\]\s*)*(\*\s*)?"
@@ -57,57 +56,10 @@ def _unquote(word: str) -> str:
     return word
 
 
-_GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
-
-
-class _CheckedGzip:
-    """A gzip stream whose read errors (truncated or corrupt data) become one
-    :class:`FormatError` naming the file. (phylo.io._compressed.open_binary, where
-    present, does the same for every reader; this class keeps the tree readers'
-    incremental ``readinto``/line iteration.)"""
-
-    def __init__(self, path: str):
-        self.path = path
-        self._fh = gzip.open(path, "rb")
-
-    def _fail(self, exc: BaseException) -> FormatError:
-        detail = str(exc).strip() or type(exc).__name__
-        return FormatError(f"truncated or corrupt gzip data ({detail})", path=self.path)
-
-    def readinto(self, view) -> int:
-        try:
-            return self._fh.readinto(view)
-        except _GZIP_ERRORS as exc:
-            raise self._fail(exc) from None
-
-    def __iter__(self):
-        while True:
-            try:
-                line = self._fh.readline()
-            except _GZIP_ERRORS as exc:
-                raise self._fail(exc) from None
-            if not line:
-                return
-            yield line
-
-    def close(self) -> None:
-        self._fh.close()
-
-
 def _open(path: str | os.PathLike):
-    p = os.fspath(path)
-    if not os.path.exists(p):
-        raise FormatError("no such file", path=p)
-    if os.path.isdir(p):
-        raise FormatError("is a directory, expected a tree file", path=p)
-    try:
-        with open(p, "rb") as fh:
-            magic = fh.read(2)
-    except OSError as exc:
-        raise FormatError(f"cannot read ({exc.strerror or exc})", path=p) from None
-    if magic == b"\x1f\x8b":
-        return _CheckedGzip(p)
-    return open(p, "rb")
+    """The tree file as a binary stream (gunzipped; a missing file, a directory and
+    truncated or corrupt gzip data are one FormatError naming the file)."""
+    return open_binary(path, what="tree file")
 
 
 def _is_trace_header(line: bytes) -> bool:
@@ -324,8 +276,7 @@ class _NexusParser:
 
 def _iter_file_slow(path: str, info_only: bool = False):
     """Yield the TreeFileInfo first, then _Record for each tree statement (line by line)."""
-    fh = _open(path)
-    try:
+    with _open(path) as fh:
         first = b""
         lineno = 0
         lines = iter(fh)
@@ -353,8 +304,6 @@ def _iter_file_slow(path: str, info_only: bool = False):
                 if info_only and isinstance(item, TreeFileInfo):
                     return
         yield from parser.finish()
-    finally:
-        fh.close()
 
 
 def _iter_newick(pending, lines, lineno):
@@ -512,8 +461,7 @@ class _Reader:
 
 def _scan_batches(path: str, max_batch: int = 8192, block: int | None = None):
     """Yield :class:`_Batch` es of at most ``max_batch`` statements, in file order."""
-    fh = _open(path)
-    try:
+    with _open(path) as fh:
         rd = _Reader(fh, BLOCK if block is None else block)
         first = b""
         lineno = 0
@@ -533,8 +481,6 @@ def _scan_batches(path: str, max_batch: int = 8192, block: int | None = None):
                 yield from _scan_newick(rd, lineno, max_batch)
             return
         yield from _scan_nexus(rd, _NexusParser(path, lineno), max_batch)
-    finally:
-        fh.close()
 
 
 def _outs(cap: int):
