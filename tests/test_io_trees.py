@@ -455,10 +455,10 @@ GOOD = "((A:0.1,B:0.2):0.1,(C:0.1,D:0.1):0.1);\n"
 
 @pytest.mark.parametrize("bad, pattern", [
     ("((A:0.1,B:0.04x7504):0.1,(C:0.1,D:0.1):0.1);", "not a number: '0.04x7504'"),
-    ("((A:0.1,B:-0.2):0.1,(C:0.1,D:0.1):0.1);", "negative branch length '-0.2'"),
-    ("((A:0.1,B:nan):0.1,(C:0.1,D:0.1):0.1);", "'nan' is not a finite number"),
-    ("((A:0.1,B:inf):0.1,(C:0.1,D:0.1):0.1);", "'inf' is not a finite number"),
-    ("((A:0.1,B:1e999):0.1,(C:0.1,D:0.1):0.1);", "'1e999' is not a finite number"),
+    ("((A:0.1,B:-0.2):0.1,(C:0.1,D:0.1):0.1);", "negative branch length '-0.2' above taxon 'B'"),
+    ("((A:0.1,B:nan):0.1,(C:0.1,D:0.1):0.1);", "'nan' above taxon 'B' is not a finite number"),
+    ("((A:0.1,B:inf):0.1,(C:0.1,D:0.1):0.1);", "'inf' above taxon 'B' is not a finite number"),
+    ("((A:0.1,B:1e999):0.1,(C:0.1,D:0.1):0.1);", "'1e999' above taxon 'B' is not a finite number"),
     ("[&W -1] ((A,B),(C,D));", "weight"),
     ("[&W nan] ((A,B),(C,D));", "weight"),
 ])

@@ -167,7 +167,9 @@ def parse_newick(text: str, *, taxa: Sequence[str] | None = None,
         if expect_length:
             if kind != "word":
                 raise fail("missing branch length after ':'")
-            lengths[current] = _branch_length(m.group("word"), fail)
+            leaf = leaf_of_node[current]
+            above = f"taxon {leaf_names[leaf]!r}" if leaf >= 0 else "an internal node"
+            lengths[current] = _branch_length(m.group("word"), fail, above)
             expect_length = False
             continue
         if kind == "open":
@@ -327,12 +329,12 @@ def _suppress_unary(parent, lengths, leaf_of_node, closed):
             [new_id[c] for c in closed if not removed[c]])
 
 
-def _branch_length(text: str, fail) -> float:
+def _branch_length(text: str, fail, above: str) -> float:
     x = _to_float(text, fail)
     if not np.isfinite(x):
-        raise fail(f"branch length {text!r} is not a finite number")
+        raise fail(f"branch length {text!r} above {above} is not a finite number")
     if x < 0.0:
-        raise fail(f"negative branch length {text!r}")
+        raise fail(f"negative branch length {text!r} above {above}")
     return x
 
 
