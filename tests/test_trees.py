@@ -146,7 +146,12 @@ def test_duplicate_and_mismatched_taxa():
 
 
 def test_branch_length_validation_names_taxon():
-    tree = parse_newick("(A:1,B:-0.5,C:1);", source="t.nwk")
+    # the readers refuse negative lengths (test_io_trees); a Tree built in code is checked
+    with pytest.raises(TreeError, match="negative branch length '-0.5'") as info:
+        parse_newick("(A:1,B:-0.5,C:1);", source="t.nwk")
+    assert "t.nwk" in str(info.value)
+    tree = parse_newick("(A:1,B:0.5,C:1);", source="t.nwk")
+    tree = tree.with_branch_lengths(np.array([1.0, -0.5, 1.0]))
     with pytest.raises(TreeError, match="negative .* above taxon 'B'") as info:
         tree.validate_branch_lengths()
     assert "t.nwk" in str(info.value)

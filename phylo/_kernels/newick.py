@@ -1,19 +1,23 @@
-"""Numba kernel: Newick bytes → full :class:`~phylo.trees.Tree` layout (with lengths).
+"""Numba kernels: the one Newick front end of the bulk tree readers.
 
 Pure functions over NumPy arrays (no Python objects inside ``@njit``).
 
-:func:`parse_tree_layout_batch` parses many Newick strings at once into exactly the
-arrays that :func:`phylo.io.newick.parse_newick` produces (leaves ``0..S-1`` by taxon
-index through a label table, internal nodes in post-order = the order in which their
-``)`` closes, root last, children rows ascending, branch lengths above each node).
+:func:`parse_newick_batch` parses many Newick strings at once into post-order
+parent arrays and branch lengths: leaves ``0..S-1`` by taxon index through a label
+table (:func:`_lookup_label`), internal nodes ``S..n-1`` in the order in which their
+``)`` closes (children before parents), the root last. Both tree-file paths use it:
+``read_topologies`` keeps the parent arrays (topologies), ``read_trees`` adds the
+children rows (:func:`children_batch`) and keeps the lengths.
 
-It accepts a strict subset of what the regex parser accepts: anything unusual
-(quoted labels, a branch length that is not a plain decimal the kernel can convert
+The kernel accepts a strict subset of what :func:`phylo.io.newick.parse_newick`
+(the grammar's reference, in Python) accepts: anything unusual (quoted labels, a
+branch length that is not a plain non-negative decimal the kernel can convert
 exactly, labels after a branch length, repeated ``:``, unterminated comments, a
-missing or duplicate taxon, a node of degree > ``K``, …) gives a non-zero status and
-the caller re-parses that one string with the regex parser, which then returns the
-same tree or raises its precise error. A status of 0 therefore promises the regex
-parser's result, bit for bit.
+missing or duplicate taxon, a unary node, bytes that Unicode might read as
+whitespace, …) gives status ``SLOW`` and the caller re-parses that one string with
+``parse_newick``, which returns the same tree or raises its precise error. A status
+of 0 therefore promises ``parse_newick``'s result, bit for bit, and the two readers
+accept exactly the same strings.
 
 Branch lengths are converted exactly (correctly rounded, as Python's ``float``):
 the decimal mantissa ``m`` (at most 2**53) and exponent ``e`` (``|e| <= 22``) give
@@ -25,13 +29,67 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .splits import _is_space, _lookup_label
 
 OK = 0
 SLOW = 1          # any problem or unusual input: re-parse with the regex parser
 
 _POW10 = np.array([10.0 ** k for k in range(23)], dtype=np.float64)
 _MAX_EXACT = 9007199254740992  # 2**53
+
+
+_FNV_OFFSET = np.uint64(14695981039346656037)
+_FNV_PRIME = np.uint64(1099511628211)
+
+
+@njit(cache=True, nogil=True)
+def fnv1a(buf, start, end):
+    """64-bit FNV-1a hash of ``buf[start:end]`` (uint8)."""
+    h = np.uint64(14695981039346656037)
+    for i in range(start, end):
+        h = (h ^ np.uint64(buf[i])) * np.uint64(1099511628211)
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _lookup_label(buf, s, e, lab_hash, lab_idx, lab_bytes, lab_off):
+    """Taxon index of the label ``buf[s:e]``, -1 if absent: binary search of its hash in
+    the hash-sorted table, verified byte by byte."""
+    h = fnv1a(buf, s, e)
+    lo = 0
+    hi = lab_hash.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if lab_hash[mid] < h:
+            lo = mid + 1
+        else:
+            hi = mid
+    while lo < lab_hash.shape[0] and lab_hash[lo] == h:
+        k = lab_idx[lo]
+        a = lab_off[lo]
+        b = lab_off[lo + 1]
+        if b - a == e - s:
+            same = True
+            for j in range(e - s):
+                if lab_bytes[a + j] != buf[s + j]:
+                    same = False
+                    break
+            if same:
+                return k
+        lo += 1
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _is_space(c):
+    return c == 32 or c == 9 or c == 10 or c == 13
+
+
+@njit(cache=True, nogil=True)
+def _odd_byte(c):
+    """Bytes the regex parser (on decoded text) might read as whitespace: VT, FF,
+    0x1c-0x1f and any non-ASCII byte (U+0085, U+00A0, … in UTF-8). The kernel hands
+    such strings to the regex parser."""
+    return c == 11 or c == 12 or (c >= 28 and c <= 31) or c >= 128
 
 
 @njit(cache=True, nogil=True)
@@ -121,29 +179,25 @@ def _parse_length(buf, i, end, pow10, out):
 
 
 @njit(cache=True, nogil=True)
-def parse_tree_layout_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab_off, n_taxa,
-                            pow10, out_parent, out_children, out_nchildren, out_lengths,
-                            out_nnodes, out_maxdeg, out_first, out_status):
-    """Parse Newick strings ``buf[starts[t]:ends[t]]`` into Tree layout arrays.
+def parse_newick_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab_off, n_taxa,
+                       pow10, out_parent, out_lengths, out_nnodes, out_first, out_status):
+    """Parse Newick strings ``buf[starts[t]:ends[t]]`` into post-order parent arrays.
 
-    lab_*: hash-sorted label table (see ``phylo.io.trees._label_table``) mapping a
-    label's bytes (taxon name or translate token) to its taxon index.
-    Outputs, for tree ``t`` with ``n = out_nnodes[t]`` nodes (rows beyond ``n`` are
-    unspecified):
-    out_parent (T, M) int32: parent of each node, -1 at the root (``M >= 2S-1``);
-    out_children (T, M, K) int32: children ascending, padded with -1;
-    out_nchildren (T, M) int32; out_lengths (T, M) float64: length above each node
-    (NaN where the string gives none; the root's entry is meaningless);
-    out_maxdeg (T,): the largest number of children; out_first (T,): byte offset of
-    the first node (comments before it set rooting and weight);
-    out_status (T,): 0 ok, else the string needs the regex parser.
+    lab_*: hash-sorted label table (``phylo.io.trees._label_table``) mapping a label's
+    bytes (taxon name, its blank/underscore twin, or translate token) to a taxon index.
+    Outputs for tree ``t`` with ``n = out_nnodes[t]`` nodes:
+    out_parent (T, M) int32, ``M >= 2S-1``: parent of each node, -1 at the root,
+    -2 after ``n``; out_lengths (T, M) float64: length above each node (NaN where the
+    string gives none; the root's entry is NaN too); out_first (T,): byte offset of
+    the first node (the comments before it set rooting and weight);
+    out_status (T,): ``OK``, or ``SLOW`` when the string needs the regex parser.
     """
     S = n_taxa
     maxn = out_parent.shape[1]
-    K = out_children.shape[2]
     max_internal = maxn - S
     tmp_parent = np.empty(max_internal + 1, dtype=np.int64)
     post_id = np.empty(max_internal + 1, dtype=np.int64)
+    n_kids = np.empty(max_internal + 1, dtype=np.int64)
     int_len = np.empty(max_internal + 1, dtype=np.float64)
     leaf_par = np.empty(S, dtype=np.int64)
     leaf_len = np.empty(S, dtype=np.float64)
@@ -184,7 +238,10 @@ def parse_tree_layout_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab
                     status = SLOW
                     break
                 tmp_parent[n_open] = stack[depth - 1] if depth > 0 else -1
+                if depth > 0:
+                    n_kids[stack[depth - 1]] += 1
                 int_len[n_open] = np.nan
+                n_kids[n_open] = 0
                 stack[depth] = n_open
                 depth += 1
                 n_open += 1
@@ -201,6 +258,9 @@ def parse_tree_layout_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab
                     break
                 depth -= 1
                 cur = stack[depth]
+                if n_kids[cur] < 2:     # a unary node: parse_newick collapses it
+                    status = SLOW
+                    break
                 post_id[cur] = n_closed
                 n_closed += 1
                 last = 2
@@ -222,7 +282,7 @@ def parse_tree_layout_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab
                     status = SLOW
                     break
                 i = _parse_length(buf, i, end, pow10, val)
-                if i < 0:
+                if i < 0 or val[0] < 0.0:     # negative: parse_newick's error
                     status = SLOW
                     break
                 if last == 1:
@@ -236,7 +296,12 @@ def parse_tree_layout_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab
             else:
                 s0 = i
                 while i < end and not _is_delim(buf[i]):
+                    if _odd_byte(buf[i]):
+                        status = SLOW
+                        break
                     i += 1
+                if status != OK:
+                    break
                 if last == 2 and not has_len and not has_lab:
                     has_lab = True      # internal node label (support value): ignored
                     continue
@@ -248,6 +313,7 @@ def parse_tree_layout_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab
                     status = SLOW
                     break
                 leaf_par[k] = stack[depth - 1]
+                n_kids[stack[depth - 1]] += 1
                 n_leaves += 1
                 cur = k
                 last = 1
@@ -255,15 +321,12 @@ def parse_tree_layout_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab
         if status == OK and (depth != 0 or n_open == 0 or n_leaves != S):
             status = SLOW
         out_first[t] = first
+        out_status[t] = status
         if status != OK:
-            out_status[t] = status
             out_nnodes[t] = 0
             continue
         n = S + n_open
-        for v in range(n):
-            out_nchildren[t, v] = 0
-            for j in range(K):
-                out_children[t, v, j] = -1
+        out_nnodes[t] = n
         for k in range(S):
             out_parent[t, k] = S + post_id[leaf_par[k]]
             out_lengths[t, k] = leaf_len[k]
@@ -271,18 +334,37 @@ def parse_tree_layout_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab
             p = tmp_parent[k]
             v = S + post_id[k]
             out_parent[t, v] = S + post_id[p] if p >= 0 else -1
-            out_lengths[t, v] = int_len[k]
+            out_lengths[t, v] = int_len[k] if p >= 0 else np.nan
+        for v in range(n, maxn):
+            out_parent[t, v] = -2
+            out_lengths[t, v] = np.nan
+
+
+@njit(cache=True, nogil=True)
+def children_batch(parents, n_nodes, out_children, out_nchildren, out_maxdeg):
+    """Children rows of post-order parent arrays (the :class:`~phylo.trees.Tree` layout).
+
+    parents (T, M) int32, n_nodes (T,); out_children (T, M, K) int32: children in
+    ascending order, padded with -1; out_nchildren (T, M) int32. out_maxdeg (T,): the
+    largest number of children, or ``K + 1`` when a node has more than ``K`` (its
+    row is then incomplete: the caller builds that tree another way).
+    """
+    K = out_children.shape[2]
+    for t in range(parents.shape[0]):
+        n = n_nodes[t]
+        for v in range(n):
+            out_nchildren[t, v] = 0
+            for j in range(K):
+                out_children[t, v, j] = -1
         maxdeg = 0
         for v in range(n - 1):
-            p = out_parent[t, v]
+            p = parents[t, v]
             d = out_nchildren[t, p]
             if d >= K:
-                status = SLOW
+                maxdeg = K + 1
                 break
             out_children[t, p, d] = v
             out_nchildren[t, p] = d + 1
             if d + 1 > maxdeg:
                 maxdeg = d + 1
-        out_status[t] = status
-        out_nnodes[t] = n if status == OK else 0
         out_maxdeg[t] = maxdeg

@@ -1,4 +1,4 @@
-"""Numba kernels for bulk tree-sample work: Newick bytes → parent arrays → split bitsets.
+"""Numba kernels for bulk tree-sample work: parent arrays → split bitsets → hash tables.
 
 Pure functions over NumPy arrays (no Python objects inside ``@njit``).
 
@@ -7,7 +7,7 @@ Conventions
 * A clade / split is a bitset over the taxa stored as ``W = ceil(S / 64)`` uint64
   words, taxon ``i`` at bit ``i % 64`` of word ``i // 64`` (little-endian words).
 * An *unrooted* split is normalised to the side that does NOT contain taxon 0.
-* Parent arrays (as produced by :func:`parse_newick_batch`): leaves ``0..S-1`` in taxon
+* Parent arrays (as produced by :func:`phylo._kernels.newick.parse_newick_batch`): leaves ``0..S-1`` in taxon
   order, internal nodes ``S..n-1`` in post-order (children before parents), root
   ``n-1``, padded with ``-2`` beyond ``n`` (``n`` = ``n_nodes[t]``).
 * Row hash tables (:func:`hash_insert_rows`): open addressing with linear probing over
@@ -17,209 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-
-# status codes of parse_newick_batch
-OK = 0
-UNKNOWN_LABEL = 1
-DUPLICATE_TAXON = 2
-MISSING_TAXA = 3
-SYNTAX = 4
-NEEDS_SLOW_PATH = 5     # quoted labels: the caller falls back to the regex parser
-TOO_MANY_NODES = 6
-
-_FNV_OFFSET = np.uint64(14695981039346656037)
-_FNV_PRIME = np.uint64(1099511628211)
-
-
-@njit(cache=True, nogil=True)
-def fnv1a(buf, start, end):
-    """64-bit FNV-1a hash of ``buf[start:end]`` (uint8)."""
-    h = np.uint64(14695981039346656037)
-    for i in range(start, end):
-        h = (h ^ np.uint64(buf[i])) * np.uint64(1099511628211)
-    return h
-
-
-@njit(cache=True, nogil=True)
-def _lookup_label(buf, s, e, lab_hash, lab_idx, lab_bytes, lab_off):
-    """Binary search of a label's hash in the sorted table, verified byte by byte."""
-    h = fnv1a(buf, s, e)
-    lo = 0
-    hi = lab_hash.shape[0]
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if lab_hash[mid] < h:
-            lo = mid + 1
-        else:
-            hi = mid
-    while lo < lab_hash.shape[0] and lab_hash[lo] == h:
-        k = lab_idx[lo]
-        a = lab_off[lo]
-        b = lab_off[lo + 1]
-        if b - a == e - s:
-            same = True
-            for j in range(e - s):
-                if lab_bytes[a + j] != buf[s + j]:
-                    same = False
-                    break
-            if same:
-                return k
-        lo += 1
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _is_space(c):
-    return c == 32 or c == 9 or c == 10 or c == 13
-
-
-@njit(cache=True, nogil=True)
-def parse_newick_batch(buf, starts, ends, lab_hash, lab_idx, lab_bytes, lab_off,
-                       n_taxa, out_parent, out_nnodes, out_status, out_errpos):
-    """Parse many Newick strings (topology only) into post-order parent arrays.
-
-    buf: uint8 bytes holding all trees; tree ``t`` is ``buf[starts[t]:ends[t]]``.
-    lab_*: label table (hash-sorted): a label's bytes map to taxon index ``lab_idx``.
-    out_parent: (T, 2S-1) int32 (filled; -2 padding); out_nnodes (T,); out_status (T,)
-    (0 ok, see module constants); out_errpos (T,) byte offset of the problem.
-    Branch lengths, internal labels and ``[...]`` comments are skipped.
-    """
-    S = n_taxa
-    maxn = out_parent.shape[1]
-    max_internal = maxn - S
-    tmp_parent = np.empty(max_internal + 1, dtype=np.int64)
-    post_id = np.empty(max_internal + 1, dtype=np.int64)
-    leaf_par = np.empty(S, dtype=np.int64)
-    stack = np.empty(max_internal + 1, dtype=np.int64)
-    for t in range(starts.shape[0]):
-        for j in range(maxn):
-            out_parent[t, j] = -2
-        for j in range(S):
-            leaf_par[j] = -3
-        status = OK
-        errpos = -1
-        depth = 0
-        n_open = 0
-        n_closed = 0
-        n_leaves = 0
-        i = starts[t]
-        end = ends[t]
-        finished = False
-        # after a label/close: 1 (may take ':' or label); expecting item: 0
-        last = 0  # 0 start/after '(' or ',', 1 after leaf, 2 after ')'
-        while i < end and status == OK:
-            c = buf[i]
-            if _is_space(c):
-                i += 1
-                continue
-            if c == 91:  # '[' comment
-                while i < end and buf[i] != 93:
-                    i += 1
-                i += 1
-                continue
-            if finished:
-                status = SYNTAX
-                errpos = i
-                break
-            if c == 40:  # '('
-                if last != 0:
-                    status = SYNTAX
-                    errpos = i
-                    break
-                if n_open > max_internal:
-                    status = TOO_MANY_NODES
-                    errpos = i
-                    break
-                tmp_parent[n_open] = stack[depth - 1] if depth > 0 else -1
-                stack[depth] = n_open
-                depth += 1
-                n_open += 1
-                i += 1
-                last = 0
-            elif c == 44:  # ','
-                if depth == 0 or last == 0:
-                    status = SYNTAX
-                    errpos = i
-                    break
-                last = 0
-                i += 1
-            elif c == 41:  # ')'
-                if depth == 0 or last == 0:
-                    status = SYNTAX
-                    errpos = i
-                    break
-                depth -= 1
-                post_id[stack[depth]] = n_closed
-                n_closed += 1
-                last = 2
-                i += 1
-            elif c == 59:  # ';'
-                if depth != 0:
-                    status = SYNTAX
-                    errpos = i
-                    break
-                finished = True
-                i += 1
-            elif c == 58:  # ':' branch length: skip
-                if last == 0:
-                    status = SYNTAX
-                    errpos = i
-                    break
-                i += 1
-                while i < end:
-                    d = buf[i]
-                    if d == 44 or d == 41 or d == 59 or d == 91 or d == 40:
-                        break
-                    i += 1
-            elif c == 39:  # quote: let the slow parser deal with it
-                status = NEEDS_SLOW_PATH
-                errpos = i
-                break
-            else:
-                s0 = i
-                while i < end:
-                    d = buf[i]
-                    if (d == 44 or d == 41 or d == 40 or d == 59 or d == 58 or d == 91
-                            or _is_space(d)):
-                        break
-                    i += 1
-                if last == 2:
-                    continue  # internal node label (support value): ignored
-                if last == 1 or depth == 0:
-                    status = SYNTAX
-                    errpos = s0
-                    break
-                k = _lookup_label(buf, s0, i, lab_hash, lab_idx, lab_bytes, lab_off)
-                if k < 0:
-                    status = UNKNOWN_LABEL
-                    errpos = s0
-                    break
-                if leaf_par[k] != -3:
-                    status = DUPLICATE_TAXON
-                    errpos = s0
-                    break
-                leaf_par[k] = stack[depth - 1]
-                n_leaves += 1
-                last = 1
-        if status == OK and (depth != 0 or n_open == 0):
-            status = SYNTAX
-            errpos = end
-        if status == OK and n_leaves != S:
-            status = MISSING_TAXA
-            errpos = end
-        out_status[t] = status
-        out_errpos[t] = errpos
-        if status != OK:
-            out_nnodes[t] = 0
-            continue
-        n = S + n_open
-        out_nnodes[t] = n
-        for k in range(S):
-            out_parent[t, k] = S + post_id[leaf_par[k]]
-        for k in range(n_open):
-            p = tmp_parent[k]
-            out_parent[t, S + post_id[k]] = S + post_id[p] if p >= 0 else -1
-
 
 @njit(cache=True, nogil=True)
 def node_clades(parent, n, S, W, out):
@@ -348,13 +145,15 @@ def _hash_row(row):
 
 
 @njit(cache=True, nogil=True)
-def hash_insert_rows(rows, table_keys, table_ids, n_used, insert, out_ids):
+def hash_insert_rows(rows, stored, table_ids, n_used, insert, out_ids):
     """Look up (and optionally insert) rows of uint64 words in an open-addressing table.
 
-    rows (n, K); table_keys (cap, K); table_ids (cap,) int64, -1 = empty; cap a power
-    of two with room for every insertion (the caller keeps the load below 1/2).
-    New rows get ids ``n_used, n_used+1, ...`` when ``insert``; otherwise -1.
-    Returns the new ``n_used``.
+    rows (n, K); stored (cap_rows, K): the distinct rows by id (row ``i`` has id ``i``;
+    the table keeps only ids, so each distinct row is stored once); table_ids (cap,)
+    int64, -1 = empty; cap a power of two with room for every insertion (the caller
+    keeps the load below 1/2, and ``stored`` long enough for ``n_used + n`` rows).
+    New rows get ids ``n_used, n_used+1, ...`` (and are copied into ``stored``) when
+    ``insert``; otherwise -1. Returns the new ``n_used``.
     """
     cap = table_ids.shape[0]
     mask = np.uint64(cap - 1)
@@ -366,7 +165,7 @@ def hash_insert_rows(rows, table_keys, table_ids, n_used, insert, out_ids):
             if tid < 0:
                 if insert:
                     for w in range(K):
-                        table_keys[slot, w] = rows[i, w]
+                        stored[n_used, w] = rows[i, w]
                     table_ids[slot] = n_used
                     out_ids[i] = n_used
                     n_used += 1
@@ -375,7 +174,7 @@ def hash_insert_rows(rows, table_keys, table_ids, n_used, insert, out_ids):
                 break
             same = True
             for w in range(K):
-                if table_keys[slot, w] != rows[i, w]:
+                if stored[tid, w] != rows[i, w]:
                     same = False
                     break
             if same:
@@ -386,24 +185,222 @@ def hash_insert_rows(rows, table_keys, table_ids, n_used, insert, out_ids):
 
 
 @njit(cache=True, nogil=True)
-def accumulate_splits(keys, weights, S, out_rows, out_w):
-    """Flatten non-zero split rows of topology keys with their topology's weight.
+def rehash(stored, n_used, table_ids):
+    """Fill an empty id table (all -1) with the ids of ``stored[:n_used]``."""
+    cap = table_ids.shape[0]
+    mask = np.uint64(cap - 1)
+    for i in range(n_used):
+        slot = np.int64(_hash_row(stored[i]) & mask)
+        while table_ids[slot] >= 0:
+            slot = (slot + 1) & (cap - 1)
+        table_ids[slot] = i
 
-    keys (T, M, W); weights (T,); out_rows (T*M, W); out_w (T*M,). Returns the count.
+
+@njit(cache=True, nogil=True)
+def canonical_topologies(parents, n_nodes, S, rooted, out):
+    """Canonical parent arrays: equal rows iff equal topologies (exact, O(S) per tree).
+
+    parents (T, M) int32 post-order parent arrays (leaves ``0..S-1``, root ``n-1``,
+    ``n = n_nodes[t]``); out (T, M) int32. The tree is rooted at its root (``rooted``)
+    or, unrooted, at the neighbour of taxon 0 after a bifurcating root is suppressed;
+    children are ordered by their smallest taxon, internal nodes renumbered
+    ``S, S+1, …`` in that post-order (the root last); rows are padded with -2.
+    Unrooted, every internal non-root node's clade is then a split already
+    normalised to the side without taxon 0 (:func:`canonical_splits`).
+    Returns nothing.
+    """
+    M = parents.shape[1]
+    deg = np.zeros(M + 1, dtype=np.int64)
+    off = np.zeros(M + 1, dtype=np.int64)
+    adj = np.empty(2 * M, dtype=np.int64)
+    fill = np.zeros(M, dtype=np.int64)
+    dpar = np.empty(M, dtype=np.int64)
+    order = np.empty(M, dtype=np.int64)
+    minleaf = np.empty(M, dtype=np.int64)
+    stack = np.empty(M, dtype=np.int64)
+    pos = np.empty(M, dtype=np.int64)
+    newid = np.empty(M, dtype=np.int64)
+    for t in range(parents.shape[0]):
+        n = n_nodes[t]
+        r = n - 1
+        # root children (a bifurcating root of an unrooted tree is suppressed)
+        rc0 = -1
+        rc1 = -1
+        n_rc = 0
+        for v in range(n - 1):
+            if parents[t, v] == r:
+                if n_rc == 0:
+                    rc0 = v
+                elif n_rc == 1:
+                    rc1 = v
+                n_rc += 1
+        skip_root = (not rooted) and n_rc == 2
+        for v in range(n):
+            deg[v] = 0
+        # undirected edges (rooted: oriented later from the root anyway)
+        for v in range(n - 1):
+            p = parents[t, v]
+            if skip_root and p == r:
+                if v == rc0:
+                    deg[rc0] += 1
+                    deg[rc1] += 1
+                continue
+            deg[v] += 1
+            deg[p] += 1
+        off[0] = 0
+        for v in range(n):
+            off[v + 1] = off[v] + deg[v]
+            fill[v] = 0
+        for v in range(n - 1):
+            p = parents[t, v]
+            if skip_root and p == r:
+                if v != rc0:
+                    continue
+                p = rc1
+            adj[off[v] + fill[v]] = p
+            fill[v] += 1
+            adj[off[p] + fill[p]] = v
+            fill[p] += 1
+        root = r if rooted else adj[off[0]]      # unrooted: the neighbour of taxon 0
+        # pre-order from the root (iterative), with the DFS parent of each node
+        k = 0
+        top = 0
+        stack[0] = root
+        dpar[root] = -1
+        while top >= 0:
+            v = stack[top]
+            top -= 1
+            order[k] = v
+            k += 1
+            for j in range(off[v], off[v + 1]):
+                u = adj[j]
+                if u != dpar[v]:
+                    dpar[u] = v
+                    top += 1
+                    stack[top] = u
+        # smallest taxon below each node (reverse pre-order: children first)
+        for i in range(k - 1, -1, -1):
+            v = order[i]
+            if v < S:
+                minleaf[v] = v
+            else:
+                m = S
+                for j in range(off[v], off[v + 1]):
+                    u = adj[j]
+                    if u != dpar[v] and minleaf[u] < m:
+                        m = minleaf[u]
+                minleaf[v] = m
+        # children of each node in adj, sorted by minleaf (insertion sort; the DFS
+        # parent is moved to the end of the row)
+        for v in range(n):
+            if v == r and skip_root:
+                continue
+            a = off[v]
+            b = off[v + 1]
+            for i in range(a + 1, b):
+                x = adj[i]
+                kx = minleaf[x] if x != dpar[v] else S + 1
+                j = i - 1
+                while j >= a:
+                    y = adj[j]
+                    ky = minleaf[y] if y != dpar[v] else S + 1
+                    if ky <= kx:
+                        break
+                    adj[j + 1] = y
+                    j -= 1
+                adj[j + 1] = x
+        # post-order with sorted children: internal ids S, S+1, ...
+        nxt = S
+        top = 0
+        stack[0] = root
+        pos[root] = off[root]
+        while top >= 0:
+            v = stack[top]
+            end = off[v + 1]
+            if pos[v] < end and adj[pos[v]] != dpar[v]:
+                u = adj[pos[v]]
+                pos[v] += 1
+                top += 1
+                stack[top] = u
+                pos[u] = off[u]
+            else:
+                top -= 1
+                if v < S:
+                    newid[v] = v
+                else:
+                    newid[v] = nxt
+                    nxt += 1
+        for j in range(M):
+            out[t, j] = -2
+        for i in range(k):
+            v = order[i]
+            out[t, newid[v]] = newid[dpar[v]] if dpar[v] >= 0 else -1
+
+
+@njit(cache=True, nogil=True)
+def canonical_splits(canon, S, W, weights, scratch, out_rows, out_w):
+    """Non-trivial splits (side without taxon 0) of unrooted canonical parent arrays.
+
+    canon (T, M) int32 from :func:`canonical_topologies` (unrooted); weights (T,);
+    scratch (M, W) uint64; out_rows (T * (S-3), W) uint64 and out_w (T * (S-3),):
+    every split (a clade of an internal non-root node with 2..S-2 taxa) with its
+    topology's weight. Returns the number of rows written.
     """
     k = 0
-    W = keys.shape[2]
-    for t in range(keys.shape[0]):
-        for m in range(keys.shape[1]):
-            nz = False
+    for t in range(canon.shape[0]):
+        n = 0
+        while n < canon.shape[1] and canon[t, n] != -2:
+            n += 1
+        node_clades(canon[t], n, S, W, scratch)
+        for v in range(S, n - 1):
+            pc = 0
             for w in range(W):
-                if keys[t, m, w] != 0:
-                    nz = True
-                    break
-            if not nz:
-                break
-            for w in range(W):
-                out_rows[k, w] = keys[t, m, w]
-            out_w[k] = weights[t]
-            k += 1
+                pc += _popcount(scratch[v, w])
+            if pc >= 2 and pc <= S - 2:
+                for w in range(W):
+                    out_rows[k, w] = scratch[v, w]
+                out_w[k] = weights[t]
+                k += 1
+    return k
+
+
+@njit(cache=True, nogil=True)
+def canonical_split_fingerprints(canon, S, weights, z0, z1, fp, size, out_fp, out_w,
+                                 out_ref):
+    """128-bit fingerprints of the non-trivial splits of unrooted canonical parent arrays.
+
+    A clade's fingerprint is the sum (mod 2**64) of its taxa's random words in two
+    independent lanes ``z0``, ``z1`` (S,) uint64 (Zobrist hashing): O(1) per node,
+    whatever the number of taxa. canon (T, M) int32 (unrooted, so every internal
+    non-root clade is a split on the side without taxon 0); weights (T,); scratch
+    fp (M, 2) uint64 and size (M,) int64. Outputs per split: out_fp (R, 2) uint64
+    (lane 0, lane 1), out_w (R,) its topology's weight, out_ref (R, 2) int64
+    (topology row ``t``, node) to rebuild its bitset. Returns the number of splits.
+    """
+    k = 0
+    for t in range(canon.shape[0]):
+        n = 0
+        while n < canon.shape[1] and canon[t, n] != -2:
+            n += 1
+        for v in range(n):
+            fp[v, 0] = 0
+            fp[v, 1] = 0
+            size[v] = 0
+        for v in range(S):
+            fp[v, 0] = z0[v]
+            fp[v, 1] = z1[v]
+            size[v] = 1
+        for v in range(n - 1):
+            p = canon[t, v]
+            fp[p, 0] += fp[v, 0]
+            fp[p, 1] += fp[v, 1]
+            size[p] += size[v]
+        for v in range(S, n - 1):
+            if size[v] >= 2 and size[v] <= S - 2:
+                out_fp[k, 0] = fp[v, 0]
+                out_fp[k, 1] = fp[v, 1]
+                out_w[k] = weights[t]
+                out_ref[k, 0] = t
+                out_ref[k, 1] = v
+                k += 1
     return k

@@ -44,19 +44,13 @@ def _ws(c):
 
 
 @njit(cache=True, nogil=True)
-def _is_num(c):
-    # [-+0-9.eE]
-    return (c >= 48 and c <= 57) or c == 43 or c == 45 or c == 46 or c == 101 or c == 69
-
-
-@njit(cache=True, nogil=True)
 def lead_flags(buf, s, e, pow10, scratch):
     r"""Rooting and weight from the ``[...]`` comments at the start of ``buf[s:e]``.
 
     Returns ``(rooted, weight, ok)``: rooted 1 (``[&R]``), 0 (``[&U]``), -1 (none).
     Mirrors :func:`phylo.io.newick.parse_newick` (the comments before the first node;
     each comment's text, from just after ``[``, matched against ``&\s*[RrUu]\s*$``
-    and ``&\s*[Ww]\s+[-+0-9.eE]+``; the last match wins). ``ok`` is False when a
+    and ``&\s*[Ww]\s+\S+``; the last match wins). ``ok`` is False when a
     weight is not a plain decimal converted exactly, or a comment holds a byte that
     Python's Unicode ``\s`` might read differently (0x1c-0x1f, >= 0x80): the caller
     asks the regex parser.
@@ -97,13 +91,15 @@ def lead_flags(buf, s, e, pow10, scratch):
                         k2 += 1
                     if k2 > k + 1:
                         t0 = k2
-                        while k2 < b and _is_num(buf[k2]):
+                        while k2 < b and not _ws(buf[k2]):
                             k2 += 1
                         if k2 > t0:
                             if _parse_length(buf, t0, k2, pow10, scratch) != k2:
                                 return rooted, weight, False
                             weight = scratch[0]
         i = j + 1
+    if weight < 0.0:          # refused by parse_newick, with its message
+        return rooted, weight, False
     return rooted, weight, True
 
 
@@ -116,11 +112,23 @@ def _line_end(buf, p, end):
 
 @njit(cache=True, nogil=True)
 def _ends_with_semicolon(buf, p, le):
-    """Whether ``buf[p:le].rstrip()`` ends with ``;``."""
+    """Whether ``buf[p:le]`` ends with ``;`` once trailing blanks and complete ``[...]``
+    comments are set aside (``tree t = (...); [comment]`` ends its statement)."""
     j = le
-    while j > p and _ws(buf[j - 1]):
-        j -= 1
-    return j > p and buf[j - 1] == 59
+    while True:
+        while j > p and _ws(buf[j - 1]):
+            j -= 1
+        if j > p and buf[j - 1] == 93:     # ']': skip back over the comment
+            k = j - 2
+            while k >= p and buf[k] != 91:
+                if buf[k] == 93:           # as the line parser: no ']' inside
+                    return False
+                k -= 1
+            if k < p:
+                return False
+            j = k
+            continue
+        return j > p and buf[j - 1] == 59
 
 
 @njit(cache=True, nogil=True)
@@ -224,11 +232,12 @@ def scan_nexus(buf, pos, end, at_eof, line0, pow10, out_bs, out_be, out_rs, out_
 @njit(cache=True, nogil=True)
 def scan_newick(buf, pos, end, at_eof, line0, pow10, out_bs, out_be, out_rs, out_ne,
                 out_line, out_w, out_root, out_lead):
-    """Newick statements (text up to a ``;`` outside ``[...]``) from ``buf[pos:end]``.
+    """Newick statements (text up to a ``;`` outside ``[...]`` and quotes) from ``buf[pos:end]``.
 
     ``pos`` follows the previous statement's ``;`` (or starts the file), on line
-    ``line0``. A statement's line is that of its first non-blank byte; a non-blank
-    tail without ``;`` at the end of the file is a statement too; blank text is none.
+    ``line0``. A statement's line is that of its first non-blank byte; a tail without
+    ``;`` at the end of the file is a statement too unless it holds only blanks and
+    complete comments.
     ``out_bs`` is the first non-blank byte, ``out_rs`` the raw start (after the
     previous ``;``); ``out_ne`` is unused (set to ``out_rs``).
     """
@@ -244,6 +253,8 @@ def scan_newick(buf, pos, end, at_eof, line0, pow10, out_bs, out_be, out_rs, out
         first = -1
         first_line = 0
         in_c = False
+        in_q = False
+        content = False     # a byte outside comments that is not blank
         found = False
         while i < end:
             c = buf[i]
@@ -255,16 +266,24 @@ def scan_newick(buf, pos, end, at_eof, line0, pow10, out_bs, out_be, out_rs, out
             if in_c:
                 if c == 93:
                     in_c = False
+            elif in_q:
+                if c == 39:         # '' inside a quoted name toggles twice
+                    in_q = False
             elif c == 91:
                 in_c = True
+            elif c == 39:
+                in_q = True
+                content = True
             elif c == 59:
                 found = True
                 break
+            elif not _ws(c):
+                content = True
             i += 1
         if not found:
             if not at_eof:
                 return n, pos, line, MORE
-            if first >= 0:
+            if content or in_c:     # a trailing text of comments only is no statement
                 be = end
             else:
                 return n, end, ln, DONE

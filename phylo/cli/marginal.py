@@ -75,15 +75,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _first_tree(path: str, taxa):
-    try:
-        from ..io.trees import read_trees
-        for tree in read_trees(path):
-            return tree
-    except ImportError:  # pragma: no cover - older tree reader
-        from ..io.newick import parse_newick
-        with open(path) as fh:
-            return parse_newick(fh.read(), source=path)
-    raise PhyloError("no tree found", path=path)
+    """The first tree of the file, in the alignment's taxon order; the rest of the file
+    is read too, so that a malformed file is refused whole (as every command does)."""
+    from ..io.trees import read_trees
+    first = None
+    for tree in read_trees(path, taxa=taxa):
+        if first is None:
+            first = tree
+    if first is None:
+        raise PhyloError("no tree found", path=path)
+    return first
 
 
 def build_estimators(args: argparse.Namespace) -> list:

@@ -21,32 +21,46 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
 
 from ..errors import PhyloError
-from ..trees.splits import RowTable, TopologySample, n_words, split_frequencies
+from ..trees.splits import RowTable, TopologySample, n_words, split_counts
 
 
 @dataclass
 class SplitTable:
     """Split frequencies per run.
 
-    splits: (k, W) uint64 normalised split bitsets (side without taxon 0);
+    fingerprints: (k, 2) uint64 split identities (:class:`~phylo.trees.splits.SplitCounts`);
     freq: (k, R) frequency of each split in each run; taxa: leaf order;
     n_samples: (R,) post-burn-in trees (or summed weights) per run.
+    ``splits`` gives the (k, W) normalised split bitsets (side without taxon 0),
+    built when first asked for (k x W words: large at 10⁴ taxa).
     """
 
     taxa: tuple[str, ...]
-    splits: np.ndarray
+    fingerprints: np.ndarray
     freq: np.ndarray
     n_samples: np.ndarray
+    _runs: list = field(default_factory=list, repr=False)
+    _first: np.ndarray | None = field(default=None, repr=False)   # (k, 2): run, local id
 
     @property
     def n_runs(self) -> int:
         return int(self.freq.shape[1])
+
+    @cached_property
+    def splits(self) -> np.ndarray:
+        w = n_words(len(self.taxa))
+        out = np.zeros((self.freq.shape[0], w), dtype=np.uint64)
+        for r, counts in enumerate(self._runs):
+            rows = np.flatnonzero(self._first[:, 0] == r)
+            out[rows] = counts.bitsets(self._first[rows, 1])
+        return out
 
 
 @dataclass
@@ -66,22 +80,33 @@ class AsdsfResult:
 
 
 def split_table(samples: Sequence[TopologySample]) -> SplitTable:
-    """Frequencies of every split seen in any of the samples (one column per run)."""
+    """Frequencies of every split seen in any of the samples (one column per run).
+
+    Splits are matched across runs by their fingerprints (:func:`split_counts`):
+    40 bytes per distinct split, so 10⁴-taxon samples fit in memory."""
     if not samples:
         raise PhyloError("no tree samples")
     taxa = samples[0].taxa
-    w = n_words(len(taxa))
-    table = RowTable(w, capacity=1024)
+    table = RowTable(2, capacity=1024)
     per_run = []
-    for smp in samples:
-        smp = smp.with_taxa_order(taxa)
-        rows, freq = split_frequencies(smp)
-        per_run.append((table.add(rows), freq))
+    runs = []
+    first = np.zeros((0, 2), dtype=np.int64)
+    for r, smp in enumerate(samples):
+        counts = split_counts(smp.with_taxa_order(taxa))
+        old = len(table)
+        ids = table.add(counts.fingerprints)
+        new = np.flatnonzero(ids >= old)      # ids of one run are distinct
+        got = np.empty((new.shape[0], 2), dtype=np.int64)
+        got[:, 0] = r
+        got[:, 1] = new
+        first = np.concatenate([first, got[np.argsort(ids[new])]])
+        per_run.append((ids, counts.weight / counts.sample.total))
+        runs.append(counts)
     freq = np.zeros((len(table), len(samples)))
     for r, (ids, f) in enumerate(per_run):
         freq[ids, r] = f
     return SplitTable(taxa, table.keys.copy(), freq,
-                      np.array([s.total for s in samples], dtype=np.float64))
+                      np.array([s.total for s in samples], dtype=np.float64), runs, first)
 
 
 def asdsf_from_samples(samples: Sequence[TopologySample], *,

@@ -13,7 +13,6 @@ Two readers give the same statements:
 """
 from __future__ import annotations
 
-import gzip
 import os
 import re
 from dataclasses import dataclass
@@ -23,15 +22,14 @@ import numpy as np
 from .._kernels import treefile as _kt
 from .._kernels.newick import _POW10
 from ..errors import FormatError
+from ._compressed import open_binary
 
-_TREE_STMT = re.compile(rb"^\s*tree\s+(\*\s*)?(?P<name>'(?:[^']|'')*'|[^\s=\[]+)\s*"
+# ``tree [comments] [*] [comments] NAME [comments] =`` (Mesquite: ``TREE [!c] 'x' =``)
+_TREE_STMT = re.compile(rb"^\s*tree(?=[\s\[])\s*(?:\[[^\]]*\]\s*)*(\*\s*)?"
+                        rb"(?:\[[^\]]*\]\s*)*(?P<name>'(?:[^']|'')*'|[^\s=\[]+)\s*"
                         rb"(?:\[[^\]]*\]\s*)*=", re.IGNORECASE)
-_LEAD_COMMENTS = re.compile(rb"\s*\[([^\]]*)\]")
-_ROOTING = re.compile(rb"^&\s*([RrUu])\s*$")
-_WEIGHT = re.compile(rb"^&\s*[Ww]\s+([-+0-9.eE]+)")
 _WORD = re.compile(r"'(?:[^']|'')*'|[^\s,;']+")
 _LINE_PIECE = re.compile(rb"[^\n]*\n|[^\n]+")
-_LEAD_TEXT = re.compile(r"\s*\[([^\]]*)\]")
 BLOCK = 32 << 20     # bytes read per block (a longer statement grows the block)
 
 
@@ -59,86 +57,92 @@ def _unquote(word: str) -> str:
 
 
 def _open(path: str | os.PathLike):
-    p = os.fspath(path)
-    if not os.path.exists(p):
-        raise FormatError("no such file", path=p)
-    if os.path.isdir(p):
-        raise FormatError("is a directory, expected a tree file", path=p)
-    with open(p, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(p, "rb")
-    return open(p, "rb")
+    """The tree file as a binary stream (gunzipped; a missing file, a directory and
+    truncated or corrupt gzip data are one FormatError naming the file)."""
+    return open_binary(path, what="tree file")
 
 
-def _lead_flags(body: bytes) -> tuple[bool | None, float]:
-    """[&R]/[&U] and [&W w] comments before the tree."""
-    rooted = None
-    weight = 1.0
-    pos = 0
-    while True:
-        m = _LEAD_COMMENTS.match(body, pos)
-        if not m:
-            break
-        c = m.group(1).strip()
-        r = _ROOTING.match(c)
-        if r:
-            rooted = r.group(1).upper() == b"R"
-        w = _WEIGHT.match(c)
-        if w:
-            weight = float(w.group(1))
-        pos = m.end()
-    return rooted, weight
+def _is_trace_header(line: bytes) -> bool:
+    """A tab-separated trace (RevBayes ``mnFile``: ``Iteration<TAB>Posterior<TAB>…<TAB>tree``)
+    starts with a header line of tab-separated column names, no Newick in it."""
+    t = line.strip()
+    return b"\t" in t and b"(" not in t and b";" not in t and not t.startswith(b"[")
 
 
-def _newick_flags(body: bytes) -> tuple[bool | None, float]:
-    """[&R]/[&U] and [&W w] comments before the tree, as ``parse_newick`` reads them
-    (``Tree.rooted``'s flag, ``Tree.weight``); ValueError for a malformed weight."""
-    from .newick import _ROOTING as RR, _WEIGHT as WW
-    text = body.decode("utf-8", "replace")
-    rooted = None
-    weight = 1.0
-    pos = 0
-    while True:
-        m = _LEAD_TEXT.match(text, pos)
-        if not m:
-            break
-        r = RR.match(m.group(1))
-        if r:
-            rooted = r.group(1).upper() == "R"
-        w = WW.match(m.group(1))
-        if w:
-            weight = float(w.group(1))
-        pos = m.end()
-    return rooted, weight
+def _iter_trace(path: str, header: bytes, rows):
+    """Tree statements of a tab-separated trace: the Newick column is the first field of
+    the first row that starts with ``(`` or ``[``; the record's name is the first
+    column's value (the iteration). ``rows`` yields (line number, raw line)."""
+    n_cols = len(header.rstrip(b"\r\n").split(b"\t"))
+    col = None
+    for ln, raw in rows:
+        if not raw.strip():
+            continue
+        fields = raw.rstrip(b"\r\n").split(b"\t")
+        if len(fields) != n_cols:
+            raise FormatError(f"a row of {len(fields)} tab-separated fields under a header "
+                              f"of {n_cols} columns", path=path, line=ln)
+        if col is None:
+            col = next((i for i, f in enumerate(fields) if f.lstrip()[:1] in (b"(", b"[")),
+                       None)
+            if col is None:
+                raise FormatError("a tab-separated file without a Newick column (no field "
+                                  "of the first row starts with '(')", path=path, line=ln)
+        name = fields[0].strip().decode("utf-8", "replace") if col else None
+        yield _Record(ln, name, fields[col])
 
 
 def _strip_comments(line: bytes, in_comment: bool) -> tuple[bytes, bool]:
-    """Remove [...] comments from a header line, tracking comments across lines."""
+    """Remove [...] comments from a header line, tracking comments across lines; a
+    ``[`` inside a quoted name (``'p[q]'``) is part of the name."""
     out = bytearray()
-    i = 0
-    n = len(line)
-    while i < n:
+    in_q = False
+    for c in line:
         if in_comment:
-            j = line.find(b"]", i)
-            if j < 0:
-                return bytes(out), True
-            i = j + 1
-            in_comment = False
-        else:
-            j = line.find(b"[", i)
-            if j < 0:
-                out += line[i:]
-                break
-            out += line[i:j]
-            i = j + 1
+            in_comment = c != 93
+        elif c == 91 and not in_q:
             in_comment = True
+        else:
+            if c == 39:
+                in_q = not in_q
+            out.append(c)
     return bytes(out), in_comment
+
+
+_TRAILING_COMMENT = re.compile(rb"\[[^\]\[]*\]\s*$")
+
+
+def _ends_statement(raw: bytes) -> bool:
+    """Whether a tree-statement line ends the statement: its last byte, once blanks and
+    complete trailing ``[...]`` comments are set aside, is ``;`` (the rule of the
+    Numba scanner's ``_ends_with_semicolon``)."""
+    text = raw.rstrip()
+    while text.endswith(b"]"):
+        m = _TRAILING_COMMENT.search(text)
+        if m is None:
+            return False
+        text = text[:m.start()].rstrip()
+    return text.endswith(b";")
+
+
+_QUOTED_OR_SEP = re.compile(r"'(?:[^']|'')*'?|[;,]")
+
+
+def _split_statements(text: str, sep: str = ";") -> list[str]:
+    """``text.split(sep)`` where a separator inside a quoted name does not count."""
+    out = []
+    start = 0
+    for m in _QUOTED_OR_SEP.finditer(text):
+        if m.group() == sep:
+            out.append(text[start:m.start()])
+            start = m.end()
+    out.append(text[start:])
+    return out
 
 
 def _parse_translate(text: str, path: str, line: int) -> dict[str, str]:
     table: dict[str, str] = {}
-    items = [t.strip() for t in text.split(",")]
+    items = [t.strip() for t in _split_statements(text, ",")]
     for item in items:
         if not item:
             continue
@@ -191,7 +195,7 @@ class _NexusParser:
         out: list = []
         if self.tree_parts is not None:
             self.tree_parts.append(raw)
-            if raw.rstrip().endswith(b";"):
+            if _ends_statement(raw):
                 out.append(_Record(self.tree_line, self.tree_name, b"".join(self.tree_parts)))
                 self.tree_parts = None
             return out
@@ -203,7 +207,7 @@ class _NexusParser:
                     self.info_sent = True
                 name = _unquote(m.group("name").decode("utf-8", "replace"))
                 body = raw[m.end():]
-                if raw.rstrip().endswith(b";"):
+                if _ends_statement(raw):
                     out.append(_Record(lineno, name, body))
                 else:
                     self.tree_parts, self.tree_line, self.tree_name = [body], lineno, name
@@ -217,9 +221,12 @@ class _NexusParser:
         if b";" not in text:
             return out
         whole = b" ".join(self.stmt).decode("utf-8", "replace").strip()
+        pieces = _split_statements(whole)
+        if len(pieces) == 1:         # the ';' was inside a quoted name
+            return out
         self.stmt = []
         stmt_line = self.stmt_line
-        for piece in whole.split(";"):
+        for piece in pieces:
             p = piece.strip()
             if not p:
                 continue
@@ -269,8 +276,7 @@ class _NexusParser:
 
 def _iter_file_slow(path: str, info_only: bool = False):
     """Yield the TreeFileInfo first, then _Record for each tree statement (line by line)."""
-    fh = _open(path)
-    try:
+    with _open(path) as fh:
         first = b""
         lineno = 0
         lines = iter(fh)
@@ -286,6 +292,9 @@ def _iter_file_slow(path: str, info_only: bool = False):
             yield TreeFileInfo(path, False, None, None)
             if info_only:
                 return
+            if _is_trace_header(first):
+                yield from _iter_trace(path, first, enumerate(lines, lineno + 1))
+                return
             yield from _iter_newick(pending, lines, lineno)
             return
         parser = _NexusParser(path, lineno)
@@ -295,14 +304,14 @@ def _iter_file_slow(path: str, info_only: bool = False):
                 if info_only and isinstance(item, TreeFileInfo):
                     return
         yield from parser.finish()
-    finally:
-        fh.close()
 
 
 def _iter_newick(pending, lines, lineno):
+    """Newick statements line by line: text up to a ``;`` outside ``[...]`` comments and
+    quoted names (the reference for :func:`phylo._kernels.treefile.scan_newick`)."""
     buf: list[bytes] = []
     start_line = None
-    depth_comment = False
+    in_c = in_q = content = False
 
     def chunks():
         for ln, raw in pending:
@@ -314,43 +323,30 @@ def _iter_newick(pending, lines, lineno):
 
     for ln, raw in chunks():
         pos = 0
-        while True:
-            # find a ';' outside comments
-            semi = -1
-            i = pos
-            while i < len(raw):
-                if depth_comment:
-                    j = raw.find(b"]", i)
-                    if j < 0:
-                        i = len(raw)
-                        break
-                    depth_comment = False
-                    i = j + 1
-                    continue
-                j1 = raw.find(b";", i)
-                j2 = raw.find(b"[", i)
-                if j1 < 0 and j2 < 0:
-                    i = len(raw)
-                    break
-                if j2 >= 0 and (j1 < 0 or j2 < j1):
-                    depth_comment = True
-                    i = j2 + 1
-                    continue
-                semi = j1
-                break
-            piece = raw[pos:] if semi < 0 else raw[pos:semi + 1]
-            if piece.strip():
-                if start_line is None:
+        for i, c in enumerate(raw):
+            if in_c:
+                in_c = c != 93
+            elif in_q:
+                in_q = c != 39
+            elif c == 91:
+                in_c = True
+            elif c == 39:
+                in_q = content = True
+            elif c == 59:
+                piece = raw[pos:i + 1]
+                if piece.strip() and start_line is None:
                     start_line = ln
                 buf.append(piece)
-            if semi < 0:
-                break
-            if buf:
-                yield _Record(start_line, None, b"".join(buf))
-            buf = []
-            start_line = None
-            pos = semi + 1
-    if buf and b"".join(buf).strip():
+                yield _Record(start_line, None, b"".join(p for p in buf if p.strip()))
+                buf, start_line, content, pos = [], None, False, i + 1
+            elif not (c == 32 or 9 <= c <= 13):
+                content = True
+        piece = raw[pos:]
+        if piece.strip():
+            if start_line is None:
+                start_line = ln
+            buf.append(piece)
+    if buf and (content or in_c):    # a tail of comments only is no statement
         yield _Record(start_line, None, b"".join(buf))
 
 
@@ -408,9 +404,11 @@ class _Batch:
         return _Record(int(self.line[t]), self.name(t), self.body(t))
 
     def flags(self, t: int) -> tuple[bool | None, float]:
-        """(rooted flag, weight) of the leading comments, as ``parse_newick`` reads them."""
+        """(rooted flag, weight) of the leading comments, as ``parse_newick`` reads them
+        (:class:`~phylo.errors.TreeError` for a malformed weight)."""
         if self.lead[t]:
-            return _newick_flags(self.body(t))
+            from .newick import leading_flags
+            return leading_flags(self.body(t))
         r = int(self.root[t])
         return (None if r < 0 else bool(r)), float(self.w[t])
 
@@ -463,8 +461,7 @@ class _Reader:
 
 def _scan_batches(path: str, max_batch: int = 8192, block: int | None = None):
     """Yield :class:`_Batch` es of at most ``max_batch`` statements, in file order."""
-    fh = _open(path)
-    try:
+    with _open(path) as fh:
         rd = _Reader(fh, BLOCK if block is None else block)
         first = b""
         lineno = 0
@@ -477,13 +474,13 @@ def _scan_batches(path: str, max_batch: int = 8192, block: int | None = None):
                 first = raw
                 break
         if not first.strip().upper().startswith(b"#NEXUS"):
-            if first:
+            if _is_trace_header(first):
+                yield from _scan_trace(rd, path, first, lineno, max_batch)
+            elif first:
                 rd.pos = rd.start       # rescan the first non-blank line
                 yield from _scan_newick(rd, lineno, max_batch)
             return
         yield from _scan_nexus(rd, _NexusParser(path, lineno), max_batch)
-    finally:
-        fh.close()
 
 
 def _outs(cap: int):
@@ -547,6 +544,26 @@ def _scan_newick(rd: _Reader, line: int, max_batch: int):
             return
         if why == _kt.MORE:
             rd.fill()
+
+
+def _scan_trace(rd: _Reader, path: str, header: bytes, lineno: int, max_batch: int):
+    """A tab-separated trace, line by line (one Newick field per row)."""
+    def rows():
+        n = lineno
+        while True:
+            raw = rd.line()
+            if raw is None:
+                return
+            n += 1
+            yield n, raw
+    pending: list[_Record] = []
+    for rec in _iter_trace(path, header, rows()):
+        pending.append(rec)
+        if len(pending) >= max_batch:
+            yield _Batch.from_records(pending)
+            pending = []
+    if pending:
+        yield _Batch.from_records(pending)
 
 
 def _selection(g0: int, n: int, skip: int, thin: int) -> np.ndarray:

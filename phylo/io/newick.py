@@ -1,10 +1,26 @@
-"""Newick parsing into :class:`phylo.trees.Tree` arrays.
+"""Newick parsing into :class:`phylo.trees.Tree` arrays: the reference grammar.
 
 Grammar handled: nested parentheses, leaf names (bare or single-quoted with ``''``
 escapes), internal node labels (support values; ignored), branch lengths in any float
 notation, comments in square brackets anywhere (``[&U]``/``[&R]`` before the tree set
 rooting, ``[&W 0.25]`` sets the tree weight, BEAST/MrBayes node annotations such as
-``[&rate=1.2]`` are skipped), whitespace and newlines.
+``[&rate=1.2,height=3.4]`` are skipped), whitespace and newlines.
+
+Rules every tree reader of ``phylo`` follows (the Numba bulk parser in
+:mod:`phylo._kernels.newick` hands anything it does not handle to this parser):
+
+* branch lengths are finite and non-negative (``-0.0`` reads as zero); anything else
+  is a :class:`TreeError` naming the number;
+* a ``[&W w]`` weight is finite and non-negative; of several leading ``[&W]`` /
+  ``[&R]``/``[&U]`` comments the last one counts (:func:`comment_flags`);
+* unary nodes (a clade with a single child, ``((A,B))`` or ``((A:1):1)``) are
+  suppressed, as DendroPy does by default: the child takes the node's place and the
+  lengths along the chain are added (missing lengths count as absent; the length is
+  missing only when every length along the chain is). A unary root is dropped;
+* a tree has at least two leaves;
+* names are matched to a given taxon list exactly, else with blanks and underscores
+  exchanged: Newick and NEXUS read ``_`` in an unquoted name as a blank, so
+  ``'Genus species'`` and ``Genus_species`` are one taxon.
 """
 from __future__ import annotations
 
@@ -26,7 +42,64 @@ _TOKEN = re.compile(
     r")"
 )
 _ROOTING = re.compile(r"&\s*([RrUu])\s*$")
-_WEIGHT = re.compile(r"&\s*[Ww]\s+([-+0-9.eE]+)")
+_WEIGHT = re.compile(r"&\s*[Ww]\s+(\S+)")   # the number is checked, not ignored
+_LEADING = re.compile(r"\s*\[([^\]]*)\]")
+
+
+def comment_flags(body: str, rooted: bool | None, weight: str | None
+                  ) -> tuple[bool | None, str | None]:
+    """Update (rooting flag, weight text) with one comment before a tree's first node.
+
+    ``[&R]``/``[&U]`` (any case, blanks allowed) set the rooting, ``[&W w]`` the weight
+    (MrBayes ``.trprobs``); other comments (``[&lnP=…]``) change nothing. The one
+    reader of these comments: :func:`parse_newick` and :func:`leading_flags` call it,
+    and the Numba scanner (``phylo._kernels.treefile.lead_flags``) mirrors it.
+    """
+    r = _ROOTING.match(body)
+    if r:
+        rooted = r.group(1).upper() == "R"
+    w = _WEIGHT.match(body)
+    if w:
+        weight = w.group(1)
+    return rooted, weight
+
+
+def leading_flags(text: str | bytes) -> tuple[bool | None, float]:
+    """(rooting flag or None, weight) of the comments that start a Newick string,
+    as :func:`parse_newick` reads them; :class:`TreeError` for a bad weight."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    rooted = None
+    weight = None
+    pos = 0
+    while True:
+        m = _LEADING.match(text, pos)
+        if not m:
+            break
+        rooted, weight = comment_flags(m.group(1), rooted, weight)
+        pos = m.end()
+    return rooted, _weight(weight, lambda msg: TreeError(msg))
+
+
+def _weight(text: str | None, fail) -> float:
+    if text is None:
+        return 1.0
+    w = _to_float(text, fail)
+    if not (np.isfinite(w) and w >= 0.0):
+        raise fail(f"tree weight [&W {text}] is not a finite non-negative number")
+    return w
+
+
+def resolve_name(name: str, position: Mapping[str, int]) -> str:
+    """The taxon of ``position`` that a tree label names: the label itself, else the
+    label with blanks and underscores exchanged (``'Genus species'`` is
+    ``Genus_species``); the label unchanged when neither is a taxon."""
+    if name in position:
+        return name
+    for alt in (name.replace(" ", "_"), name.replace("_", " ")):
+        if alt in position:
+            return alt
+    return name
 
 
 def parse_newick(text: str, *, taxa: Sequence[str] | None = None,
@@ -54,7 +127,7 @@ def parse_newick(text: str, *, taxa: Sequence[str] | None = None,
     closed: list[int] = []  # internal nodes in the order their ')' closes (post-order)
     current = -1          # the node whose label/length comes next
     expect_length = False
-    weight = 1.0
+    weight_text: str | None = None
     root_flag: bool | None = None
     seen_node = False
     done = False
@@ -87,19 +160,16 @@ def parse_newick(text: str, *, taxa: Sequence[str] | None = None,
         if kind == "comment":
             body = m.group("comment")
             if not seen_node:
-                r = _ROOTING.match(body)
-                if r:
-                    root_flag = r.group(1).upper() == "R"
-                w = _WEIGHT.match(body)
-                if w:
-                    weight = _to_float(w.group(1), fail)
+                root_flag, weight_text = comment_flags(body, root_flag, weight_text)
             continue
         if done:
             raise fail("text after the end of the tree")
         if expect_length:
             if kind != "word":
                 raise fail("missing branch length after ':'")
-            lengths[current] = _to_float(m.group("word"), fail)
+            leaf = leaf_of_node[current]
+            above = f"taxon {leaf_names[leaf]!r}" if leaf >= 0 else "an internal node"
+            lengths[current] = _branch_length(m.group("word"), fail, above)
             expect_length = False
             continue
         if kind == "open":
@@ -125,6 +195,8 @@ def parse_newick(text: str, *, taxa: Sequence[str] | None = None,
         elif kind == "colon":
             if current < 0:
                 raise fail("branch length without a node")
+            if not np.isnan(lengths[current]):
+                raise fail("two branch lengths for one node")
             expect_length = True
         elif kind == "comma":
             if not stack:
@@ -146,12 +218,24 @@ def parse_newick(text: str, *, taxa: Sequence[str] | None = None,
                         path=source, line=line)
     if not leaf_names:
         raise TreeError("empty tree", path=source, line=line)
+    if len(leaf_names) < 2:
+        raise TreeError(f"a tree needs at least two leaves, found {leaf_names[0]!r} alone",
+                        path=source, line=line)
+    weight = _weight(weight_text, fail)
+    parent, lengths, leaf_of_node, closed = _suppress_unary(parent, lengths, leaf_of_node,
+                                                            closed)
 
-    taxa_t = tuple(sorted(leaf_names)) if taxa is None else tuple(taxa)
+    if taxa is None:
+        taxa_t = tuple(sorted(leaf_names))
+        position = {t: i for i, t in enumerate(taxa_t)}
+    else:
+        taxa_t = tuple(taxa)
+        position = {t: i for i, t in enumerate(taxa_t)}
+        leaf_names = [resolve_name(x, position) for x in leaf_names]
     _check_taxa(leaf_names, taxa_t, source=_where(source, line))
-    position = {t: i for i, t in enumerate(taxa_t)}
     s = len(taxa_t)
-    root_children = sum(1 for p in parent if p == 0) if parent and leaf_of_node[0] < 0 else 0
+    root = parent.index(-1)
+    root_children = sum(1 for p in parent if p == root) if leaf_of_node[root] < 0 else 0
     if rooted is None:
         rooted = root_flag if root_flag is not None else root_children == 2
     where = _where(source, line)
@@ -215,6 +299,43 @@ def _layout(parent, lengths, leaf_of_node, leaf_names, closed, position, s, taxa
     children[ps, slot] = kids_new[order]
     return Tree._from_layout(tuple(taxa_t), children, n_children, new_parent, new_lengths[:-1],
                              rooted, weight, name, where)
+
+
+def _suppress_unary(parent, lengths, leaf_of_node, closed):
+    """Remove unary internal nodes (see the module docstring); lists in, lists out."""
+    n = len(parent)
+    n_kids = [0] * n
+    for p in parent:
+        if p >= 0:
+            n_kids[p] += 1
+    removed = [leaf_of_node[v] < 0 and n_kids[v] == 1 for v in range(n)]
+    if not any(removed):
+        return parent, lengths, leaf_of_node, closed
+    keep = [v for v in range(n) if not removed[v]]
+    new_id = {v: i for i, v in enumerate(keep)}
+    new_parent: list[int] = []
+    new_lengths: list[float] = []
+    for v in keep:
+        p = parent[v]
+        total = lengths[v]
+        while p >= 0 and removed[p]:
+            x = lengths[p]
+            if not np.isnan(x):
+                total = x if np.isnan(total) else total + x
+            p = parent[p]
+        new_parent.append(new_id[p] if p >= 0 else -1)
+        new_lengths.append(total)
+    return (new_parent, new_lengths, [leaf_of_node[v] for v in keep],
+            [new_id[c] for c in closed if not removed[c]])
+
+
+def _branch_length(text: str, fail, above: str) -> float:
+    x = _to_float(text, fail)
+    if not np.isfinite(x):
+        raise fail(f"branch length {text!r} above {above} is not a finite number")
+    if x < 0.0:
+        raise fail(f"negative branch length {text!r} above {above}")
+    return x
 
 
 def _to_float(text: str, fail) -> float:

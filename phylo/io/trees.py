@@ -6,7 +6,8 @@ Two interfaces:
   weights, rooting) one at a time; 10⁶ trees never sit in memory.
 * :func:`read_topologies` is the bulk path for split/SBN work: a Numba kernel turns
   each Newick string directly into a post-order parent array and a canonical topology
-  key (sorted split bitsets), identical topologies are counted in a hash table, and
+  key (the canonical parent array, O(S)), identical topologies are counted in a hash
+  table, and
   only the distinct topologies are kept (:class:`~phylo.trees.splits.TopologySample`).
 
 Both find the tree statements with a Numba scanner over blocks of the file
@@ -28,18 +29,16 @@ that many trees. Thinning keeps every ``thin``-th tree after burn-in.
 from __future__ import annotations
 
 import os
-import re
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from .._kernels import splits as _k
 from ..errors import FormatError, PhyloError, TaxonMismatchError, TreeError
-from ..trees.splits import (RowTable, TopologySample, n_words)
+from ..trees.splits import RowTable, TopologySample, canonical_keys
 from ..trees.tree import Tree
-from ._treefile import (TreeFileInfo, _Batch, _iter_file_slow, _lead_flags, _Record,
-                        _scan_batches, _selection)
-from .newick import parse_newick
+from ._treefile import (TreeFileInfo, _Batch, _iter_file_slow, _Record, _scan_batches,
+                        _selection)
+from .newick import leading_flags, parse_newick, resolve_name
 
 __all__ = ["read_trees", "read_topologies", "count_trees", "TreeFileInfo", "tree_file_info"]
 
@@ -137,20 +136,33 @@ def _read_trees_gen(path, info, skip, thin, taxa, rooted, n_expected):
             if batcher is None:
                 batcher = _TreeBatcher(path, info, taxa_t, rooted)
             yield from batcher.trees(batch, sel)
+    if total == 0:      # the rule of read_topologies too
+        raise FormatError("no trees in the file", path=path)
     _check_skip(path, skip, total)
 
 
-TREE_BATCH = 1000   # tree statements parsed per kernel call by read_trees (bounded memory)
+TREE_BATCH = 1000   # tree statements parsed per kernel call by read_trees
+BATCH_BYTES = 64 << 20   # bound on the per-call arrays: fewer trees per call for big trees
 _MAX_DEGREE = 16    # wider nodes (rare large polytomies) go through the regex parser
-_COMMENT = re.compile(r"\[([^\]]*)\]")
+
+
+def _per_call(limit: int, bytes_per_tree: int) -> int:
+    """Trees per kernel call: ``limit``, fewer when the arrays would pass BATCH_BYTES."""
+    return max(1, min(limit, BATCH_BYTES // max(1, bytes_per_tree)))
+
+
+def _slices(sel: np.ndarray, step: int):
+    for a in range(0, sel.shape[0], step):
+        yield sel[a:a + step]
 
 
 class _TreeBatcher:
-    """Batches of tree statements → Tree objects through the Numba layout kernel.
+    """Batches of tree statements → Tree objects through the Numba Newick kernel.
 
-    Statements the kernel does not accept (quoted labels, unusual numbers, any error)
-    are re-parsed one by one with :func:`phylo.io.newick.parse_newick`, which gives
-    the same tree or the precise error (file, line, what), in file order.
+    Statements the kernel does not accept (quoted labels, unusual numbers, unary
+    nodes, any error) are re-parsed one by one with
+    :func:`phylo.io.newick.parse_newick`, which gives the same tree or the precise
+    error (file, line, what), in file order.
     """
 
     def __init__(self, path, info, taxa, rooted):
@@ -164,78 +176,39 @@ class _TreeBatcher:
         self.S = s
         self.maxn = max(2 * s - 1, 1)
         self.K = max(1, min(s, _MAX_DEGREE))
-        position = {t: i for i, t in enumerate(self.taxa)}
-        labels: dict[bytes, int] = {name.encode(): k for name, k in position.items()}
-        if info.translate:
-            for token, name in info.translate.items():
-                if name in position:
-                    labels[token.encode()] = position[name]
-        self.labels = _label_table(labels)
-        self.prefix_cache: dict[bytes, tuple | None] = {}
-
-    def _prefix_flags(self, prefix: bytes):
-        """(rooted flag, weight) from the comments before the first node, as
-        parse_newick reads them; None when the regex parser must decide."""
-        got = self.prefix_cache.get(prefix, False)
-        if got is not False:
-            return got
-        from .newick import _ROOTING as RR, _WEIGHT as WW
-        flag = None
-        weight = 1.0
-        result = None
-        try:
-            for m in _COMMENT.finditer(prefix.decode("utf-8", "replace")):
-                body = m.group(1)
-                r = RR.match(body)
-                if r:
-                    flag = r.group(1).upper() == "R"
-                w = WW.match(body)
-                if w:
-                    weight = float(w.group(1))
-            result = (flag, weight)
-        except ValueError:
-            result = None
-        if len(self.prefix_cache) < 10000:
-            self.prefix_cache[prefix] = result
-        return result
+        self.labels = _label_table(self.taxa, info.translate, path)
+        self.per_call = _per_call(TREE_BATCH, self.maxn * (4 * self.K + 16))
 
     def trees(self, batch: _Batch, sel: np.ndarray):
         """Trees of the statements ``sel`` (indices) of a scanned batch, in order."""
+        for part in _slices(sel, self.per_call):
+            yield from self._trees(batch, part)
+
+    def _trees(self, batch: _Batch, sel: np.ndarray):
         T = sel.shape[0]
-        starts = batch.bs[sel]
-        ends = batch.be[sel]
-        buf = batch.arr
         maxn, K = self.maxn, self.K
         par = np.empty((T, maxn), dtype=np.int32)
-        ch = np.empty((T, maxn, K), dtype=np.int32)
-        nch = np.empty((T, maxn), dtype=np.int32)
         bl = np.empty((T, maxn), dtype=np.float64)
         nn = np.empty(T, dtype=np.int32)
-        maxdeg = np.empty(T, dtype=np.int32)
         first = np.empty(T, dtype=np.int64)
         status = np.empty(T, dtype=np.int32)
-        self._kn.parse_tree_layout_batch(buf, starts, ends, *self.labels, self.S,
-                                         self._kn._POW10, par, ch, nch, bl, nn, maxdeg,
-                                         first, status)
+        self._kn.parse_newick_batch(batch.arr, batch.bs[sel], batch.be[sel], *self.labels,
+                                    self.S, self._kn._POW10, par, bl, nn, first, status)
+        ch = np.empty((T, maxn, K), dtype=np.int32)
+        nch = np.empty((T, maxn), dtype=np.int32)
+        maxdeg = np.empty(T, dtype=np.int32)
+        self._kn.children_batch(par, nn, ch, nch, maxdeg)
         nn_l = nn.tolist()
         md_l = maxdeg.tolist()
         st_l = status.tolist()
-        first_l = first.tolist()
-        start_l = starts.tolist()
         sel_l = sel.tolist()
         line_l = batch.line[sel].tolist()
-        data = batch.data
         taxa, path, forced, S = self.taxa, self.path, self.rooted, self.S
         make = Tree._from_layout
         for t in range(T):
             flags = None
-            if st_l[t] == 0:
-                a = start_l[t]
-                b = a + first_l[t]
-                if data.find(b"[", a, b) < 0:
-                    flags = (None, 1.0)
-                else:
-                    flags = self._prefix_flags(bytes(data[a:b]))
+            if st_l[t] == 0 and md_l[t] <= K:
+                flags = _statement_flags(batch, sel_l[t])
             if flags is None:
                 rec = batch.record(sel_l[t])
                 yield _parse_one(rec.body.decode("utf-8", "replace"), path, rec, self.info,
@@ -257,6 +230,16 @@ class _TreeBatcher:
             if not is_rooted and n_children[n - 1] == 2 and S > 2:
                 tree = tree.unrooted()
             yield tree
+
+
+def _statement_flags(batch: _Batch, t: int):
+    """(rooting flag, weight) of statement ``t``'s leading comments as parse_newick reads
+    them (the scanner's exact values, else :func:`leading_flags`); None when they are
+    malformed (the regex parser then raises the error with file and line)."""
+    try:
+        return batch.flags(t)
+    except TreeError:
+        return None
 
 
 def _check_skip(path, skip, n):
@@ -284,10 +267,33 @@ def _parse_one(text, path, rec, info, taxa_t, rooted) -> Tree:
 # bulk path
 # ---------------------------------------------------------------------------
 
-def _label_table(labels: dict[bytes, int]):
-    """Sorted-hash label table for the Numba parser."""
+def _label_table(taxa: Sequence[str], translate: dict[str, str] | None, path: str):
+    """The label table of the Numba parser: bytes of a label → taxon index.
+
+    The one rule of both readers (as :func:`phylo.io.newick.parse_newick` applies
+    it): a label is first looked up in the NEXUS translate table, then matched to a
+    taxon exactly or with blanks and underscores exchanged
+    (:func:`~phylo.io.newick.resolve_name`). A translate entry that names no taxon is
+    an error at once. Returned as hash-sorted arrays (see
+    :func:`phylo._kernels.newick._lookup_label`).
+    """
+    from .._kernels.newick import fnv1a
+    position = {t: i for i, t in enumerate(taxa)}
+    labels: dict[bytes, int] = {name.encode(): k for name, k in position.items()}
+    for name, k in position.items():
+        alt = name.replace(" ", "_")    # an unquoted label writes a blank as '_'
+        if alt != name and resolve_name(alt, position) == name:
+            labels.setdefault(alt.encode(), k)
+    if translate:
+        for token, name in translate.items():
+            resolved = resolve_name(name, position)
+            if resolved not in position:
+                raise TaxonMismatchError(
+                    f"the translate table names taxon {name!r}, which is not among the "
+                    f"{len(position)} taxa", path=path)
+            labels[token.encode()] = position[resolved]
     items = list(labels.items())
-    hashes = np.array([_k.fnv1a(np.frombuffer(b, dtype=np.uint8), 0, len(b)) if b else 0
+    hashes = np.array([fnv1a(np.frombuffer(b, dtype=np.uint8), 0, len(b)) if b else 0
                        for b, _ in items], dtype=np.uint64)
     order = np.argsort(hashes, kind="stable")
     lab_hash = hashes[order]
@@ -308,7 +314,7 @@ def read_topologies(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
     Same file formats, burn-in (per file) and thinning as :func:`read_trees`; several
     files are pooled. Branch lengths and annotations are skipped by a Numba kernel
     that parses each Newick string straight into a parent array; topologies are
-    identified by their sorted split bitsets and counted in a hash table.
+    identified by their canonical parent arrays and counted in a hash table.
 
     weighted: use ``[&W w]`` weights (``.trprobs``) as counts; else every tree counts 1.
     rooted: default from the first tree (``[&R]``/``[&U]``, else root degree).
@@ -346,7 +352,10 @@ class _BulkState:
                 t = _parse_one(first.body.decode("utf-8", "replace"), path, first, info, None, None)
                 self.taxa = t.taxa
         if self.rooted is None:
-            flag, _ = _lead_flags(first.body)
+            try:
+                flag, _ = leading_flags(first.body)
+            except TreeError:
+                flag = None      # parse_one below names the file and line
             if flag is None:
                 t = _parse_one(first.body.decode("utf-8", "replace"), path, first, info,
                                self.taxa, None)
@@ -354,9 +363,8 @@ class _BulkState:
             self.rooted = flag
         s = len(self.taxa)
         self.S = s
-        self.W = n_words(s)
-        self.M = max(s - 2, 1)
-        self.table = RowTable(self.M * self.W, capacity=4096)
+        self.table = RowTable(s, capacity=max(16, min(4096, BATCH_BYTES // (8 * s))))
+        self.per_call = _per_call(CHUNK, (2 * s - 1) * 12 + 2 * s * 8)
 
     def read_file(self, path, burnin, thin, weighted):
         info = tree_file_info(path)
@@ -380,18 +388,7 @@ class _BulkState:
                 self._setup(path, info, batch.record(int(sel[0])))
             if not labels_ready:
                 labels_ready = True
-                position = {t: i for i, t in enumerate(self.taxa)}
-                labels: dict[bytes, int] = {}
-                for name, k in position.items():
-                    labels[name.encode()] = k
-                if info.translate:
-                    for token, name in info.translate.items():
-                        if name not in position:
-                            raise TaxonMismatchError(
-                                f"translate table names taxon {name!r} not in the taxa",
-                                path=path)
-                        labels[token.encode()] = position[name]
-                self._labels = _label_table(labels)
+                self._labels = _label_table(self.taxa, info.translate, path)
                 self._info = info
             ids, w = self._process(path, batch, sel, weighted)
             ids_parts.append(ids)
@@ -420,20 +417,27 @@ class _BulkState:
 
     def _process(self, path, batch: _Batch, sel: np.ndarray, weighted: bool):
         """Topology ids and weights of the statements ``sel`` of a scanned batch."""
-        s, W, M = self.S, self.W, self.M
-        starts = batch.bs[sel]
-        ends = batch.be[sel]
-        buf = batch.arr
+        ids, w = [], []
+        for part in _slices(sel, self.per_call):
+            i, x = self._process_part(path, batch, part, weighted)
+            ids.append(i)
+            w.append(x)
+        return np.concatenate(ids), np.concatenate(w)
+
+    def _process_part(self, path, batch: _Batch, sel: np.ndarray, weighted: bool):
+        from .._kernels import newick as _kn
+        s = self.S
         T = sel.shape[0]
         parents = np.empty((T, 2 * s - 1), dtype=np.int32)
+        lengths = np.empty((T, 2 * s - 1), dtype=np.float64)
         n_nodes = np.empty(T, dtype=np.int32)
+        first = np.empty(T, dtype=np.int64)
         status = np.empty(T, dtype=np.int32)
-        errpos = np.empty(T, dtype=np.int64)
-        _k.parse_newick_batch(buf, starts, ends, *self._labels,
-                              s, parents, n_nodes, status, errpos)
+        _kn.parse_newick_batch(batch.arr, batch.bs[sel], batch.be[sel], *self._labels, s,
+                               _kn._POW10, parents, lengths, n_nodes, first, status)
         w = batch.w[sel] if weighted else np.ones(T)
-        # the regex parser handles quoted labels, weights the scanner could not read
-        # exactly, and gives the precise message
+        # the regex parser handles what the kernel leaves (quoted labels, unary nodes,
+        # weights the scanner could not read exactly) and gives the precise message
         for t in np.flatnonzero((status != 0) | (batch.lead[sel] != 0)):
             rec = batch.record(int(sel[t]))
             tree = _parse_one(rec.body.decode("utf-8", "replace"), path, rec, self._info,
@@ -443,10 +447,9 @@ class _BulkState:
             n_nodes[t] = tree.n_nodes
             if weighted:
                 w[t] = tree.weight
-        keys = np.empty((T, M, W), dtype=np.uint64)
-        _k.topology_keys(parents, n_nodes, s, W, bool(self.rooted), keys)
+        keys = canonical_keys(parents, n_nodes, s, rooted=bool(self.rooted))
         old_u = len(self.table)
-        ids = self.table.add(keys.reshape(T, -1))
+        ids = self.table.add(keys)
         if len(self.table) > old_u:
             new = np.flatnonzero(ids >= old_u)
             _, first = np.unique(ids[new], return_index=True)   # first occurrence, id order
@@ -459,7 +462,7 @@ class _BulkState:
             raise FormatError("no trees left after burn-in and thinning",
                               path=self.sources[-1] if self.sources else None)
         s = self.S
-        keys = self.table.keys.reshape(-1, self.M, self.W).copy()
+        keys = self.table.keys.copy()
         parents = np.concatenate(self.parents) if self.parents else np.zeros((0, 2 * s - 1), np.int32)
         n_nodes = np.concatenate(self.n_nodes) if self.n_nodes else np.zeros(0, np.int32)
         keep = self.used > 0     # topologies seen only in the burn-in are dropped

@@ -14,6 +14,7 @@ from ..trees.splits import RowTable, TopologySample, n_words
 
 
 METHODS = ("srf", "ccd", "sa", "em", "em-alpha", "rooted")
+CLADE_BYTES_LIMIT = 1 << 30   # refuse SBN structures beyond this (a clear error, not a crash)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _NO_SIB = 0xFFFFFFFF
 
@@ -32,10 +33,19 @@ class _Structures:
 def _structures(sample: TopologySample) -> _Structures:
     s = sample.n_taxa
     if s < 3:
-        raise PhyloError("an SBN needs at least 3 taxa")
+        raise PhyloError(f"an SBN needs at least 3 taxa, the trees have {s}",
+                         path=sample.sources[0] if sample.sources else None)
     w = n_words(s)
     E = 2 * s - 3
     T = sample.n_topologies
+    need = T * 2 * E * (w * 8 + 8)
+    if need > CLADE_BYTES_LIMIT:
+        raise PhyloError(
+            f"an SBN over {T} distinct topologies of {s} taxa needs {need / 2**30:.1f} GiB "
+            f"of clade bitsets (limit {CLADE_BYTES_LIMIT / 2**30:.0f} GiB: SBNs keep every "
+            "clade of every topology); use fewer distinct topologies (burn-in, thinning) "
+            "or fewer taxa. (asdsf and split frequencies have no such limit.)",
+            path=sample.sources[0] if sample.sources else None)
     children = np.empty((T, 2 * E, 2), dtype=np.int32)
     clades = np.empty((T, 2 * E, w), dtype=np.uint64)
     status = np.empty(T, dtype=np.int32)

@@ -25,9 +25,8 @@ class SRF:
         self.sample_ = sample
         self.info = FitInfo("srf", n_train_topologies=sample.n_topologies,
                             n_train_trees=sample.n_trees)
-        M, W = sample.keys.shape[1:]
-        self._table = RowTable(M * W)
-        self._table.add(sample.keys.reshape(sample.n_topologies, -1))
+        self._table = RowTable(sample.keys.shape[1])
+        self._table.add(sample.keys)
         self.prob = sample.probabilities
 
     @property
@@ -40,7 +39,7 @@ class SRF:
             t = t.as_unrooted()
         elif not t.rooted:
             raise TreeError("an SRF of rooted trees needs rooted query trees")
-        ids = self._table.get(t.keys.reshape(t.n_topologies, -1))
+        ids = self._table.get(t.keys)
         out = np.full(ids.shape, -np.inf)
         out[ids >= 0] = np.log(self.prob[ids[ids >= 0]])
         return out

@@ -7,9 +7,12 @@ Conventions
   word ``i // 64``. Arrays of them have shape ``(n, W)``. Works for any ``S``.
 * Unrooted splits are normalised to the side that does not contain taxon 0; the
   trivial splits (one taxon against the rest) are excluded from topology keys.
-* A topology's *key* is its sorted non-trivial splits (unrooted) or non-root,
-  non-leaf clades (rooted), shape ``(S-2, W)`` padded with zero rows; two trees have
-  the same topology iff their keys are equal byte for byte.
+* A topology's *key* is its canonical parent array (:func:`canonical_keys`: rooted at
+  the root, or unrooted at the neighbour of taxon 0; children ordered by their
+  smallest taxon; 2S int32 = S uint64 words): two trees have the same topology iff
+  their keys are equal. O(S) memory per topology, so samples of 10⁴ taxa fit; split
+  bitsets (W words each) are made only for the splits themselves
+  (:func:`split_frequencies`).
 * :class:`RowTable` is a hash table from such rows (any number of words) to dense
   integer ids, used to count topologies, splits, clades and subsplits in linear time.
 """
@@ -114,17 +117,19 @@ class RowTable:
     """Hash table from uint64 rows of ``K`` words to dense ids ``0, 1, 2, ...``.
 
     ``add(rows)`` inserts (returns ids), ``get(rows)`` looks up (-1 when absent),
-    ``keys`` holds the distinct rows in id order. Grows automatically.
+    ``keys`` holds the distinct rows in id order. Grows automatically; each distinct
+    row is stored once (the open-addressing table holds only ids), so memory is
+    ``K * 8`` bytes per distinct row plus 16-32 bytes of table.
     """
 
     def __init__(self, n_words_per_row: int, capacity: int = 1024) -> None:
         self.k = int(n_words_per_row)
+        capacity = max(1, int(capacity))
         cap = 1
         while cap < 2 * capacity:
             cap *= 2
-        self._table_keys = np.zeros((cap, self.k), dtype=np.uint64)
         self._table_ids = np.full(cap, -1, dtype=np.int64)
-        self._rows = np.zeros((max(capacity, 16), self.k), dtype=np.uint64)
+        self._rows = np.zeros((capacity, self.k), dtype=np.uint64)
         self.n = 0
 
     def __len__(self) -> int:
@@ -134,38 +139,53 @@ class RowTable:
     def keys(self) -> np.ndarray:
         return self._rows[:self.n]
 
+    @property
+    def nbytes(self) -> int:
+        return int(self._rows.nbytes + self._table_ids.nbytes)
+
     def _grow(self, need: int) -> None:
+        if need > self._rows.shape[0]:
+            grown = np.zeros((max(need, 2 * self._rows.shape[0]), self.k), dtype=np.uint64)
+            grown[:self.n] = self._rows[:self.n]
+            self._rows = grown
         cap = self._table_ids.shape[0]
         if 2 * need <= cap:
             return
         while cap < 2 * need:
             cap *= 2
-        old = self.keys.copy()
-        self._table_keys = np.zeros((cap, self.k), dtype=np.uint64)
         self._table_ids = np.full(cap, -1, dtype=np.int64)
-        ids = np.empty(old.shape[0], dtype=np.int64)
-        _k.hash_insert_rows(old, self._table_keys, self._table_ids, 0, True, ids)
+        _k.rehash(self._rows, self.n, self._table_ids)
 
     def add(self, rows: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(rows, dtype=np.uint64).reshape(-1, self.k)
         self._grow(self.n + rows.shape[0])
         ids = np.empty(rows.shape[0], dtype=np.int64)
-        n_new = _k.hash_insert_rows(rows, self._table_keys, self._table_ids, self.n, True, ids)
-        if n_new > self.n:
-            if n_new > self._rows.shape[0]:
-                grown = np.zeros((max(n_new, 2 * self._rows.shape[0]), self.k), dtype=np.uint64)
-                grown[:self.n] = self._rows[:self.n]
-                self._rows = grown
-            fresh = ids >= self.n
-            self._rows[ids[fresh]] = rows[fresh]
-            self.n = int(n_new)
+        self.n = int(_k.hash_insert_rows(rows, self._rows, self._table_ids, self.n, True, ids))
         return ids
 
     def get(self, rows: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(rows, dtype=np.uint64).reshape(-1, self.k)
         ids = np.empty(rows.shape[0], dtype=np.int64)
-        _k.hash_insert_rows(rows, self._table_keys, self._table_ids, self.n, False, ids)
+        _k.hash_insert_rows(rows, self._rows, self._table_ids, self.n, False, ids)
         return ids
+
+
+def canonical_keys(parents: np.ndarray, n_nodes: np.ndarray, n_taxa: int, *,
+                   rooted: bool) -> np.ndarray:
+    """Topology keys (T, L) uint64 of post-order parent arrays: the canonical parent
+    arrays of :func:`phylo._kernels.splits.canonical_topologies` (int32, padded to an
+    even length) seen as uint64 words; equal keys iff equal topologies. ``L = S``."""
+    s = int(n_taxa)
+    parents = np.ascontiguousarray(parents, dtype=np.int32)
+    width = 2 * s                      # 2S-1 entries, one more of padding
+    canon = np.full((parents.shape[0], width), -2, dtype=np.int32)
+    if parents.shape[1] > width:
+        raise PhyloError(f"parent arrays of {parents.shape[1]} entries for {s} taxa")
+    padded = np.full((parents.shape[0], width), -2, dtype=np.int32)
+    padded[:, :parents.shape[1]] = parents
+    _k.canonical_topologies(padded, np.ascontiguousarray(n_nodes, dtype=np.int32), s,
+                            bool(rooted), canon)
+    return canon.view(np.uint64)
 
 
 @dataclass
@@ -173,7 +193,7 @@ class TopologySample:
     """Distinct topologies of a tree sample with their (weighted) counts.
 
     taxa: leaf order of every array. rooted: whether keys are rooted clades.
-    keys: (U, S-2, W) uint64 canonical keys (see module docstring).
+    keys: (U, S) uint64 canonical topology keys (see module docstring).
     parents: (U, 2S-1) int32 post-order parent array of the first tree of each
         topology (``-2`` padding after ``n_nodes[u]`` entries).
     counts: (U,) float64 summed tree weights (1 per tree unless the file carries
@@ -269,13 +289,12 @@ def topology_sample_from_parents(parents: np.ndarray, n_nodes: np.ndarray, count
     """Deduplicate topologies given as parent arrays (see :class:`TopologySample`)."""
     taxa = tuple(taxa)
     s = len(taxa)
-    w = n_words(s)
     parents = np.ascontiguousarray(parents, dtype=np.int32)
     n_nodes = np.ascontiguousarray(n_nodes, dtype=np.int32)
-    keys = np.zeros((parents.shape[0], max(s - 2, 1), w), dtype=np.uint64)
-    _k.topology_keys(parents, n_nodes, s, w, bool(rooted), keys)
-    table = RowTable(keys.shape[1] * w, capacity=max(16, parents.shape[0]))
-    ids = table.add(keys.reshape(keys.shape[0], -1))
+    keys = canonical_keys(parents, n_nodes, s, rooted=bool(rooted))
+    table = RowTable(keys.shape[1], capacity=max(16, min(parents.shape[0],
+                                                        (64 << 20) // (8 * keys.shape[1]))))
+    ids = table.add(keys)
     u = len(table)
     first = np.full(u, parents.shape[0], dtype=np.int64)
     np.minimum.at(first, ids, np.arange(parents.shape[0]))
@@ -304,22 +323,114 @@ def topology_sample_from_trees(trees: Iterable[Tree], *, taxa: Sequence[str] | N
     return topology_sample_from_parents(parents, n_nodes, counts, taxa, rooted=bool(rooted))
 
 
+SPLIT_BYTES = 64 << 20   # scratch per kernel call (bounded memory at any S)
+_ZOBRIST_SEED = 20261130  # fixed: split fingerprints are the same in every run
+
+
+def _zobrist(n_taxa: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two lanes of random 64-bit words, one per taxon (fixed seed)."""
+    rng = np.random.default_rng([_ZOBRIST_SEED, int(n_taxa)])
+    top = np.iinfo(np.uint64).max
+    return (rng.integers(0, top, size=n_taxa, dtype=np.uint64, endpoint=True),
+            rng.integers(0, top, size=n_taxa, dtype=np.uint64, endpoint=True))
+
+
+@dataclass
+class SplitCounts:
+    """Distinct non-trivial splits of an unrooted sample, identified by fingerprints.
+
+    fingerprints (k, 2) uint64: per split, the sums (mod 2**64) of two random words per
+    taxon over the side without taxon 0 (Zobrist hashing; two different splits share
+    both lanes with probability 2**-128, so a table of 10⁶ splits has a collision with
+    probability below 1e-26). weight (k,): summed weight of the trees with the split.
+    ref (k, 2) int64: (topology of ``sample``, canonical node) of its first occurrence,
+    from which :meth:`bitsets` rebuilds exact bitsets. Memory: 40 bytes per distinct
+    split (a W-word bitset is 1,256 bytes at 10⁴ taxa), so 10⁶ splits take 40 MB.
+    """
+
+    sample: TopologySample          # unrooted
+    fingerprints: np.ndarray
+    weight: np.ndarray
+    ref: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.weight.shape[0])
+
+    def bitsets(self, which: np.ndarray | None = None) -> np.ndarray:
+        """Exact bitsets (len(which), W) of the splits ``which`` (default: all)."""
+        smp = self.sample
+        s = smp.n_taxa
+        w = n_words(s)
+        which = np.arange(len(self)) if which is None else np.asarray(which, dtype=np.int64)
+        out = np.zeros((which.shape[0], w), dtype=np.uint64)
+        if which.shape[0] == 0:
+            return out
+        canon = smp.keys.view(np.int32)
+        scratch = np.zeros((canon.shape[1], w), dtype=np.uint64)
+        topo = self.ref[which, 0]
+        order = np.argsort(topo, kind="stable")
+        last = -1
+        for i in order:
+            u = int(topo[i])
+            if u != last:
+                row = canon[u]
+                n = int(np.count_nonzero(row != -2))
+                _k.node_clades(row, n, s, w, scratch)
+                last = u
+            out[i] = scratch[self.ref[which[i], 1]]
+        return out
+
+
+def split_counts(sample: TopologySample) -> SplitCounts:
+    """Distinct non-trivial splits (unrooted) and their summed weights, by fingerprint.
+
+    Rooted samples are unrooted first. Memory is 40 bytes per distinct split plus one
+    bounded batch of topologies, whatever the number of taxa (10⁴-taxon samples fit).
+    """
+    smp = sample.as_unrooted()
+    s = smp.n_taxa
+    table = RowTable(2, capacity=max(16, 4 * s))
+    if s < 4:
+        return SplitCounts(smp, table.keys.copy(), np.zeros(0), np.zeros((0, 2), np.int64))
+    z0, z1 = _zobrist(s)
+    canon = smp.keys.view(np.int32)
+    per = max(1, SPLIT_BYTES // max(1, (s - 3) * 40))
+    fp_scratch = np.zeros((canon.shape[1], 2), dtype=np.uint64)
+    size = np.zeros(canon.shape[1], dtype=np.int64)
+    weights = smp.counts.astype(np.float64)
+    total = np.zeros(0)
+    refs = np.zeros((0, 2), dtype=np.int64)
+    for a in range(0, canon.shape[0], per):
+        part = canon[a:a + per]
+        r = part.shape[0] * (s - 3)
+        fps = np.empty((r, 2), dtype=np.uint64)
+        fw = np.empty(r)
+        ref = np.empty((r, 2), dtype=np.int64)
+        k = _k.canonical_split_fingerprints(part, s, weights[a:a + per], z0, z1, fp_scratch,
+                                            size, fps, fw, ref)
+        old = len(table)
+        ids = table.add(fps[:k])
+        if len(table) > old:
+            new = np.flatnonzero(ids >= old)
+            _, first = np.unique(ids[new], return_index=True)   # first occurrence, id order
+            got = ref[new[first]]
+            got[:, 0] += a
+            refs = np.concatenate([refs, got])
+            total = np.concatenate([total, np.zeros(len(table) - old)])
+        total += np.bincount(ids, weights=fw[:k], minlength=len(table))
+    return SplitCounts(smp, table.keys.copy(), total, refs)
+
+
 def split_frequencies(sample: TopologySample) -> tuple[np.ndarray, np.ndarray]:
     """Distinct non-trivial splits (unrooted) and their frequencies.
 
     Returns ``(splits (k, W) uint64, freq (k,))``, frequency = summed weight of the
     trees containing the split / total weight. Rooted samples are unrooted first.
+    (The bitsets take k x W words: at 10⁴ taxa use :func:`split_counts`, which
+    identifies splits by fingerprint and builds bitsets only for chosen splits.)
     """
-    smp = sample.as_unrooted()
-    s = smp.n_taxa
-    w = n_words(s)
-    flat = np.zeros((smp.keys.shape[0] * smp.keys.shape[1], w), dtype=np.uint64)
-    fw = np.zeros(flat.shape[0], dtype=np.float64)
-    k = _k.accumulate_splits(smp.keys, smp.counts.astype(np.float64), s, flat, fw)
-    table = RowTable(w, capacity=max(16, k))
-    ids = table.add(flat[:k])
-    freq = np.bincount(ids, weights=fw[:k], minlength=len(table)) / smp.total
-    return table.keys.copy(), freq
+    counts = split_counts(sample)
+    return counts.bitsets(), counts.weight / counts.sample.total
 
 
 def split_to_string(row: np.ndarray, n_taxa: int) -> str:

@@ -333,8 +333,9 @@ def _check_taxa(names: Iterable[str], taxa: Sequence[str], *, source: str | None
         if name in seen:
             raise TaxonMismatchError(f"duplicate taxon {name!r} in tree", path=source)
         seen.add(name)
+    expected = set(taxa)          # once: a set per name made this quadratic
     missing = [t for t in taxa if t not in seen]
-    extra = [t for t in names if t not in set(taxa)]
+    extra = [t for t in names if t not in expected]
     if missing or extra:
         parts = []
         if extra:
