@@ -179,26 +179,28 @@ def test_process_pool_is_bit_identical_to_serial(alignment, candidates, estimato
         compare_candidates(alignment, candidates, laplus, seed=11).rows)
     assert numbers(parallel.rows) == numbers(serial.rows)
     assert parallel.diagnostics == serial.diagnostics
+    assert parallel.warmup_seconds > 0 and serial.warmup_seconds == 0   # cache filled first
     assert sorted(arrivals) == sorted((r["problem"], r["repeat"]) for r in serial.rows)
 
 
-def kill_first_attempt(alignment, candidate, **options):
+def kill_first_attempt(alignment, candidate, *, marker: str, client_pid: int, **options):
     """A problem factory that SIGKILLs its worker on the first attempt at one candidate
-    (a marker file makes it fire once): the worker dies in the middle of the task."""
-    marker = Path(os.environ["PHYLO_TEST_KILL_MARKER"])
-    if candidate.name == "K80 on true" and not marker.exists():
-        marker.write_text(str(os.getpid()))
+    (the ``marker`` file makes it fire once; never in the client, which also builds
+    problems to warm Numba's cache): the worker dies in the middle of the task."""
+    if (candidate.name == "K80 on true" and os.getpid() != client_pid
+            and not Path(marker).exists()):
+        Path(marker).write_text(str(os.getpid()))
         os.kill(os.getpid(), signal.SIGKILL)
     return build_problem(alignment, candidate, **options)
 
 
-def test_killed_worker_is_retried_and_the_result_is_unchanged(tmp_path, monkeypatch,
-                                                              alignment, candidates,
-                                                              estimator, serial):
-    monkeypatch.setenv("PHYLO_TEST_KILL_MARKER", str(tmp_path / "killed"))
+def test_killed_worker_is_retried_and_the_result_is_unchanged(tmp_path, alignment,
+                                                              candidates, estimator, serial):
+    options = {"marker": str(tmp_path / "killed"), "client_pid": os.getpid()}
     with LocalProcessPool(2) as pool:
         got = compare_candidates(alignment, candidates, estimator, seed=11, repeats=2,
-                                 executor=pool, problem_factory=kill_first_attempt)
+                                 executor=pool, problem_factory=kill_first_attempt,
+                                 problem_options=options)
         assert pool.restarts >= 1                       # the pool broke and was replaced
     assert (tmp_path / "killed").exists()
     assert numbers(got.rows) == numbers(serial.rows)
@@ -217,8 +219,13 @@ def test_task_errors_are_raised_not_retried(alignment, candidates, estimator):
                 return pool.submit(fn, *a, **k)
         with pytest.raises(EstimatorError, match="no problem for"):
             compare_candidates(alignment, candidates[:1], estimator, seed=1, repeats=1,
+                               executor=Counting(), problem_factory=failing_factory,
+                               warm=False)
+        assert calls == [1]                                  # submitted once, not retried
+        with pytest.raises(EstimatorError, match="no problem for"):
+            compare_candidates(alignment, candidates[:1], estimator, seed=1, repeats=1,
                                executor=Counting(), problem_factory=failing_factory)
-    assert calls == [1]
+        assert calls == [1]                 # the warm-up met the error before any submit
 
 
 def test_executor_text():

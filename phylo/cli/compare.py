@@ -284,24 +284,14 @@ def build_candidates(args: argparse.Namespace, alignment) -> tuple[list, list[st
     return candidates, notes
 
 
-def fingerprint(args: argparse.Namespace, alignment_sha: str, candidates: Sequence,
-                estimator) -> dict[str, Any]:
-    """What determines the results of this run (a resumed run must match it)."""
-    from .._version import __version__
-    return {"phylo_version": __version__, "alignment_sha256": alignment_sha,
-            "candidates": [c.to_dict() for c in candidates],
-            "estimator": estimator.name, "settings": estimator.settings(),
-            "repeats": args.repeats, "seed": args.seed}
-
-
 # -- the command --------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     from ..marginal.checkpoint import CheckpointStore
-    from ..marginal.executors import open_executor, parse_executor, warm_numba_cache
+    from ..marginal.executors import open_executor, parse_executor
     from ..marginal.priors import prior_table
-    from ..marginal.workflow import SEED_CONVENTION, compare_candidates
+    from ..marginal.workflow import SEED_CONVENTION, compare_candidates, comparison_fingerprint
     from ..report import build_report, provenance, write_report
-    from ..report.render import CSV_COLUMNS, sha256_file
+    from ..report.render import CSV_COLUMNS
 
     if args.repeats < 1:
         raise PhyloError(f"--repeats must be at least 1, got {args.repeats}")
@@ -323,8 +313,8 @@ def run(args: argparse.Namespace) -> int:
     estimator = base_estimator(estimator_name).with_settings(**settings)
     notes = setting_notes + notes
     full_settings = estimator.settings()
-    store = CheckpointStore(out / "checkpoint", fingerprint(
-        args, sha256_file(args.alignment), candidates, estimator))
+    store = CheckpointStore(out / "checkpoint", comparison_fingerprint(
+        alignment, candidates, estimator, seed=args.seed, repeats=args.repeats))
     store.open(resume=args.resume)
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     total = len(candidates) * args.repeats
@@ -398,14 +388,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         with open_executor(args.executor) as executor:
-            if executor is not None:
-                seconds = warm_numba_cache(alignment, candidates, estimator,
-                                           problem_factory=problem_factory)
-                log(f"phylo compare: compiled the kernels once before the workers start "
-                    f"({seconds:.1f} s)")
-                notes.append(f"Numba kernels were compiled once before the workers started "
-                             f"({seconds:.1f} s, not in any runtime).")
-            compare_candidates(alignment, candidates, estimator, seed=args.seed,
+            result = compare_candidates(alignment, candidates, estimator, seed=args.seed,
                                repeats=args.repeats, store=store, executor=executor,
                                progress=progress, problem_factory=problem_factory)
     except KeyboardInterrupt:
@@ -424,6 +407,11 @@ def run(args: argparse.Namespace) -> int:
         raise
     if bar is not None:
         bar.close()
+    if result.warmup_seconds:
+        log(f"phylo compare: compiled the kernels once, before the workers started "
+            f"({result.warmup_seconds:.1f} s)")
+        notes.append(f"Numba kernels were compiled once before the workers started "
+                     f"({result.warmup_seconds:.1f} s, not in any runtime).")
     paths = write(final=True)
     log(f"phylo compare: report written to {paths['html']}")
     return 0

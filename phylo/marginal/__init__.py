@@ -21,12 +21,12 @@ from .priors import (DirichletPrior, ExponentialPrior, GammaPrior, LogNormalPrio
 from .problem import Problem
 from .registry import ESTIMATORS, available_estimators, get_estimator
 from .toy import PoissonGammaProblem
-from .workflow import (CandidateSpec, Comparison, TaskResult, compare_candidates, derive_seed,
-                       evaluate_candidate)
+from .workflow import (CandidateSpec, Comparison, TaskResult, compare_candidates,
+                       comparison_fingerprint, derive_seed, evaluate_candidate)
 
 __all__ = [
     "CandidateSpec", "CheckpointStore", "Comparison", "TaskResult", "compare_candidates",
-    "derive_seed", "evaluate_candidate",
+    "comparison_fingerprint", "derive_seed", "evaluate_candidate",
     "BaseProblem", "ChainResult", "ChainState", "ComparisonTable", "DirichletPrior", "ESTIMATORS",
     "Estimate", "ExponentialPrior", "GammaPrior", "LadderCheckpoint", "LadderResult",
     "LogNormalPrior", "MarginalLikelihoodEstimator", "MarginalLikelihoodResult", "NumbaTarget",

@@ -205,6 +205,29 @@ def derive_seed(master_seed: int, identity: str, estimator: str, repeat: int) ->
     return ((hi << 32) | lo) >> 11
 
 
+def alignment_digest(alignment) -> str:
+    """sha256 (hex) of an alignment's content: taxa, site patterns, weights and the
+    site-to-pattern map (not its file: the same data from FASTA or NEXUS agree)."""
+    h = hashlib.sha256("\n".join(alignment.taxa).encode() + b"\0")
+    for array, dtype in ((alignment.patterns, "u1"), (alignment.weights, "<f8"),
+                         (alignment.site_pattern, "<i8")):
+        h.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
+    return h.hexdigest()
+
+
+def comparison_fingerprint(alignment, candidates: Sequence[CandidateSpec],
+                           estimator: MarginalLikelihoodEstimator, *, seed: int,
+                           repeats: int, problem_options: Mapping[str, Any] | None = None
+                           ) -> dict[str, Any]:
+    """Everything that determines a comparison's numbers, for a
+    :class:`~phylo.marginal.checkpoint.CheckpointStore`: a resumed run must match it."""
+    from .._version import __version__
+    return {"phylo_version": __version__, "alignment_sha256": alignment_digest(alignment),
+            "candidates": [c.to_dict() for c in candidates], "estimator": estimator.name,
+            "settings": estimator.settings(), "problem_options": dict(problem_options or {}),
+            "repeats": int(repeats), "seed": int(seed)}
+
+
 # -- one task --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TaskResult:
@@ -322,12 +345,14 @@ class Comparison:
     rows: tidy rows (:data:`ROW_KEYS`), candidates in the given order, repeats ascending.
     diagnostics: ``{candidate name: diagnostics of repeat 0}`` (the report's figures).
     computed / reused: (candidate, repeat) pairs run in this call / taken from the store.
+    warmup_seconds: time spent filling Numba's cache before the executor's tasks.
     """
 
     rows: list[dict[str, Any]]
     diagnostics: dict[str, dict[str, Any]]
     computed: list[tuple[str, int]] = field(default_factory=list)
     reused: list[tuple[str, int]] = field(default_factory=list)
+    warmup_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -364,7 +389,8 @@ def compare_candidates(alignment, candidates: Sequence[CandidateSpec],
                        problem_options: Mapping[str, Any] | None = None,
                        problem_factory: Callable[..., BaseProblem] | None = None,
                        threads_per_task: int | None = None,
-                       max_retries: int = 2, timeout: float | None = None) -> Comparison:
+                       max_retries: int = 2, timeout: float | None = None,
+                       warm: bool = True) -> Comparison:
     """Estimate log Z of every candidate ``repeats`` times; tidy rows in candidate order.
 
     alignment: the :class:`~phylo.io.alignment.Alignment` every candidate explains.
@@ -383,6 +409,9 @@ def compare_candidates(alignment, candidates: Sequence[CandidateSpec],
         caller's setting when serial).
     max_retries: resubmissions of a task whose worker died (the executor broke or lost
         it); a task that raises an error of its own is never retried.
+    warm: with an executor, first run the estimator's tiny :meth:`warmup` version here
+        (:func:`~phylo.marginal.executors.warm_numba_cache`), so that workers load
+        compiled kernels from Numba's cache instead of compiling them all at once.
     timeout: seconds to wait for the executor's tasks in all (None: no limit); past it
         pending tasks are cancelled and :class:`TimeoutError` is raised (what finished
         is in ``store``).
@@ -427,12 +456,18 @@ def compare_candidates(alignment, candidates: Sequence[CandidateSpec],
     threads = threads_per_task if threads_per_task is not None or executor is None else 1
 
     computed = [(c.name, r) for c, r in todo]
+    warmup_seconds = 0.0
     if executor is None:
         for c, r in todo:
             args, kwargs = arguments(c, r)
             for task in evaluate_candidate(*args, **kwargs):
                 accept(task)
     else:
+        if warm and todo:
+            from .executors import warm_numba_cache
+            warmup_seconds = warm_numba_cache(alignment, [c for c, _ in todo], estimator,
+                                              problem_options=problem_options,
+                                              problem_factory=problem_factory)
         _run_on_executor(executor, todo, arguments, accept, max_retries, timeout)
     rows, diagnostics = [], {}
     for c in candidates:
@@ -441,7 +476,8 @@ def compare_candidates(alignment, candidates: Sequence[CandidateSpec],
             rows.append(task.row)
             if r == 0:
                 diagnostics[c.name] = task.diagnostics
-    return Comparison(rows, diagnostics, computed=computed, reused=reused)
+    return Comparison(rows, diagnostics, computed=computed, reused=reused,
+                      warmup_seconds=warmup_seconds)
 
 
 def _run_on_executor(executor, todo, arguments, accept, max_retries: int,
