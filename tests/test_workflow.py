@@ -40,6 +40,8 @@ DATA = REPO / "data"
 TINY = {"n_steps": 3, "samples_per_step": 20, "burnin": 5, "thin": 2}
 #: The CLI prints the estimate through JSON (repr of a float round-trips exactly).
 JSON_ROUND_TRIP = 0.0
+#: Upper bound (s) on each wait for a subprocess in the client-kill test.
+CLIENT_KILL_WAIT = 300
 
 
 def numbers(rows):
@@ -350,3 +352,47 @@ def test_cli_bad_executor_is_one_line(tmp_path, capsys, spec):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--executor" in err, err
     assert not (tmp_path / "o").exists()           # refused before any work or output
+
+
+def test_client_killed_mid_run_resumes_without_redoing_work(tmp_path):
+    """``phylo compare --executor local:2`` SIGKILLed (with its workers) once two runs
+    are saved; ``--resume`` computes only the missing runs (counted from its log) and
+    the report equals an uninterrupted run's."""
+    import subprocess
+    import sys
+    import time
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    args = [sys.executable, "-m", "phylo", "compare", str(DATA / "example.fasta"),
+            "--models", "JC", "K80", "--trees",
+            *[str(DATA / "candidates" / f"{t}.nwk") for t in ("true", "nni1", "nni2")],
+            "--steps", "6", "--samples", "200", "--burnin", "10", "--repeats", "2",
+            "--seed", "9"]
+    total = 12
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*args, "--out", str(out), "--executor", "local:2", "--quiet"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + CLIENT_KILL_WAIT
+    saved: list = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        saved = list((out / "checkpoint").glob("*.rep*.json"))
+        if len(saved) >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)                  # the client and its workers
+    proc.wait(timeout=60)
+    finished = len(list((out / "checkpoint").glob("*.rep*.json")))
+    assert 2 <= finished < total, f"kill came too late or never ({finished} saved)"
+    assert not (out / "report.json").exists()
+    resumed = subprocess.run([*args, "--out", str(out), "--resume"], env=env, text=True,
+                             capture_output=True, timeout=CLIENT_KILL_WAIT)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{finished} of {total} runs" in resumed.stderr
+    computed = [line for line in resumed.stderr.splitlines() if "ln Z =" in line]
+    assert len(computed) == total - finished               # nothing finished was redone
+    full = subprocess.run([*args, "--out", str(tmp_path / "full"), "--quiet"], env=env,
+                          capture_output=True, text=True, timeout=CLIENT_KILL_WAIT)
+    assert full.returncode == 0, full.stderr
+    rows = {k: json.loads((d / "report.json").read_text())["rows"]
+            for k, d in (("resumed", out), ("full", tmp_path / "full"))}
+    assert numbers(rows["resumed"]) == numbers(rows["full"])
