@@ -32,8 +32,10 @@ START_METHOD = "spawn"
 
 
 def _worker_init(threads: int) -> None:
-    """Worker start-up: pin the Numba threads of this worker (cores are shared)."""
-    os.environ["NUMBA_NUM_THREADS"] = str(max(1, threads))
+    """Worker start-up: this worker's Numba threads (the machine's cores are shared
+    between the workers)."""
+    import numba
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
 
 
 class LocalProcessPool:
@@ -75,10 +77,6 @@ class LocalProcessPool:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
             self.restarts += 1
-
-    def worker_pids(self) -> list[int]:
-        """Process ids of the live workers (for tests that kill one)."""
-        return [p.pid for p in getattr(self._pool, "_processes", {}).values()]
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)

@@ -45,7 +45,7 @@ import json
 import math
 import queue
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -527,8 +527,3 @@ def _run_on_executor(executor, todo, arguments, accept, max_retries: int,
         for f in pending:
             f.cancel()
         raise
-
-
-def tasks_of(candidates: Iterable[CandidateSpec], repeats: int) -> list[tuple[str, int]]:
-    """The (candidate name, repeat) pairs of a comparison, in row order."""
-    return [(c.name, r) for c in candidates for r in range(repeats)]
