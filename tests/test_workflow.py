@@ -266,8 +266,10 @@ def test_resume_redoes_no_finished_work(tmp_path, monkeypatch, alignment, candid
                         lambda a, c, e, **k: (calls.append((c.name, k["repeats"])),
                                               real(a, c, e, **k))[1])
     again = CheckpointStore(tmp_path / "ckpt", fingerprint).open(resume=True)
+    told = []
     resumed = compare_candidates(alignment, candidates, estimator, seed=11, repeats=2,
-                                 store=again)
+                                 store=again, progress=lambda e: told.append((e.done, e.reused)))
+    assert told == [(k, k <= 3) for k in range(1, 9)]   # reused first, counts run up
     assert len(calls) == 5 and len(resumed.reused) == 3 and len(resumed.computed) == 5
     assert {(n, r) for n, (r,) in calls}.isdisjoint(resumed.reused)
     assert numbers(resumed.rows) == numbers(serial.rows)

@@ -425,15 +425,16 @@ def compare_candidates(alignment, candidates: Sequence[CandidateSpec],
     tasks = [(c, r) for c in candidates for r in range(repeats)]
     finished: dict[tuple[str, int], TaskResult] = {}
     reused: list[tuple[str, int]] = []
-    if store is not None:
-        for key, task in store.finished().items():
-            if key in {(c.name, r) for c, r in tasks}:
-                finished[key] = task
-                reused.append(key)
     total = len(tasks)
-    for key in reused:
-        if progress is not None:
-            progress(Progress(finished[key], len(finished), total, reused=True))
+    if store is not None:
+        saved = store.finished()
+        for c, r in tasks:                      # in row order, so the counts run up
+            task = saved.get((c.name, r))
+            if task is not None:
+                finished[(c.name, r)] = task
+                reused.append((c.name, r))
+                if progress is not None:
+                    progress(Progress(task, len(finished), total, reused=True))
     todo = [(c, r) for c, r in tasks if (c.name, r) not in finished]
 
     def accept(task: TaskResult) -> None:
