@@ -117,8 +117,9 @@ def summarise(name, rows, wall, workers, serial_wall, startup):
 
 
 def numbers(rows):
-    """Rows without wall-clock seconds, as JSON text (so that NaN equals NaN)."""
-    return [json.dumps({k: v for k, v in r.items() if k != "seconds"}) for r in rows]
+    """Rows without wall-clock times, as JSON text (so that NaN equals NaN)."""
+    return [json.dumps({k: v for k, v in r.items() if k not in ("seconds", "compile_seconds")})
+            for r in rows]
 
 
 def main() -> int:
