@@ -18,8 +18,6 @@ import resource
 import time
 from pathlib import Path
 
-import numpy as np
-
 from phylo.noise import MISSING, log_likelihood, simulate, solve
 
 OUT = Path(__file__).resolve().parent / "results" / "noise_scale.json"

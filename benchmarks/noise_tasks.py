@@ -98,7 +98,8 @@ def elimination(n_cells, n_mut, alpha, beta, reps, seed, lineage="coalescent", m
 
 def exact_checks(seed):
     rng = np.random.default_rng(seed)
-    sim = simulate(10_000, 1_000, alpha=0.0, beta=0.0, lineage="random-tree", seed=int(rng.integers(2**31)))
+    sim = simulate(10_000, 1_000, alpha=0.0, beta=0.0, lineage="random-tree",
+                   seed=int(rng.integers(2**31)))
     random = (rng.random((10_000, 1_000)) < 0.5).astype(np.int8)
     out = {}
     for name, A in (("tree_matrix", sim.true), ("random_matrix", random)):
@@ -125,12 +126,14 @@ def inference_accuracy(kind, reps, n_boot, seed, alpha=0.002, beta=0.1, n=10, m=
             if h1:
                 A = add_parallel_mutations(A, 2, seed=int(rng.integers(2**31)))
             D = add_noise(A, alpha, beta, seed=int(rng.integers(2**31)))
-            res = noise_test(D, alpha=alpha, beta=beta, n_bootstrap=n_boot, seed=int(rng.integers(2**31)))
+            res = noise_test(D, alpha=alpha, beta=beta, n_bootstrap=n_boot,
+                             seed=int(rng.integers(2**31)))
         else:
             A = simulate(n, m, alpha=alpha, beta=beta, seed=int(rng.integers(2**31))).true if h1 \
                 else _linear_matrix(rng, n, m)
             D = add_noise(A, alpha, beta, seed=int(rng.integers(2**31)))
-            res = branching_test(D, alpha=alpha, beta=beta, n_bootstrap=n_boot, seed=int(rng.integers(2**31)))
+            res = branching_test(D, alpha=alpha, beta=beta, n_bootstrap=n_boot,
+                                 seed=int(rng.integers(2**31)))
         correct += res.reject(0.05) == h1
     dt = time.perf_counter() - t0
     return {"cells": n, "mutations": m, "alpha": alpha, "beta": beta, "replicates": reps,

@@ -117,11 +117,13 @@ LEVEL = 0.1
 
 
 def _h0_noise(rng, n=15, m=6):
-    return simulate(n, m, alpha=ALPHA_T, beta=BETA_T, lineage="random-tree", seed=int(rng.integers(2**31))).observed
+    return simulate(n, m, alpha=ALPHA_T, beta=BETA_T, lineage="random-tree",
+                   seed=int(rng.integers(2**31))).observed
 
 
 def _h1_noise(rng, n=15, m=6):
-    sim = simulate(n, m, alpha=ALPHA_T, beta=BETA_T, lineage="random-tree", seed=int(rng.integers(2**31)))
+    sim = simulate(n, m, alpha=ALPHA_T, beta=BETA_T, lineage="random-tree",
+                   seed=int(rng.integers(2**31)))
     from phylo.noise import add_noise
     B = add_parallel_mutations(sim.true, 2, seed=int(rng.integers(2**31)))
     return add_noise(B, ALPHA_T, BETA_T, seed=int(rng.integers(2**31)))

@@ -219,11 +219,10 @@ def run_solve(args) -> int:
     fmt = detect_format(args.matrix) if args.input_format == "auto" else args.input_format
     out = check_writable(args.out or _default_out(args.matrix))
 
-    progress = None
-    if show_progress(args):
-        def progress(runs, hits, best):
-            print(f"\rrestart {runs}: best log-likelihood {best:.4f} reached by {hits}",
-                  end="", file=sys.stderr, flush=True)
+    def report(runs, hits, best):
+        print(f"\rrestart {runs}: best log-likelihood {best:.4f} reached by {hits}",
+              end="", file=sys.stderr, flush=True)
+    progress = report if show_progress(args) else None
     try:
         sol = solve(gm.values, alpha=args.fp, beta=args.fn, hom=args.hom, cc=args.cc,
                     method=args.method, restarts=args.restarts,

@@ -1,10 +1,12 @@
 """Noise elimination: the maximum-likelihood conflict-free matrix.
 
-Noise model (Jahn et al. 2016, SCITE; Malikic et al. 2019, PhISCS): every
-observed entry A′[c, j] is independent given the true A[c, j]; a true 0 reads 1
-with probability α (false positive), a true 1 reads 0 with probability β (false
-negative); missing entries contribute nothing. The log-likelihood (natural log)
-of a true matrix A is
+Noise model (Jahn et al. 2016, SCITE; Malikic et al. 2019, PhISCS; the
+general binary/ternary, per-cell/per-mutation form is in
+:mod:`phylo.noise.model`): every observed entry A′[c, j] is independent given
+the true A[c, j]; a true 0 reads 1 with probability α (false positive), a true
+1 reads 0 with probability β (false negative); missing entries contribute
+nothing. In the binary model the log-likelihood (natural log) of a true
+matrix A is
 
     Σ_{A′=0, A=0} log(1−α) + Σ_{A′=1, A=0} log α + Σ_{A′=0, A=1} log β + Σ_{A′=1, A=1} log(1−β).
 
@@ -17,6 +19,8 @@ every cell follows from one pre-order accumulation of per-entry score
 differences (O(cells · mutations)). :func:`solve` searches trees by SCITE's moves
 (prune-and-reattach, where the best new position of a subtree is found for all
 positions in one pass, and node swaps) as an iterated local search with seeded
+restarts (each from its own seed, basin hopping between local optima), run
+until the best log-likelihood has been reached by several independent
 restarts; :func:`solve` with ``method='exact'`` enumerates every mutation tree
 (n ≤ 8) instead.
 """
