@@ -1,4 +1,4 @@
-"""``phylo noise simulate|test|solve``: single-cell genotype matrices."""
+"""``phylo noise simulate|test|solve|sample``: single-cell genotype matrices."""
 from __future__ import annotations
 
 import argparse
@@ -6,8 +6,8 @@ import os
 import sys
 
 from ._common import (add_format_argument, add_quiet_argument, add_seed_argument,
-                      command_provenance, existing_file, show_progress, write_json,
-                      write_table)
+                      check_output_path, command_provenance, existing_file, show_progress,
+                      write_json, write_table)
 from ..errors import PhyloError
 
 _MATRIX_FORMATS = ("auto", "scite", "phiscs")
@@ -156,27 +156,11 @@ def _no_subcommand(parser):
     return run
 
 
-def check_writable(path: str) -> str:
-    """Refuse an output path that cannot be written, before any work: a
-    directory, a missing parent folder, or one without write permission.
-    (A local check: the shared one planned for cli/_common.py is not on main.)"""
-    if os.path.isdir(path):
-        raise PhyloError("is a directory; expected an output file name", path=path)
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise PhyloError("cannot write: the folder does not exist", path=path)
-    if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise PhyloError("cannot write: permission denied", path=path)
-    if not os.path.exists(path) and not os.access(parent, os.W_OK):
-        raise PhyloError("cannot write: the folder is not writable", path=path)
-    return path
-
-
 def run_simulate(args) -> int:
     from ..noise import simulate, write_matrix
-    check_writable(args.out)
+    check_output_path(args.out, option="--out")
     if args.true_out:
-        check_writable(args.true_out)
+        check_output_path(args.true_out, option="--true-out")
     sim = simulate(args.cells, args.mutations, alpha=args.fp, beta=args.fn,
                    missing=args.missing, lineage=args.lineage, seed=args.seed)
     write_matrix(args.out, sim.observed, args.format)
@@ -217,7 +201,7 @@ def run_solve(args) -> int:
     from ..noise.io import detect_format
     gm = read_matrix(args.matrix, args.input_format, names=args.names)
     fmt = detect_format(args.matrix) if args.input_format == "auto" else args.input_format
-    out = check_writable(args.out or _default_out(args.matrix))
+    out = check_output_path(args.out or _default_out(args.matrix), option="--out")
 
     def report(runs, hits, best):
         print(f"\rrestart {runs}: best log-likelihood {best:.4f} reached by {hits}",
@@ -280,7 +264,7 @@ def run_sample(args) -> int:
     if not args.no_plot:
         suffixes.append(".precedes.png")
     for suffix in suffixes:
-        check_writable(args.out_prefix + suffix)
+        check_output_path(args.out_prefix + suffix, option="--out-prefix")
     try:
         post = sample_posterior(gm.values, alpha=args.fp, beta=args.fn, hom=args.hom,
                                 cc=args.cc, chains=args.chains, iterations=args.iterations,
