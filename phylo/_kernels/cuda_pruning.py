@@ -172,9 +172,9 @@ def _finish(lvar, escale, pinv, inv_p):
 
 
 @cuda.jit(device=True, inline=True)
-def _rescale_exponent(mx):
-    """e with mx·2^-e in [1/2, 1) when 0 < mx < SCALE_THRESHOLD, else 0."""
-    if mx < SCALE_THRESHOLD and mx > 0.0:
+def _rescale_exponent(mx, threshold):
+    """e with mx·2^-e in [1/2, 1) when 0 < mx < threshold, else 0."""
+    if mx < threshold and mx > 0.0:
         f, e = math.frexp(mx)
         return e
     return 0
@@ -182,12 +182,15 @@ def _rescale_exponent(mx):
 
 # --- the batched likelihood ------------------------------------------------------------
 @lru_cache(maxsize=None)
-def make_loglik_kernel(n_slots: int, nc: int, ppt: int, n_branches: int, shared: bool):
+def make_loglik_kernel(n_slots: int, nc: int, ppt: int, n_branches: int, shared: bool,
+                       threshold: float = SCALE_THRESHOLD):
     """A kernel ``(pm, ops, tipc, model, inv, lnl, frac)`` writing ln L_p into
     ``lnl[b, p]`` and L_var/L_p into ``frac[b, p]`` for every batch item b (grid y) and
     pattern p (grid x × block × ``ppt``). ``pm`` (B, n_branches, 16 nc). Compiled once
     per (slots, categories, patterns per thread, branches, shared) — the local and
-    shared arrays need sizes known at compile time."""
+    shared arrays need sizes known at compile time. ``threshold``: the rescaling
+    threshold, ``SCALE_THRESHOLD`` as on the CPU (any power of two ≤ 1 gives the same
+    ln L up to rounding; the tests use 1 to rescale every node of every pattern)."""
     stride = nc * 4 * ppt            # floats per slot
     nlocal = max(n_slots, 1) * stride
     width = 16 * nc
@@ -268,7 +271,7 @@ def make_loglik_kernel(n_slots: int, nc: int, ppt: int, n_branches: int, shared:
                         q = dst * stride + c * 4 * ppt + k
                         for i in range(4):
                             mx = max(mx, part[q + i * ppt])
-                    e = _rescale_exponent(mx)
+                    e = _rescale_exponent(mx, threshold)
                     if e != 0:
                         fac = math.ldexp(1.0, -e)
                         for c in range(nc):
@@ -338,12 +341,13 @@ def row_sum_kernel(values, out):
 
 # --- the gradient ------------------------------------------------------------------------
 @lru_cache(maxsize=None)
-def make_gradient_kernel(nc: int):
+def make_gradient_kernel(nc: int, threshold: float = SCALE_THRESHOLD):
     """A kernel ``(pm, dpm, ops, tipc, model, inv, weights, post, pre, lnl, frac, contrib)``
     for one thread per (pattern p, batch item b): ln L_p into ``lnl[b, p]``, and
     w_p d ln L_p / dt_v into ``contrib[b, v, p]`` for every branch v. Scratch: ``post``
     and ``pre`` (B, N-S, 4 nc, P') — each internal node's partials and pre-order
-    partials at row u - S (``ops`` must use OP_DST = u - S, natural post-order)."""
+    partials at row u - S (``ops`` must use OP_DST = u - S, natural post-order).
+    ``threshold`` as in :func:`make_loglik_kernel`."""
     w4 = 4 * nc
 
     @cuda.jit
@@ -391,7 +395,7 @@ def make_gradient_kernel(nc: int):
                 mx = 0.0
                 for i in range(w4):
                     mx = max(mx, post[b, dst, i, p])
-                e = _rescale_exponent(mx)
+                e = _rescale_exponent(mx, threshold)
                 if e != 0:
                     fac = math.ldexp(1.0, -e)
                     for i in range(w4):
@@ -462,7 +466,7 @@ def make_gradient_kernel(nc: int):
                     mx = 0.0
                     for i in range(w4):
                         mx = max(mx, pre[b, r, i, p])
-                    e = _rescale_exponent(mx)
+                    e = _rescale_exponent(mx, threshold)
                     if e != 0:
                         fac = math.ldexp(1.0, -e)
                         for i in range(w4):

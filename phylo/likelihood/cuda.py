@@ -13,6 +13,7 @@ names what is missing.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -145,6 +146,13 @@ def schedule(children: np.ndarray, n_children: np.ndarray, n_leaves: int, *,
     return ops, max(n_slots, 1)
 
 
+def engine_arrays(engine) -> dict:
+    """The padded arrays of a CPU engine that the CUDA kernels share (one place that
+    knows where the engine keeps them)."""
+    return dict(tipc=engine._tipc, weights=engine._weights, inv=engine._inv,
+                model=engine._packed, n_patterns=engine.alignment.n_patterns)
+
+
 # --- device-resident state ------------------------------------------------------------------
 class CudaLikelihood:
     """Tip data, pattern weights, +I likelihoods, model and topologies on the GPU.
@@ -156,11 +164,13 @@ class CudaLikelihood:
 
     Parameters are the CPU engine's padded arrays: ``tipc`` uint8 (S, P'),
     ``weights`` (P',) (0 on padding), ``inv`` (P',) +I likelihoods, ``model`` the
-    packed vector, ``n_patterns`` the real pattern count P ≤ P'."""
+    packed vector, ``n_patterns`` the real pattern count P ≤ P'. ``scale_threshold``:
+    a power of two ≤ 1 replacing the CPU kernels' ``SCALE_THRESHOLD`` (a testing aid:
+    1.0 rescales every node of every pattern; ln L is unchanged up to rounding)."""
 
     def __init__(self, tipc: np.ndarray, weights: np.ndarray, inv: np.ndarray,
                  model: np.ndarray, n_patterns: int, ops: np.ndarray, n_slots: int,
-                 gops: np.ndarray) -> None:
+                 gops: np.ndarray, *, scale_threshold: float | None = None) -> None:
         self._k = require_cuda()
         cuda = self._k.cuda
         self._cuda = cuda
@@ -178,11 +188,36 @@ class CudaLikelihood:
         self._ops = cuda.to_device(np.ascontiguousarray(ops, dtype=np.int32))
         self._gops = cuda.to_device(np.ascontiguousarray(gops, dtype=np.int32))
         self._sim = simulated()
+        self._threshold = (self._k.SCALE_THRESHOLD if scale_threshold is None
+                           else float(scale_threshold))
+        if not (0.0 < self._threshold <= 1.0
+                and math.frexp(self._threshold)[0] == 0.5):
+            raise DeviceError(f"scale_threshold must be a power of two <= 1, got {scale_threshold}")
         mat_bytes = self.n_branches * 16 * self.nc * 8
         self._shared = mat_bytes <= SHARED_MATRIX_BYTES
         self._kernel = self._k.make_loglik_kernel(self.n_slots, self.nc, PATTERNS_PER_THREAD,
-                                                  self.n_branches, self._shared)
-        self._gkernel = self._k.make_gradient_kernel(self.nc)
+                                                  self.n_branches, self._shared, self._threshold)
+        self._gkernel = self._k.make_gradient_kernel(self.nc, self._threshold)
+
+    @classmethod
+    def for_engine(cls, engine, **options) -> "CudaLikelihood":
+        """The device state of a prepared CPU :class:`~phylo.likelihood.TreeLikelihood`
+        (same padded tip masks, weights, +I likelihoods, packed model, topology)."""
+        return cls.for_topologies(engine, [engine.tree], **options)
+
+    @classmethod
+    def for_topologies(cls, engine, trees, **options) -> "CudaLikelihood":
+        """Like :meth:`for_engine`, with item t of every batch on ``trees[t]`` (binary,
+        leaves in the alignment's order, as many branches as ``engine.tree``)."""
+        d = engine_arrays(engine)
+        s = d["tipc"].shape[0]
+        progs = [schedule(t.children, t.n_children, s) for t in trees]
+        gprogs = [schedule(t.children, t.n_children, s, reuse_slots=False)[0] for t in trees]
+        if any(p[0].shape != progs[0][0].shape for p in progs):
+            raise DeviceError("all topologies must have the same number of nodes")
+        return cls(d["tipc"], d["weights"], d["inv"], d["model"], d["n_patterns"],
+                   np.stack([p[0] for p in progs]), max(p[1] for p in progs),
+                   np.stack(gprogs), **options)
 
     def with_model(self, model: np.ndarray, inv: np.ndarray) -> "CudaLikelihood":
         """The same tips and topologies under another packed model (tips stay put)."""
@@ -194,8 +229,9 @@ class CudaLikelihood:
         other.nc = int(model[0])
         other._shared = self.n_branches * 16 * other.nc * 8 <= SHARED_MATRIX_BYTES
         other._kernel = self._k.make_loglik_kernel(self.n_slots, other.nc, PATTERNS_PER_THREAD,
-                                                   self.n_branches, other._shared)
-        other._gkernel = self._k.make_gradient_kernel(other.nc)
+                                                   self.n_branches, other._shared,
+                                                   self._threshold)
+        other._gkernel = self._k.make_gradient_kernel(other.nc, self._threshold)
         return other
 
     # -- launch geometry ---------------------------------------------------------------

@@ -1,0 +1,254 @@
+"""The CUDA likelihood kernels against the CPU kernels.
+
+Without a GPU these run on numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, set
+below before ``numba.cuda`` is first imported; the simulator is slow, so the cases
+are small: ≤ 8 taxa, ≤ 32 patterns). Where a GPU is present (``/dev/nvidiactl``, or
+``PHYLO_CUDA_TESTS=device``) the same tests run on it; ``PHYLO_CUDA_TESTS=sim``
+forces the simulator. The whole module skips only when numba-cuda is not installed.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+if importlib.util.find_spec("numba_cuda") is None:
+    pytest.skip("numba-cuda is not installed (pip install 'phylo[gpu]')", allow_module_level=True)
+
+
+def _use_device() -> bool:
+    mode = os.environ.get("PHYLO_CUDA_TESTS", "")
+    if mode in ("device", "sim"):
+        return mode == "device"
+    return os.path.exists("/dev/nvidiactl")
+
+
+if not _use_device():
+    # set for the whole session: Numba re-reads NUMBA_* variables at every compile,
+    # so unsetting it later would reconfigure Numba mid-run
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+from phylo._kernels.cuda_import import import_cuda  # noqa: E402
+
+import_cuda()
+
+from test_likelihood import random_alignment  # noqa: E402
+
+from phylo.errors import DeviceError, TreeError  # noqa: E402
+from phylo.likelihood import TreeLikelihood  # noqa: E402
+from phylo.likelihood.cuda import CudaLikelihood, schedule  # noqa: E402
+from phylo.likelihood.topologies import log_likelihood_topologies  # noqa: E402
+from phylo.trees.random import random_tree  # noqa: E402
+
+#: CPU vs CUDA agreement, relative to max(1, |value|): the same algorithm and
+#: rescaling rule; only the libm (exp, log), FMA contraction and summation order differ
+#: (observed ≤ 3e-15 relative)
+CUDA_TOL = 1e-12
+
+MODELS = ["JC", "F81+F{0.1,0.2,0.3,0.4}", "K80{3.5}", "HKY{2.5}+F{0.35,0.15,0.2,0.3}",
+          "GTR{1.5,4,0.5,0.8,6}+F{0.35,0.15,0.2,0.3}"]
+SUFFIXES = ["", "+G4{0.7}", "+I{0.25}", "+I{0.25}+G4{0.7}"]
+
+
+def close(a, b) -> bool:
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    return bool(np.all(np.abs(a - b) <= CUDA_TOL * np.maximum(1.0, np.abs(b))))
+
+
+def _case(n_taxa: int, n_sites: int, model: str, seed: int, rooted: bool = False):
+    rng = np.random.default_rng(seed)
+    tree = random_tree(n_taxa, seed=seed, rooted=rooted, branch_length_rate=5.0)
+    aln = random_alignment(tree.taxa, n_sites, rng)
+    return TreeLikelihood(aln, tree, model), rng
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize("model", MODELS)
+def test_batch_of_branch_lengths_matches_cpu(model, suffix):
+    rooted = MODELS.index(model) % 2 == 1
+    tl, rng = _case(7, 30, model + suffix, seed=len(model) + len(suffix), rooted=rooted)
+    assert tl.alignment.n_patterns <= 32
+    st = CudaLikelihood.for_engine(tl)
+    bls = rng.exponential(0.15, size=(3, tl.n_branches))
+    bls[1, 2] = 0.0                                    # P = I exactly on both
+    total, pat = st.log_likelihood_batch(bls, patterns=True)
+    assert close(total, tl.log_likelihood_batch(bls, parallel=False))
+    for r in range(3):
+        assert close(pat[r], tl.pattern_log_likelihoods(bls[r]))
+
+
+@pytest.mark.parametrize("model", ["JC", "HKY{2.5}+F{0.35,0.15,0.2,0.3}+G4{0.7}",
+                                   "GTR{1.5,4,0.5,0.8,6}+F{0.35,0.15,0.2,0.3}+I{0.25}+G4{0.7}"])
+@pytest.mark.parametrize("rooted", [False, True])
+def test_gradient_matches_cpu(model, rooted):
+    tl, rng = _case(6, 24, model, seed=7, rooted=rooted)
+    st = CudaLikelihood.for_engine(tl)
+    bls = rng.exponential(0.2, size=(2, tl.n_branches))
+    bls[0, 0] = 0.0
+    lnl, grad = st.gradient_batch(bls)
+    for r in range(2):
+        cl, cg = tl.gradient(bls[r])
+        assert close(lnl[r], cl)
+        assert np.all(np.abs(grad[r] - cg) <= CUDA_TOL * max(1.0, np.abs(cg).max()))
+
+
+@pytest.mark.parametrize("model", ["K80{3.5}+G4{0.7}", "GTR{1.5,4,0.5,0.8,6}+F{0.35,0.15,0.2,0.3}+I{0.25}"])
+def test_forced_rescaling_everywhere_matches_cpu(model):
+    """Threshold 1: every node of every pattern is rescaled (post- and pre-order);
+    ln L and the gradient must not change beyond rounding."""
+    tl, rng = _case(8, 28, model, seed=3)
+    st = CudaLikelihood.for_engine(tl, scale_threshold=1.0)
+    bls = rng.exponential(0.3, size=(2, tl.n_branches))
+    total = st.log_likelihood_batch(bls)
+    assert close(total, [tl.log_likelihood(b) for b in bls])
+    lnl, grad = st.gradient_batch(bls)
+    for r in range(2):
+        cl, cg = tl.gradient(bls[r])
+        assert close(lnl[r], cl)
+        assert np.all(np.abs(grad[r] - cg) <= CUDA_TOL * max(1.0, np.abs(cg).max()))
+
+
+def test_natural_rescaling_on_a_large_tree_matches_cpu():
+    """A 300-taxon tree with long branches: partials near the root fall below the CPU
+    threshold 2^-256 (the CPU kernel's rescaling flags are checked), and a pattern's
+    likelihood is far below the smallest double without rescaling."""
+    from phylo._kernels import pruning
+    tree = random_tree(300, seed=11, branch_length_rate=0.5)
+    rng = np.random.default_rng(11)
+    aln = random_alignment(tree.taxa, 6, rng, p_ambiguous=0.0)
+    tl = TreeLikelihood(aln, tree, "JC")
+    cpu = tl.pattern_log_likelihoods()
+    assert tl._buffers[5].any(), "the CPU kernel did not rescale: the case is too easy"
+    assert cpu.min() < -400
+    st = CudaLikelihood.for_engine(tl)
+    total, pat = st.log_likelihood_batch(tl.tree.branch_lengths[None, :], patterns=True)
+    assert np.all(np.isfinite(pat))
+    assert close(pat[0], cpu)
+    assert close(total[0], tl.log_likelihood())
+    assert pruning.SCALE_THRESHOLD == st._k.SCALE_THRESHOLD
+
+
+def test_topologies_in_one_launch_match_cpu():
+    model = "HKY{2.5}+F{0.35,0.15,0.2,0.3}+I{0.25}+G4{0.7}"
+    rng = np.random.default_rng(5)
+    trees = [random_tree(8, seed=s, branch_length_rate=6.0) for s in range(4)]
+    taxa = trees[0].taxa
+    trees = [t if t.taxa == taxa else t.with_taxa_order(taxa) for t in trees]
+    aln = random_alignment(taxa, 30, rng)
+    bls = rng.exponential(0.1, size=(4, trees[0].n_branches))
+    gpu = log_likelihood_topologies(aln, trees, model, bls, device="cuda")
+    cpu = log_likelihood_topologies(aln, trees, model, bls, device="cpu")
+    one_by_one = [TreeLikelihood(aln, t.with_branch_lengths(b), model).log_likelihood()
+                  for t, b in zip(trees, bls)]
+    assert close(gpu, cpu)
+    assert close(cpu, one_by_one)
+    assert len(set(np.round(cpu, 6))) == 4          # the topologies do differ
+
+
+def test_topology_batch_gradient_matches_cpu():
+    model = "JC+G4{0.5}"
+    rng = np.random.default_rng(9)
+    trees = [random_tree(6, seed=s, branch_length_rate=6.0, rooted=True) for s in (1, 2, 3)]
+    taxa = trees[0].taxa
+    aln = random_alignment(taxa, 20, rng)
+    from phylo.likelihood.topologies import prepare_topologies
+    ren, bl = prepare_topologies(aln, trees)
+    st = CudaLikelihood.for_topologies(TreeLikelihood(aln, ren[0], model), ren)
+    lnl, grad = st.gradient_batch(bl)
+    for t in range(3):
+        cl, cg = TreeLikelihood(aln, ren[t], model).gradient(bl[t])
+        assert close(lnl[t], cl)
+        assert np.all(np.abs(grad[t] - cg) <= CUDA_TOL * max(1.0, np.abs(cg).max()))
+
+
+def test_topologies_branch_lengths_follow_each_trees_numbering():
+    """Row t of branch_lengths is indexed by trees[t]'s own numbering, even when the
+    tree's leaves are in another order than the alignment's."""
+    rng = np.random.default_rng(2)
+    tree = random_tree(6, seed=4, branch_length_rate=5.0)
+    aln = random_alignment(tuple(reversed(tree.taxa)), 12, rng)
+    got = log_likelihood_topologies(aln, [tree], "K80{2}", tree.branch_lengths[None, :] * 1.0)
+    assert close(got, [TreeLikelihood(aln, tree, "K80{2}").log_likelihood()])
+
+
+def test_topologies_reject_mixed_rootedness_and_bad_lengths():
+    rng = np.random.default_rng(2)
+    a = random_tree(5, seed=1, branch_length_rate=5.0)
+    b = random_tree(a.taxa, seed=2, branch_length_rate=5.0, rooted=True)
+    aln = random_alignment(a.taxa, 10, rng)
+    with pytest.raises(TreeError, match="same number of branches"):
+        log_likelihood_topologies(aln, [a, b], "JC")
+    with pytest.raises(TreeError, match="negative"):
+        log_likelihood_topologies(aln, [a], "JC", -np.ones((1, a.n_branches)))
+    with pytest.raises(DeviceError, match="unknown device"):
+        log_likelihood_topologies(aln, [a], "JC", device="gpu")
+
+
+def _replay(ops: np.ndarray, s: int, n_slots: int) -> None:
+    """Check a schedule by running it on symbolic contents: every child is read from
+    the slot that holds it, and slots never exceed n_slots."""
+    held: dict[int, int] = {}
+    for a, b, c, sa, sb, sc, dst, u in ops:
+        for v, sv in ((a, sa), (b, sb), (c, sc)):
+            if v < 0:
+                continue
+            if v < s:
+                assert sv == -1
+            else:
+                assert held.get(sv) == v
+        if dst >= 0:
+            assert 0 <= dst < n_slots
+            held[dst] = u
+
+
+def test_schedule_reuses_few_slots():
+    balanced = random_tree(64, seed=1, model="yule")
+    for tree in (balanced, random_tree(200, seed=2)):
+        ops, n_slots = schedule(tree.children, tree.n_children, tree.n_leaves)
+        _replay(ops, tree.n_leaves, n_slots)
+        assert sorted(ops[:, 7]) == list(range(tree.n_leaves, tree.n_nodes))
+        assert ops[-1, 7] == tree.n_nodes - 1
+        assert n_slots <= 2 * int(np.ceil(np.log2(tree.n_leaves)))
+    # a caterpillar needs one slot: each node overwrites its only internal child
+    from phylo.io.newick import parse_newick
+    tree = parse_newick("(" * 9 + "t0,t1)" + "".join(f",t{i})" for i in range(2, 10)) + ";")
+    assert tree.rooted and tree.n_leaves == 10
+    ops, n_slots = schedule(tree.children, tree.n_children, tree.n_leaves)
+    _replay(ops, tree.n_leaves, n_slots)
+    assert n_slots == 1
+
+
+def _run(code: str, **env) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    full.update(env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=full, timeout=120)
+
+
+def test_no_gpu_and_no_simulator_is_one_clear_error():
+    if _use_device():
+        pytest.skip("a GPU is present")
+    code = ("from phylo.likelihood.cuda import require_cuda\n"
+            "from phylo.errors import DeviceError\n"
+            "try:\n    require_cuda()\nexcept DeviceError as e:\n    print('ERR', e)\n")
+    out = _run(code, NUMBA_ENABLE_CUDASIM="0")
+    assert out.returncode == 0, out.stderr
+    assert "ERR device 'cuda' needs a CUDA GPU" in out.stdout
+    assert "NUMBA_ENABLE_CUDASIM=1" in out.stdout
+
+
+def test_missing_numba_cuda_is_one_clear_error():
+    code = ("import sys; sys.modules['numba.cuda'] = None\n"
+            "import phylo\n"
+            "from phylo.likelihood.cuda import require_cuda\n"
+            "from phylo.errors import DeviceError\n"
+            "try:\n    require_cuda()\nexcept DeviceError as e:\n    print('ERR', e)\n")
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    assert "ERR device 'cuda' needs numba-cuda" in out.stdout
+    assert "phylo[gpu]" in out.stdout
