@@ -33,7 +33,9 @@ last: ``OP_A, OP_B, OP_C`` child node numbers (a child's number is also its bran
 index and, below S, its tip row; OP_C = -1 without a third child), ``OP_SA, OP_SB,
 OP_SC`` the children's slots (-1 for tips), ``OP_DST`` the node's own slot (-1 for the
 root), ``OP_NODE`` the node's number. T = 1 (every batch item on one topology) or T =
-B (item b on topology b).
+B (item b on topology b). Likewise ``models`` (M, L) and ``invs`` (M, P'), the packed
+model and +I likelihoods: M = 1, or M = B with item b under its own model (draws of
+the substitution-model parameters; every row has the same number of categories C).
 
 The gradient (:func:`make_gradient_kernel`) follows :mod:`.gradient`'s general path:
 one thread per (pattern, item), every internal node's partials kept (in global memory,
@@ -51,20 +53,21 @@ from functools import lru_cache
 import numpy as np
 
 from .cuda_import import import_cuda
-from .pruning import LN2, SCALE_THRESHOLD
+from .pruning import (LN2, MODEL_LAMBDA, MODEL_NCAT, MODEL_PI, MODEL_PINV, MODEL_Q,
+                      MODEL_RATES, MODEL_V, MODEL_VINV, SCALE_THRESHOLD)
 
 cuda = import_cuda()
 float64 = np.float64
 
 # offsets in the packed model vector (pruning.pack_model)
-M_NC = 0
-M_PINV = 1
-M_PI = 2
-M_LAM = 6
-M_V = 10
-M_VINV = 26
-M_Q = 42
-M_RATES = 58            # then C category weights, then the F81 flag
+M_NC = MODEL_NCAT
+M_PINV = MODEL_PINV
+M_PI = MODEL_PI
+M_LAM = MODEL_LAMBDA
+M_V = MODEL_V
+M_VINV = MODEL_VINV
+M_Q = MODEL_Q
+M_RATES = MODEL_RATES   # then C category weights, then the F81 flag
 
 # columns of ops
 OP_A, OP_B, OP_C, OP_SA, OP_SB, OP_SC, OP_DST, OP_NODE = range(8)
@@ -76,15 +79,17 @@ REDUCE_THREADS = 64
 
 # --- transition matrices --------------------------------------------------------------
 @cuda.jit
-def transition_kernel(bls, model, pm, dpm, want_derivative):
+def transition_kernel(bls, models, pm, dpm, want_derivative):
     """pm[b, v, 16 c + 4 i + j] = P_ij(r_c bls[b, v]) (and dpm = dP/dt) for every batch
-    item b, branch v and category c: one thread each."""
+    item b, branch v and category c: one thread each. ``models`` (M, L) packed models,
+    item b under row b (M = B) or row 0 (M = 1); all with the same C."""
     tid = cuda.grid(1)
     nb = bls.shape[1]
-    nc = int(model[M_NC])
+    nc = int(models[0, M_NC])
     if tid >= bls.shape[0] * nb * nc:
         return
     b = tid // (nb * nc)
+    model = models[b if models.shape[0] > 1 else 0]
     rem = tid - b * nb * nc
     v = rem // nc
     c = rem - v * nc
@@ -184,7 +189,7 @@ def _rescale_exponent(mx, threshold):
 @lru_cache(maxsize=None)
 def make_loglik_kernel(n_slots: int, nc: int, ppt: int, n_branches: int, shared: bool,
                        threshold: float = SCALE_THRESHOLD):
-    """A kernel ``(pm, ops, tipc, model, inv, lnl, frac)`` writing ln L_p into
+    """A kernel ``(pm, ops, tipc, models, invs, lnl, frac)`` writing ln L_p into
     ``lnl[b, p]`` and L_var/L_p into ``frac[b, p]`` for every batch item b (grid y) and
     pattern p (grid x × block × ``ppt``). ``pm`` (B, n_branches, 16 nc). Compiled once
     per (slots, categories, patterns per thread, branches, shared) — the local and
@@ -196,8 +201,11 @@ def make_loglik_kernel(n_slots: int, nc: int, ppt: int, n_branches: int, shared:
     width = 16 * nc
 
     @cuda.jit
-    def kernel(pm, ops, tipc, model, inv, lnl, frac):
+    def kernel(pm, ops, tipc, models, invs, lnl, frac):
         b = cuda.blockIdx.y
+        mrow = b if models.shape[0] > 1 else 0
+        model = models[mrow]
+        inv = invs[mrow]
         t = cuda.threadIdx.x
         nthr = cuda.blockDim.x
         npat = tipc.shape[1]
@@ -342,7 +350,7 @@ def row_sum_kernel(values, out):
 # --- the gradient ------------------------------------------------------------------------
 @lru_cache(maxsize=None)
 def make_gradient_kernel(nc: int, threshold: float = SCALE_THRESHOLD):
-    """A kernel ``(pm, dpm, ops, tipc, model, inv, weights, post, pre, lnl, frac, contrib)``
+    """A kernel ``(pm, dpm, ops, tipc, models, invs, weights, post, pre, lnl, frac, contrib)``
     for one thread per (pattern p, batch item b): ln L_p into ``lnl[b, p]``, and
     w_p d ln L_p / dt_v into ``contrib[b, v, p]`` for every branch v. Scratch: ``post``
     and ``pre`` (B, N-S, 4 nc, P') — each internal node's partials and pre-order
@@ -351,9 +359,12 @@ def make_gradient_kernel(nc: int, threshold: float = SCALE_THRESHOLD):
     w4 = 4 * nc
 
     @cuda.jit
-    def kernel(pm, dpm, ops, tipc, model, inv, weights, post, pre, lnl, frac, contrib):
+    def kernel(pm, dpm, ops, tipc, models, invs, weights, post, pre, lnl, frac, contrib):
         p = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
         b = cuda.blockIdx.y
+        mrow = b if models.shape[0] > 1 else 0
+        model = models[mrow]
+        inv = invs[mrow]
         npat = tipc.shape[1]
         if p >= npat:
             return

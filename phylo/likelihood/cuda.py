@@ -146,55 +146,47 @@ def schedule(children: np.ndarray, n_children: np.ndarray, n_leaves: int, *,
     return ops, max(n_slots, 1)
 
 
-def engine_arrays(engine) -> dict:
-    """The padded arrays of a CPU engine that the CUDA kernels share (one place that
-    knows where the engine keeps them)."""
-    return dict(tipc=engine._tipc, weights=engine._weights, inv=engine._inv,
-                model=engine._packed, n_patterns=engine.alignment.n_patterns)
-
-
 # --- device-resident state ------------------------------------------------------------------
 class CudaLikelihood:
     """Tip data, pattern weights, +I likelihoods, model and topologies on the GPU.
 
-    Built once; every call copies only branch lengths in and results out (both counted
-    in any timing of a call). ``ops`` (T, N-S, 8) as :func:`schedule` with slot reuse
-    (T = 1: every batch item on one topology; T = B: item b on topology b), ``gops``
-    the same topologies without reuse (for the gradient).
+    Built once (:meth:`for_engine`, :meth:`for_topologies`); every call copies only
+    branch lengths (and per-item models, if given) in and results out — both counted in
+    any timing of a call. ``data`` is the CPU engine's
+    :class:`~phylo._kernels.state.EngineData` (its padded tip masks ``tipc`` (S, P'),
+    ``weights`` (P', 0 on padding), ``inv`` +I likelihoods and packed ``model``);
+    ``n_patterns`` the real pattern count P ≤ P'; ``ops`` (T, N-S, 8) and ``n_slots``
+    from :func:`schedule` with slot reuse (T = 1: every batch item on one topology;
+    T = B: item b on topology b), ``gops`` the same without reuse (the gradient).
+    ``scale_threshold``: a power of two ≤ 1 replacing the CPU kernels'
+    ``SCALE_THRESHOLD`` (a testing aid: 1.0 rescales every node of every pattern; ln L
+    is unchanged up to rounding)."""
 
-    Parameters are the CPU engine's padded arrays: ``tipc`` uint8 (S, P'),
-    ``weights`` (P',) (0 on padding), ``inv`` (P',) +I likelihoods, ``model`` the
-    packed vector, ``n_patterns`` the real pattern count P ≤ P'. ``scale_threshold``:
-    a power of two ≤ 1 replacing the CPU kernels' ``SCALE_THRESHOLD`` (a testing aid:
-    1.0 rescales every node of every pattern; ln L is unchanged up to rounding)."""
-
-    def __init__(self, tipc: np.ndarray, weights: np.ndarray, inv: np.ndarray,
-                 model: np.ndarray, n_patterns: int, ops: np.ndarray, n_slots: int,
+    def __init__(self, data, n_patterns: int, ops: np.ndarray, n_slots: int,
                  gops: np.ndarray, *, scale_threshold: float | None = None) -> None:
         self._k = require_cuda()
         cuda = self._k.cuda
         self._cuda = cuda
+        tipc = data.tipc
         self.n_leaves, self.width = tipc.shape
         self.n_patterns = int(n_patterns)
         self.n_branches = ops.shape[1] + self.n_leaves - 1
         self.n_topologies = ops.shape[0]
-        self.nc = int(model[0])
+        self.model_length = data.model.shape[0]
+        self.nc = int(data.model[0])
         self.n_slots = int(n_slots)
-        self._model_host = np.ascontiguousarray(model, dtype=np.float64)
         self._tipc = cuda.to_device(np.ascontiguousarray(tipc, dtype=np.uint8))
-        self._weights = cuda.to_device(np.ascontiguousarray(weights, dtype=np.float64))
-        self._inv = cuda.to_device(np.ascontiguousarray(inv, dtype=np.float64))
-        self._model = cuda.to_device(self._model_host)
+        self._weights = cuda.to_device(np.ascontiguousarray(data.weights, dtype=np.float64))
+        self._models = cuda.to_device(np.ascontiguousarray(data.model[None, :], dtype=np.float64))
+        self._invs = cuda.to_device(np.ascontiguousarray(data.inv[None, :], dtype=np.float64))
         self._ops = cuda.to_device(np.ascontiguousarray(ops, dtype=np.int32))
         self._gops = cuda.to_device(np.ascontiguousarray(gops, dtype=np.int32))
         self._sim = simulated()
         self._threshold = (self._k.SCALE_THRESHOLD if scale_threshold is None
                            else float(scale_threshold))
-        if not (0.0 < self._threshold <= 1.0
-                and math.frexp(self._threshold)[0] == 0.5):
+        if not (0.0 < self._threshold <= 1.0 and math.frexp(self._threshold)[0] == 0.5):
             raise DeviceError(f"scale_threshold must be a power of two <= 1, got {scale_threshold}")
-        mat_bytes = self.n_branches * 16 * self.nc * 8
-        self._shared = mat_bytes <= SHARED_MATRIX_BYTES
+        self._shared = self.n_branches * 16 * self.nc * 8 <= SHARED_MATRIX_BYTES
         self._kernel = self._k.make_loglik_kernel(self.n_slots, self.nc, PATTERNS_PER_THREAD,
                                                   self.n_branches, self._shared, self._threshold)
         self._gkernel = self._k.make_gradient_kernel(self.nc, self._threshold)
@@ -209,30 +201,13 @@ class CudaLikelihood:
     def for_topologies(cls, engine, trees, **options) -> "CudaLikelihood":
         """Like :meth:`for_engine`, with item t of every batch on ``trees[t]`` (binary,
         leaves in the alignment's order, as many branches as ``engine.tree``)."""
-        d = engine_arrays(engine)
-        s = d["tipc"].shape[0]
+        s = engine.data.tipc.shape[0]
         progs = [schedule(t.children, t.n_children, s) for t in trees]
-        gprogs = [schedule(t.children, t.n_children, s, reuse_slots=False)[0] for t in trees]
         if any(p[0].shape != progs[0][0].shape for p in progs):
             raise DeviceError("all topologies must have the same number of nodes")
-        return cls(d["tipc"], d["weights"], d["inv"], d["model"], d["n_patterns"],
-                   np.stack([p[0] for p in progs]), max(p[1] for p in progs),
-                   np.stack(gprogs), **options)
-
-    def with_model(self, model: np.ndarray, inv: np.ndarray) -> "CudaLikelihood":
-        """The same tips and topologies under another packed model (tips stay put)."""
-        other = object.__new__(CudaLikelihood)
-        other.__dict__.update(self.__dict__)
-        other._model_host = np.ascontiguousarray(model, dtype=np.float64)
-        other._model = self._cuda.to_device(other._model_host)
-        other._inv = self._cuda.to_device(np.ascontiguousarray(inv, dtype=np.float64))
-        other.nc = int(model[0])
-        other._shared = self.n_branches * 16 * other.nc * 8 <= SHARED_MATRIX_BYTES
-        other._kernel = self._k.make_loglik_kernel(self.n_slots, other.nc, PATTERNS_PER_THREAD,
-                                                   self.n_branches, other._shared,
-                                                   self._threshold)
-        other._gkernel = self._k.make_gradient_kernel(other.nc, self._threshold)
-        return other
+        gprogs = [schedule(t.children, t.n_children, s, reuse_slots=False)[0] for t in trees]
+        return cls(engine.data, engine.alignment.n_patterns, np.stack([p[0] for p in progs]),
+                   max(p[1] for p in progs), np.stack(gprogs), **options)
 
     # -- launch geometry ---------------------------------------------------------------
     def _threads(self, per_thread: int) -> int:
@@ -244,7 +219,7 @@ class CudaLikelihood:
     def _chunk(self, per_item_bytes: int, total: int) -> int:
         return max(1, min(total, MEMORY_BUDGET_BYTES // max(per_item_bytes, 1)))
 
-    def _check_rows(self, bls: np.ndarray) -> np.ndarray:
+    def _check(self, bls: Any, models: Any) -> tuple[np.ndarray, tuple | None]:
         bls = np.ascontiguousarray(bls, dtype=np.float64)
         if bls.ndim != 2 or bls.shape[1] != self.n_branches:
             raise DeviceError(f"expected branch lengths of shape (B, {self.n_branches}), "
@@ -252,55 +227,68 @@ class CudaLikelihood:
         if self.n_topologies > 1 and bls.shape[0] != self.n_topologies:
             raise DeviceError(f"{self.n_topologies} topologies need {self.n_topologies} "
                               f"branch-length rows, got {bls.shape[0]}")
-        return bls
+        if models is None:
+            return bls, None
+        packed, invs = (np.ascontiguousarray(m, dtype=np.float64) for m in models)
+        if (packed.shape != (bls.shape[0], self.model_length)
+                or invs.shape != (bls.shape[0], self.width)
+                or np.any(packed[:, 0] != self.nc)):
+            raise DeviceError("per-item models must be packed (B, L) with the state's number "
+                              "of rate categories, and +I likelihoods (B, P')")
+        return bls, (packed, invs)
 
-    def _matrices(self, d_bls, nrows: int, want_derivative: bool):
+    def _models_for(self, models: tuple | None, lo: int, hi: int):
+        if models is None:
+            return self._models, self._invs
+        return (self._cuda.to_device(models[0][lo:hi]), self._cuda.to_device(models[1][lo:hi]))
+
+    def _matrices(self, d_bls, d_models, nrows: int, want_derivative: bool):
         cuda = self._cuda
         shape = (nrows, self.n_branches, 16 * self.nc)
         pm = cuda.device_array(shape)
         dpm = cuda.device_array(shape if want_derivative else (1, 1, 1))
         n = nrows * self.n_branches * self.nc
         threads = 64 if not self._sim else min(64, n)
-        self._k.transition_kernel[-(-n // threads), threads](d_bls, self._model, pm, dpm,
+        self._k.transition_kernel[-(-n // threads), threads](d_bls, d_models, pm, dpm,
                                                               want_derivative)
         return pm, dpm
 
     # -- evaluation --------------------------------------------------------------------
-    def log_likelihood_batch(self, bls: Any, *, patterns: bool = False):
+    def log_likelihood_batch(self, bls: Any, *, patterns: bool = False, models: Any = None):
         """ln L of every row of ``bls`` (B, n_branches) → (B,); with ``patterns`` also
-        the per-pattern ln L_p (B, P) (unweighted, real patterns only)."""
-        bls = self._check_rows(bls)
+        the per-pattern ln L_p (B, P) (unweighted, real patterns only). ``models``:
+        optional (packed (B, L), +I likelihoods (B, P')) giving item b its own model
+        (:meth:`phylo.likelihood.TreeLikelihood.data` of that model)."""
+        bls, models = self._check(bls, models)
         nrows = bls.shape[0]
         out = np.empty(nrows)
         pat = np.empty((nrows, self.n_patterns)) if patterns else None
-        per_item = 8 * (self.n_branches * 16 * self.nc + 2 * self.width + self.n_branches)
+        per_item = 8 * (self.n_branches * (16 * self.nc + 1) + 3 * self.width + self.model_length)
         chunk = self._chunk(per_item, nrows)
+        cuda = self._cuda
         for lo in range(0, nrows, chunk):
             hi = min(nrows, lo + chunk)
-            self._launch(bls[lo:hi], out[lo:hi], None if pat is None else pat[lo:hi], lo)
+            nr = hi - lo
+            d_bls = cuda.to_device(bls[lo:hi])
+            d_models, d_invs = self._models_for(models, lo, hi)
+            pm, _ = self._matrices(d_bls, d_models, nr, False)
+            lnl = cuda.device_array((nr, self.width))
+            frac = cuda.device_array((nr, self.width))
+            ops = self._ops if self.n_topologies == 1 else self._ops[lo:hi]
+            threads = self._threads(PATTERNS_PER_THREAD)
+            blocks = -(-self.width // (threads * PATTERNS_PER_THREAD))
+            self._kernel[(blocks, nr), threads](pm, ops, self._tipc, d_models, d_invs, lnl, frac)
+            d_out = cuda.device_array(nr)
+            self._k.weighted_sum_kernel[nr, self._k.REDUCE_THREADS](lnl, self._weights, d_out)
+            d_out.copy_to_host(out[lo:hi])
+            if pat is not None:
+                pat[lo:hi] = lnl.copy_to_host()[:, :self.n_patterns]
         return (out, pat) if patterns else out
 
-    def _launch(self, bls: np.ndarray, out: np.ndarray, pat: np.ndarray | None, first: int):
-        cuda = self._cuda
-        nrows = bls.shape[0]
-        d_bls = cuda.to_device(bls)
-        pm, _ = self._matrices(d_bls, nrows, False)
-        lnl = cuda.device_array((nrows, self.width))
-        frac = cuda.device_array((nrows, self.width))
-        ops = self._ops if self.n_topologies == 1 else self._ops[first:first + nrows]
-        threads = self._threads(PATTERNS_PER_THREAD)
-        blocks = -(-self.width // (threads * PATTERNS_PER_THREAD))
-        self._kernel[(blocks, nrows), threads](pm, ops, self._tipc, self._model, self._inv,
-                                               lnl, frac)
-        d_out = cuda.device_array(nrows)
-        self._k.weighted_sum_kernel[nrows, self._k.REDUCE_THREADS](lnl, self._weights, d_out)
-        d_out.copy_to_host(out)
-        if pat is not None:
-            pat[:] = lnl.copy_to_host()[:, :self.n_patterns]
-
-    def gradient_batch(self, bls: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(ln L (B,), d ln L/dt (B, n_branches)) for every row of ``bls``."""
-        bls = self._check_rows(bls)
+    def gradient_batch(self, bls: Any, *, models: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ln L (B,), d ln L/dt (B, n_branches)) for every row of ``bls`` (``models``
+        as in :meth:`log_likelihood_batch`)."""
+        bls, models = self._check(bls, models)
         nrows = bls.shape[0]
         rows = self._gops.shape[1] - 1            # internal nodes below the root
         per_item = 8 * (2 * self.n_branches * 16 * self.nc + 2 * rows * 4 * self.nc * self.width
@@ -313,7 +301,8 @@ class CudaLikelihood:
             hi = min(nrows, lo + chunk)
             nr = hi - lo
             d_bls = cuda.to_device(bls[lo:hi])
-            pm, dpm = self._matrices(d_bls, nr, True)
+            d_models, d_invs = self._models_for(models, lo, hi)
+            pm, dpm = self._matrices(d_bls, d_models, nr, True)
             post = cuda.device_array((nr, max(rows, 1), 4 * self.nc, self.width))
             pre = cuda.device_array((nr, max(rows, 1), 4 * self.nc, self.width))
             lnl = cuda.device_array((nr, self.width))
@@ -322,9 +311,8 @@ class CudaLikelihood:
             ops = self._gops if self.n_topologies == 1 else self._gops[lo:hi]
             threads = self._threads(1)
             blocks = -(-self.width // threads)
-            self._gkernel[(blocks, nr), threads](pm, dpm, ops, self._tipc, self._model,
-                                                 self._inv, self._weights, post, pre, lnl,
-                                                 frac, contrib)
+            self._gkernel[(blocks, nr), threads](pm, dpm, ops, self._tipc, d_models, d_invs,
+                                                 self._weights, post, pre, lnl, frac, contrib)
             d_tot = cuda.device_array(nr)
             self._k.weighted_sum_kernel[nr, self._k.REDUCE_THREADS](lnl, self._weights, d_tot)
             d_grad = cuda.device_array((nr, self.n_branches))
