@@ -209,6 +209,23 @@ class CudaLikelihood:
         return cls(engine.data, engine.alignment.n_patterns, np.stack([p[0] for p in progs]),
                    max(p[1] for p in progs), np.stack(gprogs), **options)
 
+    def with_data(self, data) -> "CudaLikelihood":
+        """The same tips and topologies (already on the device) under the packed model
+        and +I likelihoods of another engine's ``data`` (same number of categories
+        or not: kernels are compiled per category count)."""
+        other = object.__new__(CudaLikelihood)
+        other.__dict__.update(self.__dict__)
+        other.model_length = data.model.shape[0]
+        other.nc = int(data.model[0])
+        other._models = self._cuda.to_device(np.ascontiguousarray(data.model[None, :]))
+        other._invs = self._cuda.to_device(np.ascontiguousarray(data.inv[None, :]))
+        other._shared = self.n_branches * 16 * other.nc * 8 <= SHARED_MATRIX_BYTES
+        other._kernel = self._k.make_loglik_kernel(self.n_slots, other.nc, PATTERNS_PER_THREAD,
+                                                   self.n_branches, other._shared,
+                                                   self._threshold)
+        other._gkernel = self._k.make_gradient_kernel(other.nc, self._threshold)
+        return other
+
     # -- launch geometry ---------------------------------------------------------------
     def _threads(self, per_thread: int) -> int:
         need = -(-self.width // per_thread)
