@@ -56,7 +56,7 @@ def require_cuda():
                           f"not import ({exc}); install it with pip install 'phylo[gpu]'") from None
     if not cuda.is_available():
         hint = ("" if simulator_requested() else
-                "; set NUMBA_ENABLE_CUDASIM=1 before importing phylo to run the CUDA kernels "
+                "; set NUMBA_ENABLE_CUDASIM=1 to run the CUDA kernels "
                 "on numba's (slow) CUDA simulator")
         raise DeviceError("device 'cuda' needs a CUDA GPU and driver, and numba.cuda finds "
                           f"none{hint}")
