@@ -399,3 +399,20 @@ def test_2000_taxa_stay_finite_and_match_cpu():
         tl.tree.branch_lengths[None, :], patterns=True)
     assert np.all(np.isfinite(pat)) and close(pat[0], cpu)
     assert close(total[0], tl.log_likelihood())
+
+
+def test_cli_compare_device_cuda(tmp_path):
+    import json
+    trees, _ = _cli_files(tmp_path)
+    for k, t in enumerate(trees[:2]):
+        (tmp_path / f"t{k}.nwk").write_text(t.to_newick() + "\n")
+    args = ["compare", "aln.fasta", "--trees", "t0.nwk", "t1.nwk", "--models", "JC",
+            "--estimator", "naive-monte-carlo", "--samples", "10", "--quiet", "--format",
+            "json"]
+    cpu = _cli(args + ["--out", "cpu"], tmp_path, sim=False)
+    gpu = _cli(args + ["--out", "gpu", "--device", "cuda"], tmp_path, sim=not _use_device())
+    assert cpu.returncode == 0 and gpu.returncode == 0, cpu.stderr + gpu.stderr
+    a = {r["candidate"]: r["log_marginal_likelihood"] for r in json.loads(cpu.stdout)["summary"]}
+    b = {r["candidate"]: r["log_marginal_likelihood"] for r in json.loads(gpu.stdout)["summary"]}
+    assert a.keys() == b.keys() and len(a) == 2
+    assert all(abs(a[k] - b[k]) <= CUDA_TOL * abs(a[k]) for k in a)
