@@ -416,3 +416,19 @@ def test_cli_compare_device_cuda(tmp_path):
     b = {r["candidate"]: r["log_marginal_likelihood"] for r in json.loads(gpu.stdout)["summary"]}
     assert a.keys() == b.keys() and len(a) == 2
     assert all(abs(a[k] - b[k]) <= CUDA_TOL * abs(a[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_kernels_compile_to_ptx_for_a_real_gpu():
+    """The simulator cannot see typing/lowering errors of the real target: compile every
+    kernel to sm_90 PTX (needs the CUDA toolkit wheels, numba-cuda[cu13]; ~1 min)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(here), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, os.path.join(here, "cuda_ptx_check.py")],
+                         capture_output=True, text=True, env=env, timeout=900)
+    if out.returncode == 3:
+        pytest.skip("CUDA toolkit libraries (NVRTC/NVVM) not installed: "
+                    "pip install 'numba-cuda[cu13]'")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("PTX") == 9
