@@ -26,6 +26,7 @@ numbers are labelled ``simulator`` and are NOT speed measurements.
 Usage::
 
     python benchmarks/gpu.py [--quick] [--out DIR] [--seconds S] [--max-batch B]
+                             [--max-call-seconds S] [--cases ds1-jc ds1-gtr large-gtr]
 
 Writes ``DIR/gpu.json`` and ``DIR/gpu.md`` (``gpu_quick_simulator.*`` with --quick).
 """
@@ -80,16 +81,26 @@ def simulated_case(n_taxa: int, n_sites: int, seed: int):
     return aln, tree
 
 
-def cases(quick: bool):
+CASE_KEYS = ("ds1-jc", "ds1-gtr", "large-gtr")
+
+
+def cases(quick: bool, keys=CASE_KEYS):
+    """(label, (alignment, tree), model) of the selected cases (``CASE_KEYS``)."""
     if quick:
         small = simulated_case(6, 32, 1)
         large = simulated_case(10, 48, 2)
-        return [("tiny JC69 (DS1 stand-in)", small, "JC"),
-                ("tiny GTR+G4 (DS1 stand-in)", small, GTR_G4),
-                ("tiny GTR+G4 (500-taxon stand-in)", large, GTR_G4)]
-    ds1 = ds1_case()
-    return [("DS1 JC69", ds1, "JC"), ("DS1 GTR+G4", ds1, GTR_G4),
-            ("500 taxa x 20000 sites GTR+G4", simulated_case(500, 20000, 3), GTR_G4)]
+        chosen = [("tiny JC69 (DS1 stand-in)", small, "JC"),
+                  ("tiny GTR+G4 (DS1 stand-in)", small, GTR_G4),
+                  ("tiny GTR+G4 (500-taxon stand-in)", large, GTR_G4)]
+        return [c for k, c in zip(CASE_KEYS, chosen) if k in keys]
+    out = []
+    if "ds1-jc" in keys or "ds1-gtr" in keys:
+        ds1 = ds1_case()
+        out += [("DS1 JC69", ds1, "JC")] if "ds1-jc" in keys else []
+        out += [("DS1 GTR+G4", ds1, GTR_G4)] if "ds1-gtr" in keys else []
+    if "large-gtr" in keys:
+        out.append(("500 taxa x 20000 sites GTR+G4", simulated_case(500, 20000, 3), GTR_G4))
+    return out
 
 
 def rows_for(tree, n: int, rng) -> np.ndarray:
@@ -223,6 +234,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     p.add_argument("--seconds", type=float, default=None, help="timing per configuration")
     p.add_argument("--max-batch", type=int, default=32768)
+    p.add_argument("--cases", nargs="+", choices=CASE_KEYS, default=list(CASE_KEYS))
     p.add_argument("--max-call-seconds", type=float, default=None,
                    help="stop growing the batch once a call takes longer")
     args = p.parse_args(argv)
@@ -244,14 +256,15 @@ def main(argv=None) -> int:
                               "loadavg_start": os.getloadavg()},
               "cases": []}
     t0 = time.perf_counter()
-    for label_c, (aln, tree), model in cases(args.quick):
+    for label_c, (aln, tree), model in cases(args.quick, args.cases):
         print(f"{label_c} ...", file=sys.stderr, flush=True)
         result["cases"].append(run_case(label_c, aln, tree, model, args, device))
     result["environment"]["loadavg_end"] = os.getloadavg()
     result["wall_s"] = time.perf_counter() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "gpu_quick_simulator" if device["simulator"] else "gpu"
+    stem = ("gpu_quick_simulator" if args.quick else "gpu_simulator") if device["simulator"] \
+        else "gpu"
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     (out / f"{stem}.md").write_text(markdown(result))
     print(f"wrote {out / (stem + '.json')}", file=sys.stderr)
