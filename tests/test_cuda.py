@@ -432,3 +432,31 @@ def test_kernels_compile_to_ptx_for_a_real_gpu():
                     "pip install 'numba-cuda[cu13]'")
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.count("PTX") == 9
+
+
+def test_batches_split_to_fit_device_memory_give_the_same_values(monkeypatch):
+    """A memory budget of a few items splits a batch into several launches (branch
+    lengths, per-item models and topologies sliced alike): same values as one launch."""
+    import phylo.likelihood.cuda as cuda_mod
+    rng = np.random.default_rng(17)
+    trees = [random_tree(6, seed=s, branch_length_rate=6.0) for s in range(5)]
+    taxa = trees[0].taxa
+    aln = random_alignment(taxa, 16, rng)
+    from phylo.likelihood.topologies import prepare_topologies
+    ren, bl = prepare_topologies(aln, trees)
+    model = "HKY{2}+F{0.3,0.2,0.2,0.3}+G4{0.5}"
+    first = TreeLikelihood(aln, ren[0], model)
+    whole = CudaLikelihood.for_topologies(first, ren)
+    models = [first.model_arrays(f"HKY{{{k}}}+F{{0.3,0.2,0.2,0.3}}+G4{{0.5}}") for k in range(1, 6)]
+    per_item = (np.stack([m[0] for m in models]), np.stack([m[1] for m in models]))
+    expected = whole.log_likelihood_batch(bl, models=per_item)
+    expected_grad = whole.gradient_batch(bl)
+    monkeypatch.setattr(cuda_mod, "MEMORY_BUDGET_BYTES", 1)      # one item per launch
+    split = CudaLikelihood.for_topologies(first, ren)
+    assert np.array_equal(split.log_likelihood_batch(bl, models=per_item), expected)
+    lnl, grad = split.gradient_batch(bl)
+    assert np.array_equal(lnl, expected_grad[0]) and np.array_equal(grad, expected_grad[1])
+    # and each item is its own topology under its own model, as on the CPU
+    for t in range(5):
+        cpu = TreeLikelihood(aln, ren[t], f"HKY{{{t + 1}}}+F{{0.3,0.2,0.2,0.3}}+G4{{0.5}}")
+        assert close(expected[t], cpu.log_likelihood(bl[t]))
