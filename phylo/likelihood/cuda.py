@@ -14,11 +14,16 @@ names what is missing.
 from __future__ import annotations
 
 import math
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from ..errors import DeviceError
+
+if TYPE_CHECKING:
+    from ..trees.tree import Tree
+    from .engine import TreeLikelihood
 
 DEVICES = ("cpu", "cuda")
 #: patterns per thread in the likelihood kernel: the 4x4 matrix loads are shared by
@@ -33,8 +38,6 @@ SHARED_MATRIX_BYTES = 40 * 1024
 #: partials); larger batches are split into several launches
 MEMORY_BUDGET_BYTES = 1 << 30
 
-_kernels_module = None
-
 
 def check_device(device: str) -> str:
     """``device`` validated ("cpu" or "cuda"); the CUDA check is :func:`require_cuda`."""
@@ -43,11 +46,9 @@ def check_device(device: str) -> str:
     return device
 
 
-def require_cuda():
-    """The CUDA kernel module, or :class:`DeviceError` naming what is missing."""
-    global _kernels_module
-    if _kernels_module is not None:
-        return _kernels_module
+def require_cuda() -> ModuleType:
+    """The CUDA kernel module, or :class:`DeviceError` naming what is missing (cheap
+    after the first call: the imports are cached and numba caches the driver probe)."""
     from .._kernels.cuda_import import import_cuda, simulator_requested
     try:
         cuda = import_cuda()
@@ -61,7 +62,6 @@ def require_cuda():
         raise DeviceError("device 'cuda' needs a CUDA GPU and driver, and numba.cuda finds "
                           f"none{hint}")
     from .._kernels import cuda_pruning
-    _kernels_module = cuda_pruning
     return cuda_pruning
 
 
@@ -192,13 +192,14 @@ class CudaLikelihood:
         self._gkernel = self._k.make_gradient_kernel(self.nc, self._threshold)
 
     @classmethod
-    def for_engine(cls, engine, **options) -> "CudaLikelihood":
+    def for_engine(cls, engine: "TreeLikelihood", **options: Any) -> "CudaLikelihood":
         """The device state of a prepared CPU :class:`~phylo.likelihood.TreeLikelihood`
         (same padded tip masks, weights, +I likelihoods, packed model, topology)."""
         return cls.for_topologies(engine, [engine.tree], **options)
 
     @classmethod
-    def for_topologies(cls, engine, trees, **options) -> "CudaLikelihood":
+    def for_topologies(cls, engine: "TreeLikelihood", trees: Sequence["Tree"],
+                       **options: Any) -> "CudaLikelihood":
         """Like :meth:`for_engine`, with item t of every batch on ``trees[t]`` (binary,
         leaves in the alignment's order, as many branches as ``engine.tree``)."""
         s = engine.data.tipc.shape[0]
@@ -209,7 +210,7 @@ class CudaLikelihood:
         return cls(engine.data, engine.alignment.n_patterns, np.stack([p[0] for p in progs]),
                    max(p[1] for p in progs), np.stack(gprogs), **options)
 
-    def with_data(self, data) -> "CudaLikelihood":
+    def with_data(self, data: Any) -> "CudaLikelihood":
         """The same tips and topologies (already on the device) under the packed model
         and +I likelihoods of another engine's ``data`` (same number of categories
         or not: kernels are compiled per category count)."""
