@@ -460,3 +460,23 @@ def test_batches_split_to_fit_device_memory_give_the_same_values(monkeypatch):
     for t in range(5):
         cpu = TreeLikelihood(aln, ren[t], f"HKY{{{t + 1}}}+F{{0.3,0.2,0.2,0.3}}+G4{{0.5}}")
         assert close(expected[t], cpu.log_likelihood(bl[t]))
+
+
+def test_engine_with_pattern_blocks_gives_the_same_device_values():
+    """A CPU engine cut into pattern blocks (phylo._kernels.blocks) hands the device
+    its blocks concatenated: the same values as the single-block engine."""
+    model = "HKY{2.5}+F{0.35,0.15,0.2,0.3}+I{0.25}+G4{0.7}"
+    tl, rng = _case(6, 30, model, seed=23)
+    blocked = TreeLikelihood(tl.alignment, tl.tree, model, block_size=8, device="cuda")
+    assert blocked.n_blocks == 4
+    bl = rng.exponential(0.2, size=tl.n_branches)
+    assert close(blocked.log_likelihood(bl), tl.log_likelihood(bl))
+    assert close(blocked.pattern_log_likelihoods(bl), tl.pattern_log_likelihoods(bl))
+    assert close(blocked.gradient(bl)[1], tl.gradient(bl)[1])
+    other = "K80{3}+I{0.1}"
+    assert close(blocked.with_model(other).log_likelihood(bl), tl.with_model(other).log_likelihood(bl))
+    other = "K80{3}+I{0.1}+G4{0.3}"           # per-item models: same category count
+    packed, inv = blocked.model_arrays(other)
+    got = CudaLikelihood.for_engine(blocked).log_likelihood_batch(
+        bl[None, :], models=(packed[None, :], inv[None, :]))
+    assert close(got, [tl.with_model(other).log_likelihood(bl)])

@@ -146,39 +146,51 @@ def schedule(children: np.ndarray, n_children: np.ndarray, n_leaves: int, *,
     return ops, max(n_slots, 1)
 
 
+def engine_arrays(engine: "TreeLikelihood") -> tuple:
+    """(tipc (S, W) uint8, weights (W,), inv (W,), packed model) of a CPU engine in
+    the unblocked padded layout the CUDA kernels read: W = n_blocks × block_size, a
+    multiple of 8; with several pattern blocks (:mod:`phylo._kernels.blocks`) the
+    blocks are concatenated (they hold consecutive patterns, padding at the end)."""
+    d = engine.data
+    if d.tipc.ndim == 3:
+        k, s, b = d.tipc.shape
+        tipc = np.ascontiguousarray(d.tipc.transpose(1, 0, 2).reshape(s, k * b))
+        return tipc, d.weights.reshape(-1), d.inv.reshape(-1), d.model
+    return d.tipc, d.weights, d.inv, d.model
+
+
 # --- device-resident state ------------------------------------------------------------------
 class CudaLikelihood:
     """Tip data, pattern weights, +I likelihoods, model and topologies on the GPU.
 
     Built once (:meth:`for_engine`, :meth:`for_topologies`); every call copies only
     branch lengths (and per-item models, if given) in and results out — both counted in
-    any timing of a call. ``data`` is the CPU engine's
-    :class:`~phylo._kernels.state.EngineData` (its padded tip masks ``tipc`` (S, P'),
-    ``weights`` (P', 0 on padding), ``inv`` +I likelihoods and packed ``model``);
-    ``n_patterns`` the real pattern count P ≤ P'; ``ops`` (T, N-S, 8) and ``n_slots``
+    any timing of a call. ``arrays`` = (tipc, weights, inv, model) as
+    :func:`engine_arrays`: padded tip masks (S, P'), pattern weights (P', 0 on
+    padding), +I likelihoods (P') and the packed model; ``n_patterns`` the real pattern count P ≤ P'; ``ops`` (T, N-S, 8) and ``n_slots``
     from :func:`schedule` with slot reuse (T = 1: every batch item on one topology;
     T = B: item b on topology b), ``gops`` the same without reuse (the gradient).
     ``scale_threshold``: a power of two ≤ 1 replacing the CPU kernels'
     ``SCALE_THRESHOLD`` (a testing aid: 1.0 rescales every node of every pattern; ln L
     is unchanged up to rounding)."""
 
-    def __init__(self, data, n_patterns: int, ops: np.ndarray, n_slots: int,
+    def __init__(self, arrays: tuple, n_patterns: int, ops: np.ndarray, n_slots: int,
                  gops: np.ndarray, *, scale_threshold: float | None = None) -> None:
         self._k = require_cuda()
         cuda = self._k.cuda
         self._cuda = cuda
-        tipc = data.tipc
+        tipc, weights, inv, model = arrays
         self.n_leaves, self.width = tipc.shape
         self.n_patterns = int(n_patterns)
         self.n_branches = ops.shape[1] + self.n_leaves - 1
         self.n_topologies = ops.shape[0]
-        self.model_length = data.model.shape[0]
-        self.nc = int(data.model[0])
+        self.model_length = model.shape[0]
+        self.nc = int(model[0])
         self.n_slots = int(n_slots)
         self._tipc = cuda.to_device(np.ascontiguousarray(tipc, dtype=np.uint8))
-        self._weights = cuda.to_device(np.ascontiguousarray(data.weights, dtype=np.float64))
-        self._models = cuda.to_device(np.ascontiguousarray(data.model[None, :], dtype=np.float64))
-        self._invs = cuda.to_device(np.ascontiguousarray(data.inv[None, :], dtype=np.float64))
+        self._weights = cuda.to_device(np.ascontiguousarray(weights, dtype=np.float64))
+        self._models = cuda.to_device(np.ascontiguousarray(model[None, :], dtype=np.float64))
+        self._invs = cuda.to_device(np.ascontiguousarray(inv[None, :], dtype=np.float64))
         self._ops = cuda.to_device(np.ascontiguousarray(ops, dtype=np.int32))
         self._gops = cuda.to_device(np.ascontiguousarray(gops, dtype=np.int32))
         self._sim = simulated()
@@ -202,24 +214,28 @@ class CudaLikelihood:
                        **options: Any) -> "CudaLikelihood":
         """Like :meth:`for_engine`, with item t of every batch on ``trees[t]`` (binary,
         leaves in the alignment's order, as many branches as ``engine.tree``)."""
-        s = engine.data.tipc.shape[0]
+        arrays = engine_arrays(engine)
+        s = arrays[0].shape[0]
         progs = [schedule(t.children, t.n_children, s) for t in trees]
         if any(p[0].shape != progs[0][0].shape for p in progs):
             raise DeviceError("all topologies must have the same number of nodes")
         gprogs = [schedule(t.children, t.n_children, s, reuse_slots=False)[0] for t in trees]
-        return cls(engine.data, engine.alignment.n_patterns, np.stack([p[0] for p in progs]),
+        return cls(arrays, engine.alignment.n_patterns, np.stack([p[0] for p in progs]),
                    max(p[1] for p in progs), np.stack(gprogs), **options)
 
-    def with_data(self, data: Any) -> "CudaLikelihood":
+    def with_model_of(self, engine: "TreeLikelihood") -> "CudaLikelihood":
         """The same tips and topologies (already on the device) under the packed model
-        and +I likelihoods of another engine's ``data`` (same number of categories
-        or not: kernels are compiled per category count)."""
+        and +I likelihoods of ``engine`` (same alignment and pattern layout; any number
+        of categories: kernels are compiled per category count)."""
+        _, _, inv, model = engine_arrays(engine)
+        if inv.shape[0] != self.width:
+            raise DeviceError("the engine's pattern layout differs from the device state's")
         other = object.__new__(CudaLikelihood)
         other.__dict__.update(self.__dict__)
-        other.model_length = data.model.shape[0]
-        other.nc = int(data.model[0])
-        other._models = self._cuda.to_device(np.ascontiguousarray(data.model[None, :]))
-        other._invs = self._cuda.to_device(np.ascontiguousarray(data.inv[None, :]))
+        other.model_length = model.shape[0]
+        other.nc = int(model[0])
+        other._models = self._cuda.to_device(np.ascontiguousarray(model[None, :]))
+        other._invs = self._cuda.to_device(np.ascontiguousarray(inv[None, :]))
         other._shared = self.n_branches * 16 * other.nc * 8 <= SHARED_MATRIX_BYTES
         other._kernel = self._k.make_loglik_kernel(self.n_slots, other.nc, PATTERNS_PER_THREAD,
                                                    self.n_branches, other._shared,
@@ -348,4 +364,4 @@ def flops_per_evaluation(n_leaves: int, n_patterns: int, nc: int) -> float:
 
 
 __all__ = ["CudaLikelihood", "DEVICES", "check_device", "require_cuda", "schedule",
-           "simulated", "flops_per_evaluation"]
+           "simulated", "flops_per_evaluation", "engine_arrays"]

@@ -252,7 +252,7 @@ class TreeLikelihood:
         self._cuda = None
         if device == "cuda":
             from .cuda import CudaLikelihood
-            self._cuda = (_cuda_base.with_data(self._data) if _cuda_base is not None
+            self._cuda = (_cuda_base.with_model_of(self) if _cuda_base is not None
                           else CudaLikelihood.for_engine(self))
 
     def _new_state(self, n_copies: int) -> EngineState:
