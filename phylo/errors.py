@@ -59,3 +59,7 @@ class ReportError(PhyloError):
 
 class CheckpointError(PhyloError):
     """A checkpoint file does not match the run that tries to resume from it."""
+
+
+class DeviceError(PhyloError):
+    """A requested compute device (``device="cuda"``) is not available here."""

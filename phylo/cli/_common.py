@@ -190,6 +190,23 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
                              "(default: all cores)")
 
 
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where batched likelihoods run: cpu (default) or cuda (a GPU "
+                             "through numba-cuda; NUMBA_ENABLE_CUDASIM=1 runs its slow "
+                             "simulator)")
+
+
+def apply_device(args: argparse.Namespace) -> str:
+    """``--device``, checked before any long work (a missing numba-cuda or GPU is one
+    :class:`phylo.errors.DeviceError`)."""
+    device = getattr(args, "device", "cpu") or "cpu"
+    if device == "cuda":
+        from ..likelihood.cuda import require_cuda
+        require_cuda()
+    return device
+
+
 def apply_threads(args: argparse.Namespace) -> int | None:
     """Validate ``--threads`` (a PhyloError naming the option otherwise). The count
     itself is applied around the whole command by :func:`phylo.cli.main` (with

@@ -103,6 +103,7 @@ def register(subparsers) -> None:
     _common.add_fasta_names_argument(p)
     _common.add_seed_argument(p)
     _common.add_threads_argument(p)
+    _common.add_device_argument(p)
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                    help="folder for the report and the checkpoint (default: %(default)s)")
     _common.add_format_argument(p)
@@ -186,6 +187,13 @@ def estimator_settings(name: str, args: argparse.Namespace) -> tuple[dict[str, A
                 and not (math.isfinite(number) and number >= 0)):
             # every estimator setting is a count, size, rate or tolerance
             raise EstimatorError(f"--set {key}: must be a finite number >= 0, got {value!r}")
+    if getattr(args, "device", "cpu") == "cuda":
+        _common.apply_device(args)
+        if "device" in fields:
+            settings["device"] = "cuda"
+        else:
+            notes.append(f"--device cuda: {name} evaluates one point at a time, so it ran on "
+                         "the CPU (estimators with batched draws use the GPU).")
     return settings, notes
 
 

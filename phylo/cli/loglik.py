@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from ._common import (add_fasta_names_argument, add_format_argument, add_threads_argument,
-                      apply_threads, command_provenance, existing_file, read_alignment_arg,
-                      write_json, write_table)
+from ._common import (add_device_argument, add_fasta_names_argument, add_format_argument,
+                      add_threads_argument, apply_device, apply_threads, command_provenance,
+                      existing_file, read_alignment_arg, write_json, write_table)
 
 
 def register(subparsers) -> None:
@@ -27,6 +27,7 @@ def register(subparsers) -> None:
     add_fasta_names_argument(p)
     add_format_argument(p)
     add_threads_argument(p)
+    add_device_argument(p)
     p.set_defaults(func=run)
 
 
@@ -35,21 +36,40 @@ def _read_trees(path: str, taxa):
     yield from read_trees(path, taxa=taxa)
 
 
+def _cuda_values(aln, trees, model, rows: list) -> list[float]:
+    """ln L of every tree on the GPU: one launch per tree shape (rooted, unrooted),
+    each batch item running its own topology; fills ``rows``."""
+    from ..likelihood.topologies import log_likelihood_topologies
+    values = [0.0] * len(trees)
+    for nb in sorted({t.n_branches for t in trees}):
+        idx = [i for i, t in enumerate(trees) if t.n_branches == nb]
+        got = log_likelihood_topologies(aln, [trees[i] for i in idx], model, device="cuda")
+        for i, v in zip(idx, got):
+            values[i] = float(v)
+    rows.extend({"tree": i, "name": t.name or "", "log_likelihood": v}
+                for i, (t, v) in enumerate(zip(trees, values), 1))
+    return values
+
+
 def run(args: argparse.Namespace) -> int:
     from ..likelihood import TreeLikelihood
     from ..models import Model
     from ..errors import TreeError
     apply_threads(args)
+    device = apply_device(args)
     model = Model.from_string(args.model)
     aln = read_alignment_arg(args)
     model = model.with_empirical_frequencies(aln)
     values = []
     rows = []
     t0 = time.perf_counter()
-    for i, tree in enumerate(_read_trees(args.trees, aln.taxa), 1):
-        value = TreeLikelihood(aln, tree, model).log_likelihood()
-        values.append(value)
-        rows.append({"tree": i, "name": tree.name or "", "log_likelihood": value})
+    if device == "cuda":
+        values = _cuda_values(aln, list(_read_trees(args.trees, aln.taxa)), model, rows)
+    else:
+        for i, tree in enumerate(_read_trees(args.trees, aln.taxa), 1):
+            value = TreeLikelihood(aln, tree, model).log_likelihood()
+            values.append(value)
+            rows.append({"tree": i, "name": tree.name or "", "log_likelihood": value})
     if not values:
         raise TreeError("no trees in the file", path=args.trees)
     if args.format == "json":

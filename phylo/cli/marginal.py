@@ -7,6 +7,7 @@ first tree in TREEFILE, with i.i.d. Exponential branch-length priors.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..errors import EstimatorError, PhyloError
@@ -71,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common.add_format_argument(p)
     _common.add_quiet_argument(p)
     _common.add_threads_argument(p)
+    _common.add_device_argument(p)
     p.set_defaults(func=run)
 
 
@@ -95,6 +97,12 @@ def build_estimators(args: argparse.Namespace) -> list:
         changes = {est.setting_roles[option]: getattr(args, option)
                    for option in SETTING_OPTIONS
                    if getattr(args, option) is not None and option in est.setting_roles}
+        if getattr(args, "device", "cpu") == "cuda":
+            if "device" in est.settings():
+                changes["device"] = "cuda"
+            else:
+                print(f"note: {est.name} evaluates one point at a time; it runs on the CPU "
+                      "(--device cuda applies to estimators with batched draws)", file=sys.stderr)
         out.append(est.with_settings(**changes) if changes else est)
     return out
 
@@ -103,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from ..marginal import Problem
     from ..marginal.workflow import SEED_CONVENTION, problem_identity, run_repeat
     _common.apply_threads(args)
+    _common.apply_device(args)
     if args.repeats < 1:
         raise EstimatorError(f"--repeats must be ≥ 1, got {args.repeats}")
     if args.seed < 0:

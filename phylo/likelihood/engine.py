@@ -22,6 +22,7 @@ from ..io.alignment import Alignment
 from ..models import Model
 from ..threads import check_threads, current_threads, threads as _threads
 from ..trees.tree import Tree
+from .cuda import check_device
 
 def _pad3(children: np.ndarray) -> np.ndarray:
     if children.shape[1] >= 3:
@@ -170,12 +171,21 @@ class TreeLikelihood:
     counts). Branch-length vectors have shape (n_branches,) = (N-1,), indexed by
     the tree's node numbering (branch v is above node v of :attr:`tree`, which has
     its leaves in alignment order — it may differ from the tree passed in).
+
+    device: "cpu" (default) or "cuda": with "cuda", :meth:`log_likelihood`, the
+    pattern/site log-likelihoods, :meth:`gradient` and :meth:`log_likelihood_batch`
+    run on a CUDA GPU (tip data and topology stay on the device between calls;
+    :mod:`phylo.likelihood.cuda`), and :class:`phylo.errors.DeviceError` is raised
+    here if numba-cuda or a GPU is missing. Incremental (MCMC) evaluation always
+    runs on the CPU kernels.
     """
 
     def __init__(self, alignment: Alignment, tree: Tree, model: Model | str, *,
                  threads: int | None = None, block_size: int | None = None,
-                 _shared: dict | None = None) -> None:
+                 device: str = "cpu", _shared: dict | None = None,
+                 _cuda_base: Any = None) -> None:
         threads = check_threads(threads)
+        check_device(device)
         if isinstance(model, str):
             model = Model.from_string(model)
         model = model.with_empirical_frequencies(alignment)
@@ -239,6 +249,11 @@ class TreeLikelihood:
         self._pending: tuple | None = None
         bl = np.asarray(tree.branch_lengths, dtype=np.float64)
         self._default_bl = np.ascontiguousarray(bl) if np.all(np.isfinite(bl)) else None
+        self._cuda = None
+        if device == "cuda":
+            from .cuda import CudaLikelihood
+            self._cuda = (_cuda_base.with_model_of(self) if _cuda_base is not None
+                          else CudaLikelihood.for_engine(self))
 
     def _new_state(self, n_copies: int) -> EngineState:
         """Fresh buffers of :func:`phylo._kernels.pruning.log_likelihood` (after the data),
@@ -358,9 +373,33 @@ class TreeLikelihood:
 
     def with_model(self, model: Model | str) -> "TreeLikelihood":
         """The same alignment and topology under another model (tip data, threads and
-        blocks shared)."""
+        blocks shared; on the device too)."""
         return TreeLikelihood(self._alignment, self._tree, model, threads=self._threads,
-                              block_size=self._block_size, _shared=self._shared)
+                              block_size=self._block_size, device=self.device,
+                              _shared=self._shared, _cuda_base=self._cuda)
+
+    @property
+    def device(self) -> str:
+        """"cpu" or "cuda": where the non-incremental evaluations run."""
+        return "cpu" if self._cuda is None else "cuda"
+
+    def model_arrays(self, model: Model | str) -> tuple[np.ndarray, np.ndarray]:
+        """(packed model, +I likelihoods (n_blocks × block_size,), unblocked) of
+        another model with as many rate categories, on this alignment, without
+        preparing an engine: per-item models for the device batches
+        (:mod:`phylo.likelihood.cuda`)."""
+        if isinstance(model, str):
+            model = Model.from_string(model)
+        packed, inv = self.kernel_model(model.with_empirical_frequencies(self._alignment))
+        return packed, inv.reshape(-1)
+
+    def _cuda_row(self, branch_lengths: np.ndarray, patterns: bool = False):
+        """One evaluation on the device (NaN, as on the CPU, for invalid lengths)."""
+        bl = branch_lengths
+        if bl.size and not (bl.min() >= 0.0 and np.isfinite(bl.sum())):
+            return (np.nan, np.full(self._tips.shape[1], np.nan)) if patterns else np.nan
+        out = self._cuda.log_likelihood_batch(bl[None, :], patterns=patterns)
+        return (float(out[0][0]), out[1][0]) if patterns else float(out[0])
 
     # -- validation --------------------------------------------------------------
     def _bl(self, bl: Any) -> np.ndarray:
@@ -400,6 +439,8 @@ class TreeLikelihood:
     def log_likelihood_unchecked(self, branch_lengths: np.ndarray) -> float:
         """Fast path for samplers: ``branch_lengths`` must be a C-contiguous float64
         array of shape (n_branches,) (not checked; invalid lengths give NaN)."""
+        if self._cuda is not None:
+            return self._cuda_row(branch_lengths)
         if self._nblocks == 1:
             return _k.log_likelihood(branch_lengths, *self._data, *self._state)
         with _threads(self._threads):
@@ -407,12 +448,16 @@ class TreeLikelihood:
 
     def pattern_log_likelihoods(self, branch_lengths: Any = None) -> np.ndarray:
         """ln L_p of every site pattern, shape (n_patterns,) (not weighted)."""
+        if self._cuda is not None:
+            return self._cuda_row(self._bl(branch_lengths), patterns=True)[1]
         self.log_likelihood(branch_lengths)
         return self._state.lnl.reshape(-1)[:self._tips.shape[1]].copy()
 
     def pattern_log_likelihoods_unchecked(self, branch_lengths: np.ndarray) -> np.ndarray:
         """:meth:`pattern_log_likelihoods` on the fast path of
         :meth:`log_likelihood_unchecked` (NaN everywhere for invalid lengths)."""
+        if self._cuda is not None:
+            return self._cuda_row(branch_lengths, patterns=True)[1]
         value = self.log_likelihood_unchecked(branch_lengths)
         if value != value:
             return np.full(self._tips.shape[1], np.nan)
@@ -430,6 +475,9 @@ class TreeLikelihood:
     def gradient_unchecked(self, branch_lengths: np.ndarray) -> tuple[float, np.ndarray]:
         """:meth:`gradient` without validating ``branch_lengths`` (see
         :meth:`log_likelihood_unchecked`). The returned array is new."""
+        if self._cuda is not None:
+            lnl, grad = self._cuda.gradient_batch(branch_lengths[None, :])
+            return float(lnl[0]), grad[0]
         nchunk = 1
         if self._nblocks > 1:
             with _threads(self._threads):
@@ -473,7 +521,10 @@ class TreeLikelihood:
         full set of partials (small by construction: one block means fewer than
         PARALLEL_MIN_WORK node-pattern entries); with :attr:`n_blocks` > 1 a row-thread
         holds the buffers of one block only (1/K of a full set), or, with fewer rows than
-        threads, the rows are evaluated one by one, each split over the blocks."""
+        threads, the rows are evaluated one by one, each split over the blocks.
+
+        On ``device="cuda"`` all rows go to the GPU in one launch (or a few, to bound
+        device memory); ``parallel`` and :attr:`threads` are then ignored."""
         bl = np.ascontiguousarray(branch_lengths, dtype=np.float64)
         if bl.ndim != 2 or bl.shape[1] != self._nb:
             raise TreeError(f"expected branch lengths of shape (B, {self._nb}), got {bl.shape}")
@@ -485,6 +536,11 @@ class TreeLikelihood:
                 raise TreeError(f"row {row}: {exc.detail}", path=self._tree.source) from None
         if bl.shape[0] == 0:
             return np.empty(0)
+        if self._cuda is not None:
+            out = self._cuda.log_likelihood_batch(bl)
+            if not check:       # as on the CPU: NaN for a row with an invalid length
+                out[~np.all(np.isfinite(bl) & (bl >= 0), axis=1)] = np.nan
+            return out
         with _threads(self._threads if parallel else 1):
             nthreads = current_threads()
             out = np.empty(bl.shape[0])

@@ -195,6 +195,14 @@ def numba_compile_timer() -> Iterator[CompileTime]:
         yield out
 
 
+def check_device_setting(name: str, device: str) -> None:
+    """Raise EstimatorError unless ``device`` is "cpu" or "cuda" (estimators whose
+    draws are evaluated in batches take ``device``: "cuda" sends each batch to the GPU
+    in one launch, :mod:`phylo.likelihood.cuda`)."""
+    if device not in ("cpu", "cuda"):
+        raise EstimatorError(f"{name}: device must be 'cpu' or 'cuda', got {device!r}")
+
+
 def check_positive(name: str, **values: float) -> None:
     """Raise EstimatorError unless every value is positive."""
     for key, v in values.items():

@@ -106,11 +106,20 @@ class BaseProblem:
         self._evaluations += 1
         return float(self._log_likelihood(t, u))
 
-    def log_likelihood_batch(self, z: np.ndarray) -> np.ndarray:
-        """log p(D | z_i) for ``z`` of shape (B, dim); returns (B,); B evaluations."""
+    def log_likelihood_batch(self, z: np.ndarray, *, device: str = "cpu") -> np.ndarray:
+        """log p(D | z_i) for ``z`` of shape (B, dim); returns (B,); B evaluations.
+        ``device="cuda"``: the whole batch in one GPU launch, where the problem has a
+        CUDA path (tree problems); otherwise :class:`phylo.errors.DeviceError`."""
         z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+        t, u = np.exp(z[:, :self.n_branches]), z[:, self.n_branches:]
+        if device != "cpu":
+            from ..likelihood.cuda import check_device
+            check_device(device)
+            out = self._log_likelihood_batch_cuda(t, u)
+        else:
+            out = self._log_likelihood_batch(t, u)
         self._evaluations += z.shape[0]
-        return self._log_likelihood_batch(np.exp(z[:, :self.n_branches]), z[:, self.n_branches:])
+        return out
 
     def log_likelihood_gradient(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         """(log p(D|z), ∂/∂z (dim,)); z-gradient of branch i is t_i ∂/∂t_i."""
@@ -169,8 +178,9 @@ class BaseProblem:
         ll, g = self.log_likelihood_gradient(z)
         return beta * ll + self.log_prior(z), beta * g + self.log_prior_gradient(z)
 
-    def log_posterior_batch(self, z: np.ndarray, beta: float = 1.0) -> np.ndarray:
-        return beta * self.log_likelihood_batch(z) + self.log_prior_batch(z)
+    def log_posterior_batch(self, z: np.ndarray, beta: float = 1.0, *,
+                            device: str = "cpu") -> np.ndarray:
+        return beta * self.log_likelihood_batch(z, device=device) + self.log_prior_batch(z)
 
     # -- natural branch lengths (Laplus family) -------------------------------------------
     def log_joint_natural(self, t: np.ndarray, u: np.ndarray | None = None) -> float:
@@ -208,6 +218,10 @@ class BaseProblem:
 
     def _log_likelihood_batch(self, t: np.ndarray, u: np.ndarray) -> np.ndarray:
         return np.array([self._log_likelihood(ti, ui) for ti, ui in zip(t, u)])
+
+    def _log_likelihood_batch_cuda(self, t: np.ndarray, u: np.ndarray) -> np.ndarray:
+        from ..errors import DeviceError
+        raise DeviceError(f"{type(self).__name__} has no CUDA likelihood; use device='cpu'")
 
     def _log_likelihood(self, t: np.ndarray, u: np.ndarray) -> float:  # pragma: no cover
         raise NotImplementedError

@@ -95,6 +95,7 @@ class Problem(BaseProblem):
         self.n_model = sum(b.n_free for b in self._blocks)
         self._cache: tuple[bytes, Any] | None = None
         self._numba_args: tuple | None = None
+        self._cuda = None          # device state, built on the first device="cuda" batch
 
     # -- model parameters ---------------------------------------------------------
     @staticmethod
@@ -184,6 +185,19 @@ class Problem(BaseProblem):
         if not self._blocks:
             return self.likelihood.log_likelihood_batch(t, parallel=True, check=False)
         return np.array([self._log_likelihood(ti, ui) for ti, ui in zip(t, u)])
+
+    def _log_likelihood_batch_cuda(self, t: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The batch in one GPU launch (:mod:`phylo.likelihood.cuda`); with free model
+        parameters every row carries its own packed model."""
+        from ..likelihood.cuda import CudaLikelihood
+        if self._cuda is None:
+            self._cuda = CudaLikelihood.for_engine(self.likelihood)
+        t = np.where(np.isfinite(t), t, 1e6)
+        if not self._blocks or t.shape[0] == 0:
+            return self._cuda.log_likelihood_batch(t)
+        arrays = [self.likelihood.model_arrays(self.model_at(ui)) for ui in u]
+        models = (np.stack([a[0] for a in arrays]), np.stack([a[1] for a in arrays]))
+        return self._cuda.log_likelihood_batch(t, models=models)
 
     def _log_likelihood_gradient(self, t: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray]:
         return self._lik(u).gradient_unchecked(self._safe(t))

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import special
 
 from ...errors import EstimatorError
-from ..base import Estimate, MarginalLikelihoodEstimator, check_positive, log_mean_se, logmeanexp
+from ..base import Estimate, MarginalLikelihoodEstimator, check_device_setting, check_positive, log_mean_se, logmeanexp
 from ..base_problem import BaseProblem
 from .optimum import maximize_natural, maximize_unconstrained
 
@@ -186,9 +186,11 @@ class GammaLaplusIS(MarginalLikelihoodEstimator):
     warmup_settings: ClassVar[dict[str, Any]] = {"n_samples": 4}
     n_samples: int = 10_000
     max_iterations: int = 2000
+    device: str = "cpu"
 
     def validate(self, problem: BaseProblem) -> None:
         check_positive(self.name, n_samples=self.n_samples)
+        check_device_setting(self.name, self.device)
 
     def _estimate(self, problem, *, rng, budget, progress, **options) -> Estimate:
         start = problem.n_likelihood_evaluations
@@ -197,7 +199,7 @@ class GammaLaplusIS(MarginalLikelihoodEstimator):
         t, u = q.sample(n, rng=rng)
         t = np.maximum(t, np.finfo(float).tiny)
         z = np.hstack([np.log(t), u])
-        ll = problem.log_likelihood_batch(z)
+        ll = problem.log_likelihood_batch(z, device=self.device)
         # natural-space joint: prior density of t (not of log t) and of u
         lp = problem.log_prior_batch(z) - np.log(t).sum(axis=1)
         logw = ll + lp - q.log_density(t, u)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...errors import EstimatorError
-from ..base import Estimate, MarginalLikelihoodEstimator, check_positive
+from ..base import Estimate, MarginalLikelihoodEstimator, check_device_setting, check_positive
 from ..mcmc import INITIAL_SCALE, ChainState, Sampler
 
 
@@ -36,10 +36,12 @@ class NestedSampling(MarginalLikelihoodEstimator):
     mcmc_length: int = 1000
     tolerance: float = 1e-3
     max_iterations: int = 100_000
+    device: str = "cpu"
 
     def validate(self, problem) -> None:
         check_positive(self.name, n_live=self.n_live, mcmc_length=self.mcmc_length,
                        tolerance=self.tolerance, max_iterations=self.max_iterations)
+        check_device_setting(self.name, self.device)
         if self.n_live < 2:
             raise EstimatorError(f"{self.name}: n_live must be at least 2")
 
@@ -49,7 +51,7 @@ class NestedSampling(MarginalLikelihoodEstimator):
         if budget is not None:
             length = int(np.clip(budget // max(1, n * 2 * problem.dim), 20, 10 * self.mcmc_length))
         live = problem.sample_prior(n, rng=rng)
-        live_ll = problem.log_likelihood_batch(live)
+        live_ll = problem.log_likelihood_batch(live, device=self.device)
         live_lp = problem.log_prior_batch(live)
         sampler = Sampler(problem)
         scales = np.full(problem.dim + 1, INITIAL_SCALE)

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import optimize
 
 from ...errors import EstimatorError
-from ..base import Estimate, MarginalLikelihoodEstimator, check_positive, log_mean_se, logmeanexp
+from ..base import Estimate, MarginalLikelihoodEstimator, check_device_setting, check_positive, log_mean_se, logmeanexp
 from ..base_problem import BaseProblem
 from ..mcmc import ChainResult, effective_sample_size, sample_posterior
 
@@ -155,14 +155,16 @@ class NaiveMonteCarlo(MarginalLikelihoodEstimator):
     setting_roles: ClassVar[dict[str, str]] = {"samples": "n_samples"}
     warmup_settings: ClassVar[dict[str, Any]] = {"n_samples": 4}
     n_samples: int = 10_000
+    device: str = "cpu"
 
     def validate(self, problem: BaseProblem) -> None:
         check_positive(self.name, n_samples=self.n_samples)
+        check_device_setting(self.name, self.device)
 
     def _estimate(self, problem, *, rng, budget, progress, **options) -> Estimate:
         n = self.n_samples if budget is None else max(2, budget)
         z = problem.sample_prior(n, rng=rng)
-        ll = problem.log_likelihood_batch(z)
+        ll = problem.log_likelihood_batch(z, device=self.device)
         return Estimate(logmeanexp(ll), log_mean_se(ll), {"n_draws": n, "max_loglik": float(ll.max())})
 
 
@@ -183,6 +185,11 @@ class BridgeSampling(_PosteriorSampleEstimator):
     name: ClassVar[str] = "bridge-sampling"
     n_proposal: int | None = None
     max_iterations: int = 1000
+    device: str = "cpu"
+
+    def validate(self, problem: BaseProblem) -> None:
+        super().validate(problem)
+        check_device_setting(self.name, self.device)
 
     def _estimate(self, problem, *, rng, budget, progress, **options) -> Estimate:
         chain = self._chain(problem, rng, budget, store_z=True)
@@ -202,7 +209,8 @@ class BridgeSampling(_PosteriorSampleEstimator):
         n2 = self.n_proposal or n1
         prop = mean + rng.standard_normal((n2, problem.dim)) @ chol.T
         l1 = chain.loglik[half:] + chain.logprior[half:] - log_q(post)
-        l2 = problem.log_likelihood_batch(prop) + problem.log_prior_batch(prop) - log_q(prop)
+        l2 = (problem.log_likelihood_batch(prop, device=self.device)
+              + problem.log_prior_batch(prop) - log_q(prop))
         l2 = np.where(np.isfinite(l2), l2, -np.inf)
         shift = float(np.median(l1))
         l1, l2 = l1 - shift, l2 - shift

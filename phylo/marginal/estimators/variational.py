@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import optimize
 
-from ..base import Estimate, MarginalLikelihoodEstimator, check_positive, log_mean_se, logmeanexp
+from ..base import Estimate, MarginalLikelihoodEstimator, check_device_setting, check_positive, log_mean_se, logmeanexp
 from ..base_problem import BaseProblem
 from .optimum import maximize_unconstrained
 
@@ -95,9 +95,11 @@ class _Variational(MarginalLikelihoodEstimator):
     n_samples: int = 10_000
     n_fit_draws: int = 20
     max_iterations: int = 300
+    device: str = "cpu"
 
     def validate(self, problem: BaseProblem) -> None:
         check_positive(self.name, n_samples=self.n_samples, n_fit_draws=self.n_fit_draws)
+        check_device_setting(self.name, self.device)
 
     def _weights(self, problem: BaseProblem, rng: np.random.Generator, budget: int | None
                  ) -> tuple[np.ndarray, dict]:
@@ -106,7 +108,7 @@ class _Variational(MarginalLikelihoodEstimator):
                                  max_iterations=self.max_iterations)
         n = self.n_samples if budget is None else max(2, budget - (problem.n_likelihood_evaluations - start))
         z = q.sample(n, rng=rng)
-        logw = problem.log_posterior_batch(z) - q.log_density(z)
+        logw = problem.log_posterior_batch(z, device=self.device) - q.log_density(z)
         diag["n_draws"] = n
         return np.where(np.isnan(logw), -np.inf, logw), diag
 
