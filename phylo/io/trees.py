@@ -40,7 +40,8 @@ from ._treefile import (TreeFileInfo, _Batch, _iter_file_slow, _Record, _scan_ba
                         _selection)
 from .newick import leading_flags, parse_newick, resolve_name
 
-__all__ = ["read_trees", "read_topologies", "count_trees", "TreeFileInfo", "tree_file_info"]
+__all__ = ["read_trees", "read_topologies", "read_topology_runs", "count_trees", "TreeFileInfo",
+           "tree_file_info"]
 
 CHUNK = 8192         # tree statements per kernel call on the bulk path
 
@@ -332,7 +333,37 @@ def read_topologies(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
     return state.finish()
 
 
+def read_topology_runs(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
+                       burnin: float | int = 0, taxa: Sequence[str] | None = None,
+                       rooted: bool | None = None, weighted: bool = True
+                       ) -> tuple[TopologySample, list[np.ndarray], list[np.ndarray]]:
+    """:func:`read_topologies` (pooled over ``paths``, no thinning) plus, for each file,
+    its post-burn-in sequence of topology indices into the pooled sample and the
+    weight of each of those trees, in file order (for batch means and between-run
+    spreads of topology frequencies).
+
+    Returns ``(sample, sequences, weights)``; ``sequences[i]`` is an int64 array of
+    length (trees of file i after burn-in), ``weights[i]`` the matching float64 array
+    (1 per tree, or the ``[&W w]`` weights of a ``.trprobs`` summary).
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise PhyloError("no tree files given")
+    state = _BulkState(taxa, rooted)
+    state.sequences = []
+    for p in paths:
+        state.read_file(p, burnin, 1, weighted)
+    sample = state.finish()
+    remap = np.cumsum(state.used > 0) - 1
+    return (sample, [remap[ids] for ids, _ in state.sequences],
+            [w for _, w in state.sequences])
+
+
 class _BulkState:
+    sequences: list | None = None   # per-file (ids, weights) when read_topology_runs asks
+
     def __init__(self, taxa, rooted):
         self.taxa = tuple(taxa) if taxa is not None else None
         self.rooted = rooted
@@ -414,6 +445,8 @@ class _BulkState:
         self.counts += np.bincount(ids, weights=w, minlength=u)
         self.used += np.bincount(ids, minlength=u)
         self.n_trees += int(ids.shape[0])
+        if self.sequences is not None:
+            self.sequences.append((ids.astype(np.int64), np.asarray(w, dtype=np.float64)))
 
     def _process(self, path, batch: _Batch, sel: np.ndarray, weighted: bool):
         """Topology ids and weights of the statements ``sel`` of a scanned batch."""

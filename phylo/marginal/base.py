@@ -48,6 +48,9 @@ class MarginalLikelihoodResult:
         from the on-disk cache (0 when everything was compiled already).
     estimator: registry name; settings: the estimator's settings; seed: the seed used.
     diagnostics: method-specific values (see module docstring for the fixed keys).
+    per_topology: tree-space estimators (:mod:`phylo.marginal.tree_space`): one
+        :class:`~phylo.marginal.tree_space.TopologyEstimate` per topology that carried
+        the estimate; empty for fixed-topology estimators.
     """
 
     log_marginal_likelihood: float
@@ -59,6 +62,7 @@ class MarginalLikelihoodResult:
     seed: int | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
     compile_seconds: float = 0.0
+    per_topology: tuple = field(default=(), repr=False)
 
     def to_dict(self, *, diagnostics: bool = False) -> dict[str, Any]:
         out = {"estimator": self.estimator,
@@ -69,6 +73,8 @@ class MarginalLikelihoodResult:
                "seed": self.seed, "settings": self.settings}
         if diagnostics:
             out["diagnostics"] = self.diagnostics
+        if self.per_topology:
+            out["per_topology"] = [row.to_dict() for row in self.per_topology]
         return out
 
 
