@@ -1,8 +1,13 @@
-"""``phylo marginal``: the log marginal likelihood of a fixed topology.
+"""``phylo marginal``: the log marginal likelihood of a fixed topology, or over tree space.
 
 Runs one or several registered estimators (:mod:`phylo.marginal`, Fourment et al.
 2020) on the posterior of the branch lengths (and free model parameters) of the
 first tree in TREEFILE, with i.i.d. Exponential branch-length priors.
+
+With ``--tree-sample RUN1.t [RUN2.t ...]`` (and no TREEFILE) the marginal likelihood
+is integrated over unrooted topologies under a uniform topology prior
+(:func:`phylo.marginal.tree_space_marginal`): posterior odds over the most frequent
+topologies of the runs (``--method odds``) or SBN importance sampling (``sbn-is``).
 """
 from __future__ import annotations
 
@@ -25,6 +30,13 @@ examples:
   # several estimators: a table
   phylo marginal primates.nex tree.nwk --estimator gamma-laplus harmonic-mean bridge-sampling
 
+  # over tree space: two MrBayes runs, 25% burn-in, posterior odds (Gamma-Laplus IS
+  # on each of the most frequent topologies)
+  phylo marginal data.nex --tree-sample run1.t run2.t --burnin 0.25 --model JC --format json
+
+  # a sample made under JC used for GTR+G4: SBN importance sampling (said in the output)
+  phylo marginal data.nex --tree-sample run1.t --sample-model JC --model GTR+G4
+
 JSON keys: log_marginal_likelihood, std_error (null where the method gives none),
 likelihood_evaluations, seconds, estimator, seed (as given), run_seed (the seed the
 estimator ran with), settings (a list of such rows with several estimators). Natural log.
@@ -32,6 +44,10 @@ estimator ran with), settings (a list of such rows with several estimators). Nat
 seeds: repeat r of an estimator runs with phylo.marginal.workflow.derive_seed(SEED,
 model and topology, estimator, r) -- the convention of phylo compare, so the same
 model, topology, estimator and --seed give the same number in both commands.
+
+With --tree-sample, JSON keys: log_marginal_likelihood, std_error, method,
+method_reason, n_topologies, posterior_mass, per_topology (list), priors, warnings,
+diagnostics; the tree-space estimate takes --seed as given.
 """
 
 #: Command-line options that set an estimator setting through its declared
@@ -45,18 +61,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "marginal", help="log marginal likelihood of a fixed topology (19 estimators)",
         description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("alignment", type=_common.existing_file, help="FASTA, NEXUS or PHYLIP alignment")
-    p.add_argument("treefile", type=_common.existing_file,
-                   help="Newick or NEXUS file; its first tree fixes the topology")
+    p.add_argument("treefile", type=_common.existing_file, nargs="?", default=None,
+                   help="Newick or NEXUS file; its first tree fixes the topology "
+                        "(omit with --tree-sample)")
+    p.add_argument("--tree-sample", nargs="+", type=_common.existing_file, default=None,
+                   metavar="RUN", help="integrate over tree space using these runs' tree samples "
+                                       "(MrBayes .t/.trprobs, BEAST .trees; one file per run)")
+    p.add_argument("--method", choices=("odds", "sbn-is"), default="odds",
+                   help="with --tree-sample: posterior odds over the most frequent topologies, "
+                        "or SBN importance sampling (default: odds)")
+    p.add_argument("--posterior", choices=("frequencies", "sbn"), default="frequencies",
+                   help="with --tree-sample, odds: P(topologies | data) from sample "
+                        "frequencies or from an SBN fitted to the sample")
+    p.add_argument("--sample-model", default=None, metavar="MODEL",
+                   help="the model the tree sample was made under; when it differs from "
+                        "--model the SBN importance sampler is used")
+    p.add_argument("--max-topologies", type=int, default=None,
+                   help="with --tree-sample, odds: at most this many topologies (default 40)")
+    p.add_argument("--target-mass", type=float, default=None,
+                   help="with --tree-sample, odds: stop adding topologies at this posterior "
+                        "mass (default 0.95)")
+    p.add_argument("--draws", type=int, default=None,
+                   help="with --tree-sample, sbn-is: topologies drawn from the SBN (default 1000)")
     p.add_argument("--model", default="JC", help="substitution model, IQ-TREE syntax (default: JC)")
-    p.add_argument("--estimator", nargs="+", default=["stepping-stone"], metavar="NAME",
-                   help="one or more of: " + ", ".join(available_estimators()))
+    p.add_argument("--estimator", nargs="+", default=None, metavar="NAME",
+                   help="one or more of: " + ", ".join(available_estimators())
+                        + " (default: stepping-stone; with --tree-sample one inner estimator, "
+                          "default gamma-laplus-is)")
     p.add_argument("--steps", type=_common.positive_int, default=None, help="power posteriors of ladder estimators (default 50)")
     p.add_argument("--alpha", type=_common.positive_float, default=None,
                    help="ladder at Beta(alpha, 1) quantiles (default 0.3; MrBayes 0.4)")
     p.add_argument("--samples", type=_common.positive_int, default=None,
                    help="kept samples per power posterior, or posterior/IS draws")
     p.add_argument("--thin", type=_common.positive_int, default=None, help="generations between kept MCMC samples")
-    p.add_argument("--burnin", type=_common.nonnegative_int, default=None, help="discarded samples per chain/step")
+    p.add_argument("--burnin", type=_burnin_value, default=None,
+                   help="discarded samples per chain/step; with --tree-sample: burn-in of "
+                        "each run, a fraction (default 0.25) or a number of trees")
     p.add_argument("--budget", type=_common.positive_int, default=None,
                    help="likelihood evaluations to aim for (scales thinning / draws)")
     p.add_argument("--branch-prior-rate", type=_common.positive_float, default=10.0,
@@ -74,6 +114,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common.add_threads_argument(p)
     _common.add_device_argument(p)
     p.set_defaults(func=run)
+
+
+def _burnin_value(text: str) -> float | int:
+    """argparse ``type=``: a non-negative number of samples, or a fraction in [0, 1)."""
+    try:
+        value: float | int = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not 0.0 <= value < 1.0:
+            raise argparse.ArgumentTypeError(f"a fractional burn-in must be in [0, 1), got {text}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def _first_tree(path: str, taxa):
@@ -112,6 +168,15 @@ def run(args: argparse.Namespace) -> int:
     from ..marginal.workflow import SEED_CONVENTION, problem_identity, run_repeat
     _common.apply_threads(args)
     _common.apply_device(args)
+    if args.tree_sample is not None:
+        if args.treefile is not None:
+            raise PhyloError("give either a TREEFILE (fixed topology) or --tree-sample, not both")
+        return run_tree_space(args)
+    if args.treefile is None:
+        raise PhyloError("give a TREEFILE (fixed topology) or --tree-sample RUN ...")
+    args.estimator = args.estimator or ["stepping-stone"]
+    if args.burnin is not None and not isinstance(args.burnin, int):
+        raise EstimatorError(f"--burnin must be a number of samples here, got {args.burnin}")
     if args.repeats < 1:
         raise EstimatorError(f"--repeats must be ≥ 1, got {args.repeats}")
     if args.seed < 0:
@@ -161,3 +226,73 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _common.write_table(rows, args.format, provenance=prov)
     return 0
+
+
+def run_tree_space(args: argparse.Namespace) -> int:
+    """``--tree-sample``: the marginal likelihood over tree space (one estimate)."""
+    from ..marginal.tree_space import (DEFAULT_ESTIMATOR, DEFAULT_IS_DRAWS, DEFAULT_MAX_TOPOLOGIES,
+                                       DEFAULT_TARGET_MASS, tree_space_marginal)
+    if args.repeats != 1 or args.checkpoint:
+        raise EstimatorError("--repeats and --checkpoint are for fixed-topology runs, not --tree-sample")
+    names = args.estimator or [DEFAULT_ESTIMATOR]
+    if len(names) != 1:
+        raise EstimatorError("--tree-sample takes one inner --estimator")
+    args.estimator = names
+    inner = build_estimators(argparse.Namespace(**{**vars(args), "burnin": None}))[0]
+    alignment = _common.read_alignment_arg(args)
+    res = tree_space_marginal(
+        alignment, args.tree_sample, args.model, estimator=inner, method=args.method,
+        seed=args.seed, burnin=0.25 if args.burnin is None else args.burnin,
+        posterior=args.posterior, sample_model=args.sample_model,
+        max_topologies=args.max_topologies or DEFAULT_MAX_TOPOLOGIES,
+        target_mass=args.target_mass or DEFAULT_TARGET_MASS,
+        n_draws=args.draws or DEFAULT_IS_DRAWS, branch_prior_rate=args.branch_prior_rate,
+        progress=_common.show_progress(args))
+    d = res.diagnostics
+    out = {"log_marginal_likelihood": res.log_marginal_likelihood, "std_error": res.std_error,
+           "method": d["method"], "method_reason": d["method_reason"],
+           "n_topologies": d["n_topologies"], "posterior_mass": d.get("posterior_mass"),
+           "per_topology": [row.to_dict() for row in res.per_topology],
+           "priors": d["priors"], "warnings": d["warnings"], "model": d["model"],
+           "inner_estimator": d["inner_estimator"], "seed": res.seed,
+           "likelihood_evaluations": res.likelihood_evaluations, "seconds": res.seconds,
+           "diagnostics": {k: v for k, v in d.items()
+                           if k not in ("priors", "warnings", "method", "method_reason",
+                                        "n_topologies", "posterior_mass", "model")}}
+    if args.format == "json":
+        _common.write_json(out)
+        return 0
+    if args.format in ("csv", "md"):
+        _common.write_table([{k: v for k, v in row.to_dict().items()} for row in res.per_topology],
+                            args.format)
+        return 0
+    print(format_tree_space(res))
+    return 0
+
+
+def format_tree_space(res) -> str:
+    """A plain-text summary of a tree-space result: estimate, how, priors, topologies."""
+    d = res.diagnostics
+    se = "n/a" if res.std_error is None else f"{res.std_error:.3f}"
+    lines = [f"log marginal likelihood over tree space: {res.log_marginal_likelihood:.3f} "
+             f"(std error {se})",
+             f"model {d['model']}; method {d['method']} ({d['method_reason']}); inner estimator "
+             f"{d['inner_estimator']}; {d['n_topologies']} topologies; {res.seconds:.1f} s"]
+    if d["method"] == "odds":
+        lines.append(f"posterior mass of the topologies used: {d['posterior_mass']:.4f} "
+                     f"+- {d['posterior_mass_se']:.4f} ({d['posterior_mass_error_method']}); "
+                     f"per-topology implied log Z spread {d['implied_spread']:.3f} nats")
+    else:
+        lines.append(f"importance sampling: {d['n_draws']} draws, ESS {d['ess']:.1f}, "
+                     f"Pareto k-hat {d['pareto_k']:.2f}")
+    lines.append("priors: " + "; ".join(f"{k}: {v}" for k, v in d["priors"].items()))
+    for w in d["warnings"]:
+        lines.append("WARNING: " + w)
+    lines.append("topologies that carried the estimate (share, P(tau|D), log Z_tau, implied log Z):")
+    for i, row in enumerate(res.per_topology[:20]):
+        post = "-" if row.posterior is None else f"{row.posterior:.4f}"
+        imp = "-" if row.implied_log_z is None else f"{row.implied_log_z:.3f}"
+        lines.append(f"  {i + 1:3d}  {row.share:.4f}  {post}  {row.log_z:.3f}  {imp}  {row.newick}")
+    if len(res.per_topology) > 20:
+        lines.append(f"  ... {len(res.per_topology) - 20} more (--format json lists all)")
+    return "\n".join(lines)
