@@ -167,6 +167,20 @@ def test_sample_from_other_model_uses_importance_sampling(quartet):
     _close(res, quartet)
 
 
+def test_estimator_interface(quartet):
+    from phylo.marginal import TreeSpaceEstimator, TreeSpaceProblem, get_estimator
+    problem = TreeSpaceProblem(quartet["aln"], quartet["runs"], "JC", burnin=0.1)
+    res = TreeSpaceEstimator().run(problem, seed=5)
+    _close(res, quartet)
+    assert res.estimator == "tree-space" and res.likelihood_evaluations > 0
+    assert len(res.diagnostics["per_topology"]) == res.diagnostics["n_topologies"]
+    with pytest.raises(EstimatorError, match="tree-space problem"):
+        get_estimator("gamma-laplus").run(problem, seed=1)
+    with pytest.raises(EstimatorError, match="TreeSpaceProblem"):
+        from phylo.marginal import Problem
+        TreeSpaceEstimator().run(Problem(quartet["aln"], parse_newick("((A,B),(C,D));"), "JC"), seed=1)
+
+
 def test_same_seed_same_result(quartet):
     a = tree_space_marginal(quartet["aln"], quartet["runs"][:1], "JC", seed=9)
     b = tree_space_marginal(quartet["aln"], quartet["runs"][:1], "JC", seed=9)

@@ -23,8 +23,9 @@ from .registry import ESTIMATORS, available_estimators, get_estimator
 from .toy import PoissonGammaProblem
 from .workflow import (CandidateSpec, Comparison, TaskResult, compare_candidates,
                        comparison_fingerprint, derive_seed, evaluate_candidate)
-from .tree_space import (CladeBayesFactor, TopologyEstimate, TreeSpaceSample, clade_bayes_factor,
-                         read_tree_sample, tree_space_marginal)
+from .tree_space import (CladeBayesFactor, TopologyEstimate, TreeSpaceEstimator, TreeSpaceProblem,
+                         TreeSpaceSample, clade_bayes_factor, read_tree_sample,
+                         tree_space_marginal)
 
 __all__ = [
     "CandidateSpec", "CheckpointStore", "Comparison", "TaskResult", "compare_candidates",
@@ -35,5 +36,6 @@ __all__ = [
     "PoissonGammaProblem", "Prior", "Problem", "Sampler", "UniformPrior", "available_estimators",
     "beta_ladder", "compare", "effective_sample_size", "get_estimator", "run_ladder",
     "sample_posterior", "tree_space_marginal", "clade_bayes_factor", "read_tree_sample",
-    "TreeSpaceSample", "TopologyEstimate", "CladeBayesFactor", *_estimator_names,
+    "TreeSpaceSample", "TopologyEstimate", "CladeBayesFactor", "TreeSpaceProblem",
+    "TreeSpaceEstimator", *_estimator_names,
 ]

@@ -55,7 +55,7 @@ import os
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 from scipy import special
@@ -64,7 +64,8 @@ from ..errors import EstimatorError, PhyloError, TaxonMismatchError, TreeError
 from ..io.alignment import Alignment
 from ..trees.splits import TopologySample, n_words, normalize_splits, tree_splits
 from ..trees.tree import Tree
-from .base import MarginalLikelihoodEstimator, MarginalLikelihoodResult
+from .base import Estimate, MarginalLikelihoodEstimator, MarginalLikelihoodResult
+from .base_problem import BaseProblem
 from .psis import KHAT_UNRELIABLE, importance_ess, pareto_khat
 
 #: Inner estimator used when none is named (Fourment et al. 2020: the best fast one).
@@ -834,3 +835,88 @@ def clade_bayes_factor(samples: Any, *, clade: Sequence[str] | None = None,
         post_out = post
     return CladeBayesFactor(what, post_out, post_se, prior, log_count, float(log_bf), bound,
                             int(n_eff), source, note)
+
+
+# ---------------------------------------------------------------------------
+# the estimator interface (so that workflows that run "an estimator on a problem",
+# such as phylo compare, integrate over tree space without a special case)
+# ---------------------------------------------------------------------------
+
+class TreeSpaceProblem(BaseProblem):
+    """The marginal likelihood of ``model`` over unrooted topologies, given the
+    alignment and a tree sample (read once, here): what :class:`TreeSpaceEstimator`
+    estimates. It is not a density on one parameter vector, so the fixed-topology
+    estimators refuse it (:class:`EstimatorError`).
+
+    alignment, model (IQ-TREE string), samples (paths, a :class:`TreeSpaceSample`,
+    topology samples or a fitted SBN), burnin, sample_model (the model the sample was
+    made under, when known), branch_prior_rate, name.
+    """
+
+    n_branches = 0
+
+    def __init__(self, alignment: Alignment, samples: Any, model: Any = "JC", *,
+                 burnin: float | int = 0.25, sample_model: str | None = None,
+                 branch_prior_rate: float = 10.0, name: str | None = None) -> None:
+        super().__init__()
+        from .priors import ExponentialPrior
+        if not isinstance(alignment, Alignment):
+            raise EstimatorError(f"expected an Alignment, got {type(alignment).__name__}")
+        self.alignment = alignment
+        self.model = model
+        self.sample_model = sample_model
+        self.tree_sample, self.sbn = _coerce_samples(samples, alignment, burnin, sample_model, None)
+        self.branch_prior = ExponentialPrior(float(branch_prior_rate), 1)
+        self.pattern_weights = np.asarray(alignment.weights, dtype=np.float64)
+        self.name = name or f"{_normalise_model(model)} over tree space"
+
+    def _refuse(self, *args: Any, **kwargs: Any):
+        raise EstimatorError("a tree-space problem is estimated by TreeSpaceEstimator "
+                             "(phylo.marginal.tree_space), not by a fixed-topology estimator")
+
+    _log_likelihood = _log_likelihood_batch = _log_likelihood_gradient = _refuse
+    _pattern_log_likelihoods = initial_point = _refuse
+
+    def describe(self) -> dict[str, Any]:
+        tss = self.tree_sample
+        return {"name": self.name, "model": _normalise_model(self.model),
+                "n_taxa": self.alignment.n_taxa, "n_sites": self.alignment.n_sites,
+                "tree_sample": list(tss.sources) if tss is not None else "SBN",
+                "sample_model": self.sample_model,
+                "branch_prior_rate": float(self.branch_prior.rate)}
+
+
+@dataclass
+class TreeSpaceEstimator(MarginalLikelihoodEstimator):
+    """:func:`tree_space_marginal` as an estimator of a :class:`TreeSpaceProblem`
+    (settings as that function's; ``inner`` the fixed-topology estimator's name).
+    The result's diagnostics add ``per_topology`` (list of dicts)."""
+
+    name: ClassVar[str] = "tree-space"
+    method: str = "odds"
+    inner: str = DEFAULT_ESTIMATOR
+    posterior: str = "frequencies"
+    target_mass: float = DEFAULT_TARGET_MASS
+    max_topologies: int = DEFAULT_MAX_TOPOLOGIES
+    min_count: int = MIN_TOPOLOGY_COUNT
+    n_draws: int = DEFAULT_IS_DRAWS
+
+    def validate(self, problem: BaseProblem) -> None:
+        if not isinstance(problem, TreeSpaceProblem):
+            raise EstimatorError(f"{self.name}: needs a TreeSpaceProblem (an alignment with a "
+                                 f"tree sample), got {type(problem).__name__}")
+
+    def _estimate(self, problem, *, rng, budget, progress, **options) -> Estimate:
+        seed = int(rng.integers(0, 2**31 - 1))
+        res = tree_space_marginal(
+            problem.alignment, problem.tree_sample if problem.tree_sample is not None else problem.sbn,
+            problem.model, estimator=self.inner, method=self.method, seed=seed,
+            posterior=self.posterior, sample_model=problem.sample_model,
+            target_mass=self.target_mass, max_topologies=self.max_topologies,
+            min_count=self.min_count, n_draws=self.n_draws,
+            branch_prior_rate=float(problem.branch_prior.rate), progress=progress)
+        problem.count(res.likelihood_evaluations)
+        diag = dict(res.diagnostics)
+        diag["per_topology"] = [row.to_dict() for row in res.per_topology]
+        diag["tree_space_seed"] = seed
+        return Estimate(res.log_marginal_likelihood, res.std_error, diag)
