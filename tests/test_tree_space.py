@@ -158,6 +158,12 @@ def test_sbn_is_matches_exact_quartet(quartet):
     assert sum(row.draws for row in res.per_topology) == 400
 
 
+def test_odds_with_sbn_posterior(quartet):
+    res = tree_space_marginal(quartet["aln"], quartet["runs"], "JC", seed=1, posterior="sbn")
+    assert res.diagnostics["posterior_source"] == "sbn"
+    _close(res, quartet)
+
+
 def test_sample_from_other_model_uses_importance_sampling(quartet):
     res = tree_space_marginal(quartet["aln"], quartet["runs"], "JC", sample_model="HKY",
                               method="odds", n_draws=300, seed=3)

@@ -82,6 +82,10 @@ MIN_POSTERIOR_MASS = 0.05
 #: Odds method: a topology enters S only when it was sampled at least this many times
 #: (an estimated count below that has a relative error above ~30 %).
 MIN_TOPOLOGY_COUNT = 10
+#: EM-α pseudo-count scale of an SBN fitted for P(S | D) (Zhang & Matsen 2018) ...
+SBN_ALPHA_POSTERIOR = 1e-4
+#: ... and for an importance proposal (heavier tails than the posterior estimate).
+SBN_ALPHA_PROPOSAL = 0.1
 #: SBN importance sampling: topologies drawn from q by default.
 DEFAULT_IS_DRAWS = 1000
 #: Per-topology implied log Z values disagree when one is further than this many of
@@ -387,7 +391,8 @@ def tree_space_marginal(alignment: Alignment, samples: Any, model: Any = "JC", *
                         estimator: str | MarginalLikelihoodEstimator = DEFAULT_ESTIMATOR,
                         method: str = "odds", seed: int = 1, burnin: float | int = 0.25,
                         posterior: str = "frequencies", sample_model: str | None = None,
-                        sbn: Any = None, sbn_method: str = "em-alpha", sbn_alpha: float = 0.1,
+                        sbn: Any = None, sbn_method: str = "em-alpha",
+                        sbn_alpha: float | None = None,
                         target_mass: float = DEFAULT_TARGET_MASS,
                         max_topologies: int = DEFAULT_MAX_TOPOLOGIES,
                         min_count: int = MIN_TOPOLOGY_COUNT,
@@ -413,8 +418,9 @@ def tree_space_marginal(alignment: Alignment, samples: Any, model: Any = "JC", *
     posterior: odds method: P(S | D) from sample ``"frequencies"`` or a fitted ``"sbn"``.
     sample_model: the model the tree sample was made under, if known.
     sbn: a fitted SBN to use (else one is fitted with ``sbn_method``/``sbn_alpha`` when
-        needed). sbn_alpha: EM-α pseudo-count scale (a proposal needs mass on unseen
-        topologies: larger than the 1e-4 used for point estimates).
+        needed). sbn_alpha: EM-α pseudo-count scale; default :data:`SBN_ALPHA_POSTERIOR`
+        for P(S | D) (the SBN paper's value) and :data:`SBN_ALPHA_PROPOSAL` for the
+        importance proposal, which needs more mass on unseen topologies.
     target_mass, max_topologies, min_count: how S is chosen (most frequent topologies
         first, each sampled at least ``min_count`` times, until S holds ``target_mass``
         or ``max_topologies``).
@@ -461,10 +467,11 @@ def tree_space_marginal(alignment: Alignment, samples: Any, model: Any = "JC", *
     runner = _InnerRunner(alignment, model, est, branch_prior_rate, int(seed), progress)
     if method == "odds":
         out = _odds(tss, sbn, posterior, runner, log_prior_tau, target_mass, max_topologies,
-                    min_count, int(seed), sbn_method, sbn_alpha, warnings)
+                    min_count, int(seed), sbn_method,
+                    SBN_ALPHA_POSTERIOR if sbn_alpha is None else sbn_alpha, warnings)
     else:
         out = _sbn_is(tss, sbn, runner, log_prior_tau, n_draws, int(seed), sbn_method,
-                      sbn_alpha, warnings)
+                      SBN_ALPHA_PROPOSAL if sbn_alpha is None else sbn_alpha, warnings)
     log_z, se, rows, diag = out
     problem = runner.problem
     diag.update({"method": method, "requested_method": requested, "method_reason": reason,
