@@ -178,9 +178,13 @@ class TreeSpaceSample:
         mask[members] = True
         per_run = self.run_frequencies[:, mask].sum(axis=1)
         mass = float(per_run.mean())
+        # independent draws are the best an MCMC sample can do: no estimate goes below
+        # the binomial error (a spread of two or three runs can be ~0 by chance)
+        floor = math.sqrt(max(mass * (1.0 - mass), 0.0) / max(sum(self.n_draws), 1))
         if self.n_runs >= 2:
             se = float(per_run.std(ddof=1) / math.sqrt(self.n_runs))
-            return mass, se, f"between-run spread of {self.n_runs} runs"
+            return (mass, max(se, floor), f"between-run spread of {self.n_runs} runs (floored "
+                    "at the binomial error of independent draws)")
         if self.sequences is not None:
             seq = self.sequences[0]
             n = seq.shape[0]
@@ -190,7 +194,8 @@ class TreeSpaceSample:
                 size = n // b
                 means = hits[:b * size].reshape(b, size).mean(axis=1)
                 se = float(means.std(ddof=1) / math.sqrt(b))
-                return mass, se, f"batch means ({b} batches of {size} trees)"
+                return (mass, max(se, floor), f"batch means ({b} batches of {size} trees; "
+                        "floored at the binomial error)")
         n = max(self.n_draws[0], 1)
         se = math.sqrt(max(mass * (1.0 - mass), 0.0) / n)
         return (mass, se, f"binomial with N = {n} draws (a summary file has no sample order; "
