@@ -320,3 +320,54 @@ def test_ds1_short_runs_defaults(shared_dir):
     assert abs(res.log_marginal_likelihood - DS1_PUBLISHED) < DS1_TOL
     assert res.diagnostics["posterior_mass"] > 0.9
     assert not res.diagnostics["warnings"], res.diagnostics["warnings"]
+
+
+# -- phylo compare over tree space ------------------------------------------------------------
+
+def _quartet_fasta(quartet):
+    path = quartet["dir"] / "q.fasta"
+    if not path.exists():
+        path.write_text("".join(f">{t}\n{''.join(r)}\n" for t, r in zip(TAXA, _rows(quartet["aln"]))))
+    return path
+
+
+def test_compare_tree_sample_with_clade(quartet, tmp_path):
+    out = tmp_path / "rep"
+    proc = _cli("compare", str(_quartet_fasta(quartet)), "--tree-sample", *quartet["runs"],
+                "--sample-burnin", "0", "--models", "JC", "--clade", "A,B",
+                "--constraint", "((A,D),B,C);", "--out", str(out), "--quiet", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    row = doc["summary"][0]
+    assert row["candidate"] == "JC on tree space"
+    assert abs(row["log_marginal_likelihood"] - quartet["exact"]) < 0.1
+    ts = json.loads((out / "tree_space.json").read_text())
+    cand = ts["candidates"]["JC on tree space"]
+    assert cand["method"] == "odds" and cand["per_topology"]
+    bfs = {b["constraint"]: b for b in ts["bayes_factors"]}
+    assert bfs["clade {A,B}"]["prior"] == pytest.approx(1 / 3)
+    md = (out / "report.md").read_text()
+    assert "Topologies that carried it" in md and "Bayes factor of the clade {A,B}" in md
+
+
+def test_compare_tree_sample_bad_input(quartet, tmp_path):
+    proc = _cli("compare", str(_quartet_fasta(quartet)), "--tree-sample", *quartet["runs"],
+                "--trees", quartet["runs"][0], "--out", str(tmp_path / "r"), "--quiet")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    proc = _cli("compare", str(_quartet_fasta(quartet)), "--tree-sample", *quartet["runs"],
+                "--clade", "A", "--out", str(tmp_path / "r2"), "--quiet")
+    assert proc.returncode == 2 and "trivial" in proc.stderr
+
+
+@pytest.mark.slow
+def test_compare_models_over_tree_space_from_one_sample(quartet, tmp_path):
+    """A JC sample used for JC and K80: K80 by SBN importance sampling, said so."""
+    out = tmp_path / "rep"
+    proc = _cli("compare", str(_quartet_fasta(quartet)), "--tree-sample", *quartet["runs"],
+                "--sample-model", "JC", "--models", "JC", "K80", "--out", str(out), "--quiet",
+                "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    ts = json.loads((out / "tree_space.json").read_text())
+    assert ts["candidates"]["JC on tree space"]["method"] == "odds"
+    assert ts["candidates"]["K80 on tree space"]["method"] == "sbn-is"
+    assert "not K80" in ts["candidates"]["K80 on tree space"]["method_reason"]

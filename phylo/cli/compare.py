@@ -10,6 +10,14 @@ Each candidate's log marginal likelihood is estimated by one registered estimato
 :mod:`phylo.report` turns the rows into an HTML page, a Markdown file, JSON and CSV
 with log Bayes factors against the best candidate and their Kass–Raftery reading.
 
+Over tree space (``--tree-sample RUN1.t [RUN2.t ...]``): each model is one candidate
+whose log marginal likelihood is integrated over unrooted topologies (uniform prior)
+by :class:`phylo.marginal.tree_space.TreeSpaceEstimator` (posterior odds over the
+runs' most frequent topologies, or SBN importance sampling; ``--estimator`` is then
+the per-topology estimator, Gamma-Laplus IS by default); the report notes which
+topologies carried each estimate. ``--clade A,B,C`` / ``--constraint NEWICK`` then
+give clade / constraint Bayes factors from the sample (exact prior odds).
+
 Checkpointing: every finished (candidate, repeat) is saved in ``OUT/checkpoint/``
 (and a ladder estimator saves every rung there too); ``--resume`` reuses what a
 previous run of the *same* command finished. On Ctrl-C the finished candidates are
@@ -29,6 +37,8 @@ from . import _common
 
 DEFAULT_MODELS = ("JC69", "HKY+G4")
 DEFAULT_ESTIMATOR = "stepping-stone"
+#: Per-topology estimator over tree space (Fourment et al. 2020's best fast one).
+TREE_SPACE_INNER = "gamma-laplus-is"
 DEFAULT_OUT = "compare-report"
 #: Quick defaults for the stepping-stone family so that the example data finishes in
 #: well under two minutes on two cores; the report states them, raise them for a paper.
@@ -47,6 +57,11 @@ examples:
 
   # models only, on the neighbour-joining tree (said so in the report)
   phylo compare data/example.fasta --models JC69 HKY+G4 GTR+G4
+
+  # models integrated over tree space (two MrBayes runs of a JC analysis), with the
+  # Bayes factor of a clade
+  phylo compare data.nex --tree-sample run1.t run2.t --sample-model JC \
+      --models JC HKY+G4 GTR+G4 --clade Homo_sapiens,Pan
 
   # after Ctrl-C (or a crash): finish the remaining candidates
   phylo compare data/example.fasta --models JC69 HKY+G4 --trees data/candidates/*.nwk \\
@@ -76,10 +91,25 @@ def register(subparsers) -> None:
                    help="a candidate topology given by a constraint: a Newick string or "
                         "file over all or some taxa (polytomies allowed); the candidate "
                         "is the neighbour-joining tree that contains every split of the "
-                        "constraint (repeatable)")
-    p.add_argument("--estimator", default=DEFAULT_ESTIMATOR,
-                   help="marginal-likelihood estimator by its registered name "
-                        "(default: %(default)s; `phylo marginal --help` lists them)")
+                        "constraint (repeatable). With --tree-sample: a constraint over "
+                        "every taxon whose Bayes factor is reported")
+    p.add_argument("--tree-sample", nargs="+", metavar="RUN", default=None,
+                   help="integrate every model over tree space using these runs' tree "
+                        "samples (MrBayes .t/.trprobs, BEAST .trees; one file per run)")
+    p.add_argument("--sample-model", default=None, metavar="MODEL",
+                   help="with --tree-sample: the model the sample was made under; models "
+                        "that differ are integrated by SBN importance sampling")
+    p.add_argument("--sample-burnin", type=float, default=0.25,
+                   help="with --tree-sample: burn-in fraction of each run (default 0.25)")
+    p.add_argument("--tree-space-method", choices=("odds", "sbn-is"), default="odds",
+                   help="with --tree-sample: posterior odds or SBN importance sampling")
+    p.add_argument("--clade", action="append", default=[], metavar="TAXA",
+                   help="with --tree-sample: comma-separated taxa of a clade whose Bayes "
+                        "factor is reported (repeatable)")
+    p.add_argument("--estimator", default=None,
+                   help="marginal-likelihood estimator by its registered name (default: "
+                        f"{DEFAULT_ESTIMATOR}; with --tree-sample the per-topology estimator, "
+                        f"default {TREE_SPACE_INNER}; `phylo marginal --help` lists them)")
     p.add_argument("--steps", type=_common.positive_int, default=None,
                    help="ladder steps of stepping-stone/path-sampling estimators "
                         f"(default for compare: {QUICK_LADDER_STEPS})")
@@ -292,11 +322,87 @@ def build_candidates(args: argparse.Namespace, alignment) -> tuple[list, list[st
     return candidates, notes
 
 
+def build_tree_space_candidates(args: argparse.Namespace, alignment) -> tuple[list, list[str]]:
+    """One tree-sample candidate per model (``--tree-sample``), and notes."""
+    from ..marginal.tree_space import tree_sample_spec
+    from ..marginal.workflow import CandidateSpec
+    from ..models import Model
+    if list(args.trees) + list(args.tree):
+        raise PhyloError("--tree-sample integrates over topologies: give it without "
+                         "--trees/--tree")
+    if not 0.0 <= args.sample_burnin < 1.0:
+        raise PhyloError(f"--sample-burnin must be a fraction in [0, 1), got {args.sample_burnin}")
+    for path in args.tree_sample:
+        _common.require_file(path)
+    model_texts = list(args.models or DEFAULT_MODELS)
+    if len(set(model_texts)) != len(model_texts):
+        raise PhyloError("--models lists a model twice")
+    for text in model_texts + ([args.sample_model] if args.sample_model else []):
+        Model.from_string(text)
+    spec = tree_sample_spec(args.tree_sample, burnin=args.sample_burnin,
+                            sample_model=args.sample_model)
+    source = "tree sample " + " ".join(args.tree_sample)
+    candidates = [CandidateSpec(model=text, topology=spec, name=f"{text} on tree space",
+                                source=source, topology_kind="tree-sample")
+                  for text in model_texts]
+    notes = ["Every candidate is a model integrated over unrooted topologies (uniform prior "
+             "1/(2n-5)!!) with the tree sample " + " ".join(args.tree_sample)
+             + f" (burn-in {args.sample_burnin:g} per run"
+             + (f", made under {args.sample_model}" if args.sample_model else
+                ", assumed made under each model") + "); see phylo.marginal.tree_space."]
+    if not args.sample_model:
+        notes.append("No --sample-model was given: the posterior-odds method assumes the "
+                      "sample is from each model's own posterior. Give --sample-model when "
+                      "it is not (the other models then use SBN importance sampling).")
+    return candidates, notes
+
+
+def clade_notes(args: argparse.Namespace, alignment) -> tuple[list[str], list[dict]]:
+    """Clade / constraint Bayes factors from the tree sample (``--clade``, ``--constraint``)."""
+    from ..marginal.tree_space import clade_bayes_factor, read_tree_sample
+    if not (args.clade or args.constraint):
+        return [], []
+    sample = read_tree_sample(args.tree_sample, burnin=args.sample_burnin, taxa=alignment.taxa,
+                              model=args.sample_model)
+    notes, rows = [], []
+    for text in args.clade:
+        taxa = [t.strip() for t in text.split(",") if t.strip()]
+        rows.append(clade_bayes_factor(sample, clade=taxa).to_dict())
+    for text in args.constraint:
+        rows.append(clade_bayes_factor(sample, constraint=_read_constraint(text)).to_dict())
+    for r in rows:
+        bound = {"upper": "< ", "lower": "> "}.get(r["bound"], "")
+        post = f"{r['posterior']:.4g}" + ("" if r["posterior_se"] is None else
+                                         f" ± {r['posterior_se']:.2g}")
+        notes.append(f"Bayes factor of the {r['constraint']}: ln BF {bound}{r['log_bayes_factor']:.2f} "
+                     f"(posterior {post} from {r['source']}; exact prior {r['prior']:.4g})"
+                     + (f"; {r['note']}" if r["note"] else "")
+                     + (f"; posterior under {args.sample_model}" if args.sample_model else ""))
+    return notes, rows
+
+
+def tree_space_notes(name: str, diagnostics: dict, top: int = 5) -> list[str]:
+    """What carried one tree-space estimate: method, mass, the top topologies, warnings."""
+    d = diagnostics or {}
+    if "per_topology" not in d:
+        return []
+    how = f"{name}: {d.get('method')} ({d.get('method_reason')}); {d.get('n_topologies')} topologies"
+    if d.get("method") == "odds":
+        how += (f" holding posterior mass {d.get('posterior_mass', float('nan')):.3f} ± "
+                f"{d.get('posterior_mass_se', float('nan')):.3f}")
+    elif d.get("pareto_k") is not None:
+        how += f", ESS {d.get('ess', float('nan')):.1f}, Pareto k-hat {d['pareto_k']:.2f}"
+    rows = d["per_topology"][:top]
+    tops = "; ".join(f"{r['share']:.3f}: {r['newick'].rstrip(';')}" for r in rows)
+    out = [how + f". Topologies that carried it (share of the estimate: topology): {tops}"]
+    out += [f"{name}: WARNING {w}" for w in d.get("warnings", [])]
+    return out
+
+
 # -- the command --------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
     from ..marginal.checkpoint import CheckpointStore
     from ..marginal.executors import open_executor, parse_executor
-    from ..marginal.priors import prior_table
     from ..marginal.workflow import SEED_CONVENTION, compare_candidates, comparison_fingerprint
     from ..report import build_report, provenance, write_report
     from ..report.render import CSV_COLUMNS
@@ -311,14 +417,30 @@ def run(args: argparse.Namespace) -> int:
     _common.check_output_path(args.out, option="--out", folder=True)
     out = Path(args.out)
     alignment = _common.read_alignment_arg(args)
-    candidates, notes = build_candidates(args, alignment)
+    tree_space = args.tree_sample is not None
+    if not tree_space and (args.clade or args.sample_model):
+        raise PhyloError("--clade and --sample-model need --tree-sample")
+    if tree_space:
+        candidates, notes = build_tree_space_candidates(args, alignment)
+        args.estimator = args.estimator or TREE_SPACE_INNER
+    else:
+        candidates, notes = build_candidates(args, alignment)
+        args.estimator = args.estimator or DEFAULT_ESTIMATOR
+    estimator_name = base_estimator(args.estimator).name   # canonical spelling
+    settings, setting_notes = estimator_settings(estimator_name, args)
+    estimator = base_estimator(estimator_name).with_settings(**settings)
     # How a candidate becomes a problem: the fixed-topology posterior (None), or a
     # module-level factory for other candidate kinds (a tree sample integrates over
     # topologies); it travels to the workers with each task.
     problem_factory = None
-    estimator_name = base_estimator(args.estimator).name   # canonical spelling
-    settings, setting_notes = estimator_settings(estimator_name, args)
-    estimator = base_estimator(estimator_name).with_settings(**settings)
+    clade_rows: list[dict] = []
+    if tree_space:
+        from ..marginal.tree_space import TreeSpaceEstimator, tree_space_problem
+        estimator = TreeSpaceEstimator(method=args.tree_space_method, inner=estimator_name,
+                                       inner_settings=settings)
+        problem_factory = tree_space_problem
+        bf_notes, clade_rows = clade_notes(args, alignment)
+        notes = notes + bf_notes
     notes = setting_notes + notes
     full_settings = estimator.settings()
     store = CheckpointStore(out / "checkpoint", comparison_fingerprint(
@@ -339,14 +461,16 @@ def run(args: argparse.Namespace) -> int:
                      f"{alignment.n_patterns} patterns)",
         "threads": args.threads if args.threads is not None else "all cores",
         "executor": args.executor,
-        "priors": "library defaults of phylo.marginal.Problem (listed under Priors)",
+        "priors": "library defaults of phylo.marginal.Problem (listed under Priors)"
+                  + ("; uniform over unrooted binary topologies" if tree_space else ""),
     }
     cand_info = [{"name": c.name, "model": _model_label(c.model),
-                  "tree": (c.tree(alignment.taxa).to_newick(lengths=False)
-                           if c.topology_kind == "newick" else c.topology),
+                  "tree": ("integrated over unrooted topologies" if c.topology_kind == "tree-sample"
+                           else c.tree(alignment.taxa).to_newick(lengths=False)),
                   "tree_source": c.source} for c in candidates]
     prov = provenance(command_line=canonical_command(args), files=[args.alignment] + [
-        p for p in dict.fromkeys(list(args.trees) + list(args.tree))], seed=args.seed,
+        p for p in dict.fromkeys(list(args.trees) + list(args.tree)
+                                 + list(args.tree_sample or []))], seed=args.seed,
         settings={"estimator": estimator_name, "estimator_settings": full_settings,
                   "repeats": args.repeats, "executor": args.executor,
                   "threads": args.threads},
@@ -363,10 +487,15 @@ def run(args: argparse.Namespace) -> int:
         rows = [finished[(c.name, r)].row for c in done for r in range(args.repeats)]
         diagnostics = {c.name: finished[(c.name, 0)].diagnostics for c in done}
         prov["total_seconds_this_run"] = round(time.perf_counter() - started, 2)
+        run_notes = list(notes)
+        if tree_space:
+            for c in done:
+                run_notes += tree_space_notes(c.name, diagnostics[c.name])
+            _write_tree_space_json(out, done, diagnostics, clade_rows)
         report = build_report(rows, candidates=cand_info, diagnostics=diagnostics,
-                              settings=report_settings, provenance=prov, notes=notes,
+                              settings=report_settings, provenance=prov, notes=run_notes,
                               expected=[c.name for c in candidates], title=args.title,
-                              priors=prior_table({c.model: c.model for c in candidates}))
+                              priors=_priors(candidates, tree_space, alignment.n_taxa))
         paths = write_report(report, out)
         if final:
             _print_summary(report, paths, args.format, CSV_COLUMNS, prov)
@@ -425,6 +554,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _priors(candidates: Sequence, tree_space: bool, n_taxa: int) -> list[dict]:
+    """The report's prior table; over tree space, the topology prior first."""
+    from ..marginal.priors import prior_table
+    rows = prior_table({c.model: c.model for c in candidates})
+    if tree_space:
+        rows.insert(0, {"parameter": "unrooted topology",
+                        "prior": f"uniform over the (2n-5)!! binary topologies of the n = {n_taxa} taxa",
+                        "models": [c.model for c in candidates]})
+    return rows
+
+
+def _write_tree_space_json(out: Path, done: Sequence, diagnostics: dict,
+                           clade_rows: list[dict]) -> None:
+    """OUT/tree_space.json: per model, how the tree-space estimate was made and the
+    topologies that carried it; the clade / constraint Bayes factors."""
+    import json
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"candidates": {c.name: diagnostics[c.name] for c in done}, "bayes_factors": clade_rows}
+    (out / "tree_space.json").write_text(json.dumps(_nan_to_none(doc), indent=1) + "\n")
+
+
 def _model_label(model_text: str) -> str:
     """The model as given, with the parameters integrated over their priors."""
     from ..models import Model
@@ -439,6 +589,15 @@ def canonical_command(args: argparse.Namespace) -> str:
     trees = list(args.trees) + list(args.tree)
     if trees:
         parts += ["--trees", *trees]
+    if getattr(args, "tree_sample", None):
+        parts += ["--tree-sample", *args.tree_sample, "--sample-burnin", str(args.sample_burnin),
+                  "--tree-space-method", args.tree_space_method]
+        if args.sample_model:
+            parts += ["--sample-model", args.sample_model]
+        for c in args.clade:
+            parts += ["--clade", c]
+        for c in args.constraint:
+            parts += ["--constraint", c]
     parts += ["--estimator", args.estimator]
     if args.steps is not None:
         parts += ["--steps", str(args.steps)]

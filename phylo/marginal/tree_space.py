@@ -336,7 +336,8 @@ def describe_priors(problem, n_taxa: int) -> dict[str, str]:
            "branch_lengths": f"i.i.d. Exponential(rate {problem.branch_prior.rate:g}), "
                              f"mean {1.0 / problem.branch_prior.rate:g} substitutions/site"}
     for block in problem._blocks:
-        out[block.key] = repr(block.prior)
+        prior = block.prior
+        out[block.key] = prior.describe() if hasattr(prior, "describe") else repr(prior)
     if not problem._blocks:
         out["model_parameters"] = "none free"
     return out
@@ -383,9 +384,12 @@ class _InnerRunner:
 
 
 def _normalise_model(model: Any) -> str:
+    """The model's structure ("K80", "HKY+F+G4"): its canonical string without parameter
+    values, which are integrated over their priors whatever starting values were given."""
+    import re
     from ..models import Model
     m = model if not isinstance(model, str) else Model.from_string(model)
-    return m.to_string()
+    return re.sub(r"\{[^}]*\}", "", m.to_string())
 
 
 # ---------------------------------------------------------------------------
@@ -907,6 +911,7 @@ class TreeSpaceEstimator(MarginalLikelihoodEstimator):
     name: ClassVar[str] = "tree-space"
     method: str = "odds"
     inner: str = DEFAULT_ESTIMATOR
+    inner_settings: dict = field(default_factory=dict)
     posterior: str = "frequencies"
     target_mass: float = DEFAULT_TARGET_MASS
     max_topologies: int = DEFAULT_MAX_TOPOLOGIES
@@ -922,7 +927,8 @@ class TreeSpaceEstimator(MarginalLikelihoodEstimator):
         seed = int(rng.integers(0, 2**31 - 1))
         res = tree_space_marginal(
             problem.alignment, problem.tree_sample if problem.tree_sample is not None else problem.sbn,
-            problem.model, estimator=self.inner, method=self.method, seed=seed,
+            problem.model, estimator=self.inner, estimator_settings=dict(self.inner_settings),
+            method=self.method, seed=seed,
             posterior=self.posterior, sample_model=problem.sample_model,
             target_mass=self.target_mass, max_topologies=self.max_topologies,
             min_count=self.min_count, n_draws=self.n_draws,
@@ -932,3 +938,27 @@ class TreeSpaceEstimator(MarginalLikelihoodEstimator):
         diag["per_topology"] = [row.to_dict() for row in res.per_topology]
         diag["tree_space_seed"] = seed
         return Estimate(res.log_marginal_likelihood, res.std_error, diag)
+
+
+def tree_sample_spec(runs: Sequence[str | os.PathLike], *, burnin: float | int = 0.25,
+                     sample_model: str | None = None) -> str:
+    """The ``topology`` text of a ``topology_kind="tree-sample"`` candidate
+    (:class:`phylo.marginal.workflow.CandidateSpec`): JSON of the runs (absolute
+    paths), the burn-in and the model the sample was made under."""
+    import json
+    return json.dumps({"runs": [os.path.abspath(os.fspath(p)) for p in runs],
+                       "burnin": burnin, "sample_model": sample_model}, sort_keys=True)
+
+
+def tree_space_problem(alignment: Alignment, candidate, **problem_options: Any) -> TreeSpaceProblem:
+    """Problem factory of :func:`phylo.marginal.workflow.compare_candidates` for
+    tree-sample candidates (module level, so that it pickles to workers):
+    ``problem_options`` may hold ``branch_prior_rate``."""
+    import json
+    if candidate.topology_kind != "tree-sample":
+        from .workflow import build_problem
+        return build_problem(alignment, candidate, **problem_options)
+    spec = json.loads(candidate.topology)
+    return TreeSpaceProblem(alignment, spec["runs"], candidate.model, burnin=spec["burnin"],
+                            sample_model=spec.get("sample_model"), name=candidate.name,
+                            branch_prior_rate=float(problem_options.get("branch_prior_rate", 10.0)))

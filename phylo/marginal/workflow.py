@@ -58,8 +58,12 @@ from .base_problem import BaseProblem
 ROW_KEYS = ("problem", "estimator", "repeat", "seed", "run_seed", "log_marginal_likelihood",
             "std_error", "likelihood_evaluations", "seconds", "compile_seconds")
 
-#: Diagnostics kept per task (the keys with a fixed meaning, see phylo.marginal.base).
-DIAGNOSTIC_KEYS = ("ladder_betas", "ladder_contributions", "loglik_trace", "ess", "acceptance")
+#: Diagnostics kept per task (the keys with a fixed meaning, see phylo.marginal.base;
+#: the tree-space estimator adds which topologies carried the estimate and how).
+DIAGNOSTIC_KEYS = ("ladder_betas", "ladder_contributions", "loglik_trace", "ess", "acceptance",
+                   "per_topology", "method", "method_reason", "n_topologies", "posterior_mass",
+                   "posterior_mass_se", "posterior_mass_error_method", "pareto_k", "warnings",
+                   "priors")
 
 #: How the report and ``--help`` word the convention (kept next to the code it describes).
 SEED_CONVENTION = ("repeat r of a candidate runs with derive_seed(seed, identity, estimator, r): "
