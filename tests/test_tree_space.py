@@ -164,6 +164,15 @@ def test_odds_with_sbn_posterior(quartet):
     _close(res, quartet)
 
 
+def test_odds_from_a_fitted_sbn_alone(quartet):
+    from phylo.sbn import fit
+    tss = read_tree_sample(quartet["runs"], burnin=0)
+    sbn = fit(tss.pooled, "em")
+    res = tree_space_marginal(quartet["aln"], sbn, "JC", seed=1, target_mass=1.0)
+    assert res.diagnostics["posterior_source"] == "sbn" and res.diagnostics["n_topologies"] == 3
+    _close(res, quartet)
+
+
 def test_sample_from_other_model_uses_importance_sampling(quartet):
     res = tree_space_marginal(quartet["aln"], quartet["runs"], "JC", sample_model="HKY",
                               method="odds", n_draws=300, seed=3)

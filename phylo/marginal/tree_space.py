@@ -86,6 +86,8 @@ MIN_TOPOLOGY_COUNT = 10
 SBN_ALPHA_POSTERIOR = 1e-4
 #: ... and for an importance proposal (heavier tails than the posterior estimate).
 SBN_ALPHA_PROPOSAL = 0.1
+#: Odds method with an SBN alone: candidate topologies for S are drawn from it.
+SBN_CANDIDATE_DRAWS = 10_000
 #: SBN importance sampling: topologies drawn from q by default.
 DEFAULT_IS_DRAWS = 1000
 #: Per-topology implied log Z values disagree when one is further than this many of
@@ -560,10 +562,9 @@ def _odds(tss, sbn, posterior, runner, log_prior_tau, target_mass, max_topologie
           seed, sbn_method, sbn_alpha, warnings):
     if tss is None:
         # an SBN alone: its most probable topologies among seeded draws form S
-        smp = sbn.sample(10_000, seed=seed, rooted=False)
-        lq = sbn.log_prob(smp, rooted=False)
+        smp = sbn.sample(SBN_CANDIDATE_DRAWS, seed=seed, rooted=False)
         tss = sample_from_topologies(smp)
-        freqs = np.exp(lq)
+        freqs = np.exp(sbn.log_prob(tss.pooled, rooted=False))
         counts_ok = np.ones(freqs.size, dtype=bool)
         posterior = "sbn"
         chosen = _choose_set(freqs, counts_ok, target_mass, max_topologies)
