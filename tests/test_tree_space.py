@@ -380,3 +380,32 @@ def test_compare_models_over_tree_space_from_one_sample(quartet, tmp_path):
     assert ts["candidates"]["JC on tree space"]["method"] == "odds"
     assert ts["candidates"]["K80 on tree space"]["method"] == "sbn-is"
     assert "not K80" in ts["candidates"]["K80 on tree space"]["method_reason"]
+
+
+# -- a MrBayes run as input, MrBayes stepping stone as the peer --------------------------------
+
+#: MrBayes 3.2.7a stepping stone on the fixed JC ML topology of primates (seeds 1-3:
+#: -6468.88, -6468.90, -6468.94; ../shared/reference/primates/mrbayes_ss/marginal.json).
+PRIMATES_MB_SS = -6468.907
+#: Their spread (0.06) plus the Gamma-Laplus IS error.
+PRIMATES_TOL = 0.1
+
+
+def test_primates_mrbayes_runs(shared_dir):
+    """Two MrBayes .t runs (JC, Exp(10), uniform topologies) read with 25 % burn-in: the
+    per-topology log Z of the fixed ML topology matches MrBayes' own stepping stone on
+    it, and the implied log Z of the two sampled topologies agree."""
+    from phylo.io.alignment import read_alignment
+    from phylo.trees.splits import tree_splits
+    ref = shared_dir / "reference" / "primates"
+    aln = read_alignment(ref / "primates.nex")
+    runs = [ref / "mrbayes_mcmc" / f"primates.run{r}.t.gz" for r in (1, 2)]
+    res = tree_space_marginal(aln, runs, "JC", seed=1)
+    meta = json.loads((ref / "mrbayes_ss" / "marginal.json").read_text())
+    fixed = parse_newick(meta["fixed_topology_newick"]).with_taxa_order(aln.taxa)
+    want = tree_splits(fixed.unrooted(), rooted=False).tobytes()
+    row = next(r for r in res.per_topology
+               if tree_splits(parse_newick(r.newick).with_taxa_order(aln.taxa), rooted=False).tobytes() == want)
+    assert abs(row.log_z - PRIMATES_MB_SS) < PRIMATES_TOL
+    assert res.diagnostics["implied_spread"] < 0.1 and not res.diagnostics["warnings"]
+    assert "between-run" in res.diagnostics["posterior_mass_error_method"]
