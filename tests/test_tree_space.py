@@ -158,6 +158,15 @@ def test_sbn_is_matches_exact_quartet(quartet):
     assert sum(row.draws for row in res.per_topology) == 400
 
 
+@pytest.mark.slow
+def test_odds_with_stepping_stone_inner(quartet):
+    """Stepping stone (the slow reference) as the per-topology estimator."""
+    res = tree_space_marginal(quartet["aln"], quartet["runs"], "JC", seed=4, target_mass=1.0,
+                              estimator="stepping-stone")
+    assert res.diagnostics["inner_estimator"] == "stepping-stone"
+    _close(res, quartet)
+
+
 def test_odds_with_sbn_posterior(quartet):
     res = tree_space_marginal(quartet["aln"], quartet["runs"], "JC", seed=1, posterior="sbn")
     assert res.diagnostics["posterior_source"] == "sbn"
