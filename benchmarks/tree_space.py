@@ -155,10 +155,12 @@ def markdown(doc: dict) -> str:
            "(Gamma-Laplus IS per topology, S = most frequent topologies up to 95 % mass or 40), "
            "runs rep_1 + rep_2 of the short runs (between-run error of P(S|D)). "
            "Published: ../shared/reference/published/vbpi_family_mll (JC69, Exp(10), uniform "
-           "topologies); consensus = mean of VBPI, VBPI-GNN, SBN. Time = after reading the sample.",
+           "topologies); consensus = mean of VBPI, VBPI-GNN, SBN. Times after reading the sample; "
+           "wall times on a machine loaded by other jobs (load ~10 on 2 cores); CPU = process "
+           "CPU time (empty for rows from the first run, before CPU time was recorded).",
            "", "| data set | taxa | method | ours | se | topologies | P(S) or ESS, k̂ | MrBayes SS | VBPI | "
-           "consensus | ours − consensus | ours − MrBayes | within tol | time (s) |",
-           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+           "consensus | ours − consensus | ours − MrBayes | within tol | wall (s) | CPU (s) |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in doc["rows"]:
         pub = r.get("published", {})
         mb = pub.get("MrBayes_SS")
