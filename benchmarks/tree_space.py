@@ -237,10 +237,14 @@ def main(argv=None) -> int:
     ap.add_argument("--is-draws", type=int, default=200,
                     help="SBN importance draws where the odds method refuses (diffuse posteriors)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: DS2 only and a 2·10⁴-generation MrBayes ss")
     ap.add_argument("--update", action="store_true",
                     help="replace only the rows of --datasets (and MrBayes if run) in the "
                          "existing tree_space.json of --out")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.datasets, args.mb_ngen, args.mb_steps = ["DS2"], 20_000, 10
     pub = published()
     rows = []
     previous = {}
