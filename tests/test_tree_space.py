@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from phylo.errors import EstimatorError, PhyloError, TaxonMismatchError, TreeError
+from phylo.errors import EstimatorError, TaxonMismatchError, TreeError
 from phylo.io.newick import parse_newick
 from phylo.likelihood import simulate_alignment
 from phylo.marginal import tree_space_marginal

@@ -385,6 +385,15 @@ class _InnerRunner:
         return out
 
 
+def _bar(items, show: bool, what: str):
+    """``items`` with a tqdm progress bar on stderr when ``show``."""
+    if not show:
+        return items
+    import sys
+    from tqdm import tqdm
+    return tqdm(items, desc=what, unit="topology", file=sys.stderr)
+
+
 def _normalise_model(model: Any) -> str:
     """The model's structure ("K80", "HKY+F+G4"): its canonical string without parameter
     values, which are integrated over their priors whatever starting values were given."""
@@ -591,7 +600,7 @@ def _odds(tss, sbn, posterior, runner, log_prior_tau, target_mass, max_topologie
             sub = _subsample(tss.pooled, chosen)
             p_tau = np.exp(sbn.log_prob(sub, rooted=False))
             mass = float(p_tau.sum())
-            p_se = p_se  # the frequency errors stand in for the SBN's (stated)
+            # the frequency errors stand in for the SBN's (stated in se_how)
             se_how += "; SBN probabilities, with the frequency errors as their error"
     if mass < MIN_POSTERIOR_MASS:
         raise EstimatorError(
@@ -600,7 +609,7 @@ def _odds(tss, sbn, posterior, runner, log_prior_tau, target_mass, max_topologie
             "use method='sbn-is'", path=tss.sources[0] if tss.sources else None)
     logz_tau = np.empty(chosen.size)
     se_tau = np.full(chosen.size, np.nan)
-    for i, u in enumerate(chosen):
+    for i, u in enumerate(_bar(chosen, runner.progress, "log Z per topology")):
         lz, s = runner(tss.pooled, int(u))
         logz_tau[i] = lz
         if s is not None:
@@ -665,7 +674,7 @@ def _sbn_is(tss, sbn, runner, log_prior_tau, n_draws, seed, sbn_method, sbn_alph
     u_n = draws.n_topologies
     logz = np.empty(u_n)
     se_in = np.full(u_n, np.nan)
-    for u in range(u_n):
+    for u in _bar(range(u_n), runner.progress, "log Z per sampled topology"):
         lz, s = runner(draws, u)
         logz[u] = lz
         if s is not None:
