@@ -148,6 +148,16 @@ def test_odds_matches_exact_quartet(quartet):
     _close(part, quartet)
 
 
+def test_wrong_posterior_sample_is_flagged(quartet, tmp_path):
+    """A sample that is not from the posterior (equal topology frequencies): the
+    per-topology implied log Z values disagree and the result says so."""
+    path = tmp_path / "flat.nwk"
+    path.write_text("".join(_newick(q) + "\n" for q in QUARTETS) * 1000)
+    res = tree_space_marginal(quartet["aln"], [str(path)], "JC", seed=1, burnin=0, target_mass=1.0)
+    assert res.diagnostics["implied_spread"] > 1.0
+    assert any("disagree" in w for w in res.diagnostics["warnings"])
+
+
 def test_sbn_is_matches_exact_quartet(quartet):
     res = tree_space_marginal(quartet["aln"], quartet["runs"], "JC", method="sbn-is", n_draws=400,
                               seed=2)
