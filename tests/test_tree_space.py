@@ -208,6 +208,8 @@ def test_estimator_interface(quartet):
     _close(res, quartet)
     assert res.estimator == "tree-space" and res.likelihood_evaluations > 0
     assert len(res.diagnostics["per_topology"]) == res.diagnostics["n_topologies"]
+    tiny = TreeSpaceEstimator().warmup().run(problem, seed=1)
+    assert tiny.diagnostics["n_topologies"] == 1
     with pytest.raises(EstimatorError, match="tree-space problem"):
         get_estimator("gamma-laplus").run(problem, seed=1)
     with pytest.raises(EstimatorError, match="TreeSpaceProblem"):

@@ -928,6 +928,15 @@ class TreeSpaceEstimator(MarginalLikelihoodEstimator):
     min_count: int = MIN_TOPOLOGY_COUNT
     n_draws: int = DEFAULT_IS_DRAWS
 
+    def warmup(self) -> "TreeSpaceEstimator":
+        """One topology (or two importance draws) with the inner estimator's tiny
+        settings: compiles the kernels a full run calls (phylo compare's executors)."""
+        from .registry import get_estimator
+        inner = get_estimator(self.inner)
+        return dataclasses.replace(
+            self, max_topologies=1, min_count=1, n_draws=2,
+            inner_settings={**self.inner_settings, **getattr(inner, "warmup_settings", {})})
+
     def validate(self, problem: BaseProblem) -> None:
         if not isinstance(problem, TreeSpaceProblem):
             raise EstimatorError(f"{self.name}: needs a TreeSpaceProblem (an alignment with a "
