@@ -526,8 +526,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with open_executor(args.executor) as executor:
             result = compare_candidates(alignment, candidates, estimator, seed=args.seed,
-                               repeats=args.repeats, store=store, executor=executor,
-                               progress=progress, problem_factory=problem_factory)
+                                        repeats=args.repeats, store=store, executor=executor,
+                                        progress=progress, problem_factory=problem_factory)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
