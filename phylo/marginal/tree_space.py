@@ -283,11 +283,22 @@ def sample_from_topologies(samples: TopologySample | Sequence[TopologySample], *
                            tuple(s for r in runs for s in r.sources), model)
 
 
+def _topology_splits(sample: TopologySample) -> list[np.ndarray]:
+    """Non-trivial splits (normalised bitsets, (m, W)) of every topology of ``sample``."""
+    return [tree_splits(_unrooted_tree(sample, u), rooted=False) for u in range(sample.n_topologies)]
+
+
+def _unrooted_tree(sample: TopologySample, u: int) -> Tree:
+    t = sample.tree(u)
+    return t.unrooted() if t.rooted or (t.n_children[t.root] == 2 and t.n_leaves > 2) else t
+
+
 def _check_binary(sample: TopologySample) -> None:
     s = sample.n_taxa
     if s < 4:
         raise PhyloError(f"tree space of {s} taxa holds one topology; nothing to integrate")
-    n_splits = np.any(sample.keys != 0, axis=2).sum(axis=1)
+    splits = _topology_splits(sample)
+    n_splits = np.array([sp.shape[0] for sp in splits])
     bad = np.flatnonzero(n_splits != s - 3)
     if bad.size:
         where = sample.sources[0] if sample.sources else None
@@ -789,11 +800,11 @@ def _splits_of_constraint(taxa: tuple[str, ...], clade: Sequence[str] | None,
     return rows, log_n_resolutions(tree), "constraint " + tree.to_newick(lengths=False)
 
 
-def _contains(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """(U,) whether each topology key (U, M, W) contains every split row (k, W)."""
-    out = np.ones(keys.shape[0], dtype=bool)
-    for r in rows:
-        out &= np.any(np.all(keys == r[None, None, :], axis=2), axis=1)
+def _contains(sample: TopologySample, rows: np.ndarray) -> np.ndarray:
+    """(U,) whether each topology of ``sample`` contains every split row (k, W)."""
+    out = np.ones(sample.n_topologies, dtype=bool)
+    for u, have in enumerate(_topology_splits(sample)):
+        out[u] = all(np.any(np.all(have == r[None, :], axis=1)) for r in rows)
     return out
 
 
@@ -830,12 +841,12 @@ def clade_bayes_factor(samples: Any, *, clade: Sequence[str] | None = None,
     if use_sbn is not None and use_sbn is not False:
         sbn = use_sbn if isinstance(use_sbn, SBN) else _fit_sbn(tss, "em-alpha", 1e-4)
         draws = sbn.sample(n_sbn_draws, seed=seed, rooted=False)
-        has = _contains(draws.with_taxa_order(tuple(all_taxa)).keys, rows)
+        has = _contains(draws.with_taxa_order(tuple(all_taxa)), rows)
         post = float(draws.counts[has].sum() / draws.counts.sum())
         post_se = math.sqrt(post * (1 - post) / n_sbn_draws)
         n_eff, source = n_sbn_draws, f"SBN ({sbn.method}), {n_sbn_draws} draws"
     else:
-        has = _contains(tss.pooled.keys, rows)
+        has = _contains(tss.pooled, rows)
         post, post_se, how = tss.mass_and_error(np.flatnonzero(has))
         n_eff, source = sum(tss.n_draws), f"tree-sample frequencies; error: {how}"
     bound = None
