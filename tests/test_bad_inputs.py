@@ -148,7 +148,7 @@ def _cases():
             cases.append((f"{name}{opt}={value}", base + [opt, value], [opt.lstrip("-")]))
     cases.append(("asdsf-one-run", ["asdsf", "@trees.nwk"], ["two runs"]))
     # branch-length numbers (issue 13: inf made simulate write a constant sequence)
-    for f, words in (("inf.nwk", "infinite"), ("overflow.nwk", "infinite"),
+    for f, words in (("inf.nwk", "not a finite number"), ("overflow.nwk", "not a finite number"),
                      ("negative.nwk", "negative")):
         cases.append((f"simulate-{f}", ["simulate", f"@{f}", "--sites", "5"], [f, words]))
         cases.append((f"loglik-{f}", ["loglik", "@aln.fa", f"@{f}"], [f, words]))

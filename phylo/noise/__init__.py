@@ -18,12 +18,13 @@ from .inference import (Solution, estimate_rates, log_likelihood, solve, solve_l
                         tree_newick)
 from .io import MISSING, GenotypeMatrix, read_matrix, read_names, write_matrix, write_names
 from .model import ErrorModel
+from .posterior import Posterior, sample_posterior, write_posterior
 from .simulate import (SimulatedMatrix, add_noise, add_parallel_mutations,
                        random_mutation_tree, simulate, tree_matrix)
 
 __all__ = [
     "MISSING", "GenotypeMatrix", "read_matrix", "write_matrix", "read_names", "write_names",
-    "ErrorModel",
+    "ErrorModel", "Posterior", "sample_posterior", "write_posterior",
     "SimulatedMatrix", "simulate", "add_noise", "add_parallel_mutations",
     "random_mutation_tree", "tree_matrix",
     "PerfectPhylogeny", "Linearity", "perfect_phylogeny", "is_conflict_free",

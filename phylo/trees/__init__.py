@@ -1,7 +1,9 @@
 """Trees as arrays for the kernels, and their construction."""
+from .splits import TopologySample, split_counts, split_frequencies
 from .tree import Tree
 
-__all__ = ["Tree", "random_tree", "neighbor_joining"]
+__all__ = ["Tree", "TopologySample", "split_counts", "split_frequencies", "random_tree",
+           "neighbor_joining"]
 
 
 def __getattr__(name: str):
