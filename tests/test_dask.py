@@ -28,18 +28,14 @@ from phylo.io.trees import read_trees  # noqa: E402
 from phylo.marginal import CandidateSpec, compare_candidates, get_estimator  # noqa: E402
 from phylo.marginal.workflow import build_problem  # noqa: E402
 
+from workflow_rows import TINY, numbers
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
-TINY = {"n_steps": 3, "samples_per_step": 20, "burnin": 5, "thin": 2}
 #: Upper bound (s) on any single wait for the cluster: start-up, a whole comparison.
 DASK_TIMEOUT = 180
 
 
-def numbers(rows):
-    """Rows without their wall-clock times (everything else must be reproduced), as
-    JSON text: a NaN standard error (none known) then equals itself."""
-    return [json.dumps({k: v for k, v in r.items() if k not in ("seconds", "compile_seconds")})
-            for r in rows]
 
 
 @pytest.fixture(scope="module")

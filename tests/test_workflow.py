@@ -34,21 +34,17 @@ from phylo.marginal.executors import LocalProcessPool, is_lost_worker_error, par
 from phylo.marginal.workflow import (build_problem, candidate_identity, problem_identity,
                                      topology_key)
 
+from workflow_rows import TINY, numbers
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
 #: Smallest ladder that exercises every code path (3 rungs, 20 samples per rung).
-TINY = {"n_steps": 3, "samples_per_step": 20, "burnin": 5, "thin": 2}
 #: The CLI prints the estimate through JSON (repr of a float round-trips exactly).
 JSON_ROUND_TRIP = 0.0
 #: Upper bound (s) on each wait for a subprocess in the client-kill test.
 CLIENT_KILL_WAIT = 300
 
 
-def numbers(rows):
-    """Rows without their wall-clock times (everything else must be reproduced), as
-    JSON text: a NaN standard error (none known) then equals itself."""
-    return [json.dumps({k: v for k, v in r.items() if k not in ("seconds", "compile_seconds")})
-            for r in rows]
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import sys
 from typing import Any, Mapping, Sequence
 
 from ..errors import PhyloError
+from ..io.atomic import json_default
 
 FORMATS = ("text", "json", "csv", "md")
 
@@ -269,7 +270,7 @@ def write_table(rows: Sequence[Mapping[str, Any]], fmt: str, *, stream=None,
         if provenance is not None:
             extra = {**dict(extra or {}), "provenance": provenance}
         payload: Any = list(rows) if extra is None else {**extra, "rows": list(rows)}
-        json.dump(payload, stream, indent=1, default=_json_default)
+        json.dump(payload, stream, indent=1, default=json_default)
         stream.write("\n")
         return
     columns = list(rows[0].keys()) if rows else []
@@ -297,7 +298,7 @@ def write_json(obj: Any, stream=None, *, provenance: Mapping[str, Any] | None = 
     stream = stream or sys.stdout
     if provenance is not None:
         obj = {**obj, "provenance": provenance}
-    json.dump(obj, stream, indent=1, default=_json_default)
+    json.dump(obj, stream, indent=1, default=json_default)
     stream.write("\n")
 
 
@@ -309,16 +310,3 @@ def _cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return " ".join(_cell(v) for v in value)
     return str(value)
-
-
-def _json_default(value: Any) -> Any:
-    import numpy as np
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

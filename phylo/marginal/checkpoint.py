@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from ..errors import CheckpointError
-from ..io.atomic import atomic_write
+from ..io.atomic import atomic_write, json_default
 
 if TYPE_CHECKING:  # pragma: no cover
     from .workflow import TaskResult
@@ -100,21 +100,9 @@ class LadderCheckpoint:
         atomic_write(self.path, buf.getvalue())
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def _canonical(obj: Any) -> Any:
     """``obj`` as it reads back from JSON (tuples become lists, numpy scalars numbers)."""
-    return json.loads(json.dumps(obj, default=_json_default))
+    return json.loads(json.dumps(obj, default=json_default))
 
 
 class CheckpointStore:
@@ -173,7 +161,7 @@ class CheckpointStore:
     def save_task(self, task: "TaskResult") -> None:
         """Save one finished (candidate, repeat) atomically."""
         atomic_write(self.task_path(task.name, task.repeat),
-                     json.dumps(task.to_dict(), default=_json_default))
+                     json.dumps(task.to_dict(), default=json_default))
 
     def finished(self) -> dict[tuple[str, int], "TaskResult"]:
         """Every saved (candidate, repeat) → its :class:`~phylo.marginal.workflow.TaskResult`;
