@@ -201,3 +201,59 @@ def test_round_trip_newick_and_nexus(tmp_path):
             for f in ("parent", "n_children", "children"):
                 assert np.array_equal(getattr(a, f), getattr(b, f)), (path, f)
             assert np.array_equal(a.branch_lengths, b.branch_lengths)   # 17 digits: exact
+
+
+# Branch-length tokens at the edges of the kernel's exact-conversion rules: mantissa
+# 2**53 (16 significant digits), |exponent| 22, zeros of either sign with any exponent,
+# signs, malformed and overflowing numbers.
+LENGTH_EDGES = [
+    "0", "-0", "+0", "-0.0e400", "0e-999", "0.000", "1", "+1", "-1", "1.", ".5", "-.5",
+    "1e22", "1e23", "1e-22", "1e-23", "1.5e-21", "0.15e-21", "3.062248e-02", "1E+02",
+    "9007199254740992", "9007199254740993", "0.9007199254740992", "0.9007199254740993",
+    "1234567890123456.0", "12345678901234567", "0000000000000000000001",
+    "0.00000000000000000000001", "0.04575042463389134", "1e", "1e+", "e5", ".", "+",
+    "0.04x7504", "1e400", "1e-400", "inf", "nan", "1.0.0", "1e5e5", "1-2", "1 ",
+]
+
+
+def _kernel_statuses(text: str):
+    from phylo._kernels import newick as kn
+    from phylo.io.trees import _label_table
+    taxa = ("A", "B", "C", "D")
+    data = text.encode()
+    arr = np.frombuffer(data, dtype=np.uint8).copy()
+    labels = _label_table(taxa, None, "x")
+    out = []
+    for with_lengths in (True, False):
+        par = np.empty((1, 7), np.int32)
+        bl = np.empty((1, 7)) if with_lengths else np.empty((1, 1))
+        nn, first, status = (np.empty(1, np.int32), np.empty(1, np.int64),
+                             np.empty(1, np.int32))
+        kn.parse_newick_batch(arr, np.array([0]), np.array([len(data)]), *labels, 4,
+                              kn._POW10, par, bl, nn, first, status, with_lengths)
+        out.append((int(status[0]), par.tolist() if status[0] == 0 else None))
+    return out
+
+
+@pytest.mark.parametrize("x", LENGTH_EDGES)
+def test_topology_kernel_checks_lengths_like_the_converter(x):
+    """read_topologies validates lengths without converting them (with_lengths=False):
+    it must hand exactly the same strings to the regex parser as the converting path
+    used by read_trees, so that both readers accept the same files."""
+    for text in (f"(A:{x},B:1,(C:1,D:{x}):1);", f"(A:1,B:1,(C:1,D:1):{x});"):
+        (s1, p1), (s2, p2) = _kernel_statuses(text)
+        assert s1 == s2 and p1 == p2, (text, s1, s2)
+
+
+@_FAST
+@given(x=st.text(alphabet="0123456789.eE+-x ", min_size=1, max_size=24))
+def test_topology_kernel_length_check_fuzz(x):
+    (s1, p1), (s2, p2) = _kernel_statuses(f"(A:{x},B:1,(C:1,D:1):1);")
+    assert s1 == s2 and p1 == p2, x
+
+
+def test_length_edges_exercise_both_outcomes():
+    """The edge list is not vacuous: the kernel keeps some and defers others."""
+    ok = {x for x in LENGTH_EDGES if _kernel_statuses(f"(A:{x},B:1,(C:1,D:1):1);")[1][0] == 0}
+    assert {"-0", "1e22", "1e-22", "9007199254740992", "0.04575042463389134"} <= ok
+    assert not ok & {"1e23", "1e-23", "9007199254740993", "-1", "0.04x7504", "1e400", "1e"}

@@ -194,7 +194,8 @@ class _TreeBatcher:
         first = np.empty(T, dtype=np.int64)
         status = np.empty(T, dtype=np.int32)
         self._kn.parse_newick_batch(batch.arr, batch.bs[sel], batch.be[sel], *self.labels,
-                                    self.S, self._kn._POW10, par, bl, nn, first, status)
+                                    self.S, self._kn._POW10, par, bl, nn, first, status,
+                                    True)
         ch = np.empty((T, maxn, K), dtype=np.int32)
         nch = np.empty((T, maxn), dtype=np.int32)
         maxdeg = np.empty(T, dtype=np.int32)
@@ -462,12 +463,12 @@ class _BulkState:
         s = self.S
         T = sel.shape[0]
         parents = np.empty((T, 2 * s - 1), dtype=np.int32)
-        lengths = np.empty((T, 2 * s - 1), dtype=np.float64)
+        lengths = np.empty((1, 1), dtype=np.float64)   # unused: topologies only
         n_nodes = np.empty(T, dtype=np.int32)
         first = np.empty(T, dtype=np.int64)
         status = np.empty(T, dtype=np.int32)
         _kn.parse_newick_batch(batch.arr, batch.bs[sel], batch.be[sel], *self._labels, s,
-                               _kn._POW10, parents, lengths, n_nodes, first, status)
+                               _kn._POW10, parents, lengths, n_nodes, first, status, False)
         w = batch.w[sel] if weighted else np.ones(T)
         # the regex parser handles what the kernel leaves (quoted labels, unary nodes,
         # weights the scanner could not read exactly) and gives the precise message
