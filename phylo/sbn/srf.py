@@ -41,7 +41,8 @@ class SRF:
             raise TreeError("an SRF of rooted trees needs rooted query trees")
         ids = self._table.get(t.keys)
         out = np.full(ids.shape, -np.inf)
-        out[ids >= 0] = np.log(self.prob[ids[ids >= 0]])
+        with np.errstate(divide="ignore"):   # a stored zero probability is ln 0 = -inf
+            out[ids >= 0] = np.log(self.prob[ids[ids >= 0]])
         return out
 
     def sample(self, n: int, *, seed: int | None = None, rng=None, rooted=None) -> TopologySample:
