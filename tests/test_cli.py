@@ -40,7 +40,13 @@ JSON_MATCH = 1e-9
 #: compile kernels (cached on disk afterwards).
 SUBPROCESS_TIMEOUT_S = 600
 #: Sub-subcommands that must each have their own --help with examples.
-NESTED = {"sbn": ("fit", "prob", "sample", "kl"), "noise": ("simulate", "solve", "test")}
+NESTED = {"sbn": ("fit", "prob", "sample", "kl", "map"),
+          "noise": ("simulate", "solve", "test", "sample")}
+#: Commands that draw random numbers (each must take --seed).
+SEEDED = {("compare",), ("marginal",), ("simulate",), ("sbn", "sample"), ("sbn", "map"),
+          ("noise", "simulate"), ("noise", "solve"), ("noise", "sample")}
+#: Commands that show a progress bar on long runs (each must take --quiet).
+LONG_RUNNING = {("compare",), ("marginal",), ("sbn", "fit"), ("noise", "solve")}
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -163,10 +169,15 @@ def test_common_conventions(name):
     """--seed/--format/--quiet where they apply: every command with randomness takes
     --seed, every command printing results takes --format."""
     require(name)
-    subs = NESTED.get(name, (None,))
-    texts = [help_text(name, s) if s else help_text(name) for s in subs]
-    joined = "\n".join(texts)
-    assert "--format" in joined, f"phylo {name} has no --format"
+    for sub in NESTED.get(name, (None,)):
+        command = (name, sub) if sub else (name,)
+        text = help_text(*command)
+        label = "phylo " + " ".join(command)
+        assert re.search(r"--format\b", text), f"{label} has no --format"
+        if command in SEEDED:
+            assert re.search(r"--seed\b", text), f"{label} draws random numbers but has no --seed"
+        if command in LONG_RUNNING:
+            assert re.search(r"--quiet\b", text), f"{label} shows progress but has no --quiet"
 
 
 # -- end to end, one per command --------------------------------------------------------------

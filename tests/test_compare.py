@@ -165,7 +165,7 @@ def test_compare_numbers_match_library(finished):
 
 def test_compare_stdout_formats(tmp_path, capsys, finished):
     # --resume on the finished run recomputes nothing and prints the summary again
-    for fmt in ("json", "md"):          # csv: summary.csv is checked elsewhere
+    for fmt in ("json", "csv", "md", "text"):
         assert run_cli(*compare_args(finished, "--resume", "--format", fmt)) == 0
         out = capsys.readouterr().out
         if fmt == "json":
