@@ -7,6 +7,7 @@ Numba in until a kernel is needed):
 - data: :func:`read_topologies` (bulk tree samples), :func:`random_tree`,
   :func:`simulate_alignment`
 - models and likelihood: :class:`Model`, :func:`log_likelihood`, :class:`TreeLikelihood`
+- the main job: :func:`model_comparison_report` (what ``phylo compare`` runs)
 - subpackages: :mod:`phylo.marginal`, :mod:`phylo.sbn`, :mod:`phylo.diagnostics`,
   :mod:`phylo.noise`, :mod:`phylo.report`
 - errors: :class:`PhyloError` and its subclasses in :mod:`phylo.errors`
@@ -32,6 +33,7 @@ _EXPORTS = {
     "read_topologies": "phylo.io.trees",
     "random_tree": "phylo.trees.random",
     "simulate_alignment": "phylo.likelihood.simulate",
+    "model_comparison_report": "phylo.report.job",
 }
 
 __all__ = ["__version__", "PhyloError", *_EXPORTS]

@@ -10,7 +10,7 @@ import sys
 from typing import Any, Mapping, Sequence
 
 from ..errors import PhyloError
-from ..io.atomic import json_default
+from ..io.atomic import check_output_path, json_default  # noqa: F401 (re-exported)
 
 FORMATS = ("text", "json", "csv", "md")
 
@@ -89,54 +89,6 @@ def add_seed_argument(parser: argparse.ArgumentParser) -> None:
                              "result (default: 1)")
 
 
-def check_output_path(path: str | os.PathLike, *, option: str = "--out",
-                      folder: bool = False) -> str:
-    """Check, before any long work, that ``path`` can be written; return it.
-
-    ``folder=False``: ``path`` must not be a directory, its parent folder must exist,
-    and the file must be writable (tried by opening an existing file for update, or
-    by creating and removing a scratch file beside a new one). ``folder=True``: an
-    existing writable folder, or a new one whose parent exists and is writable.
-    ``"-"`` (stdout) always passes. A :class:`PhyloError` names the option and the
-    path: the command line prints it as one line and exits 2.
-    """
-    p = os.fspath(path)
-    if p == "-":
-        return p
-    if not p:
-        raise PhyloError(f"{option} is empty: give a file name")
-    target = os.path.abspath(p)
-    if os.path.isdir(target):
-        if not folder:
-            raise PhyloError(f"{option} {p} is a directory; give a file name")
-        _probe_folder(target, option, p)
-        return p
-    if folder and os.path.exists(target):
-        raise PhyloError(f"{option} {p} is a file; give a folder name")
-    if folder:  # created with its parents: the nearest existing ancestor must take it
-        ancestor = os.path.dirname(target)
-        while not os.path.exists(ancestor):
-            ancestor = os.path.dirname(ancestor)
-        if not os.path.isdir(ancestor):
-            raise PhyloError(f"{option} {p}: {ancestor} is a file, not a folder")
-        _probe_folder(ancestor, option, p)
-        return p
-    parent = os.path.dirname(target)
-    if not os.path.isdir(parent):
-        what = "is not a folder" if os.path.exists(parent) else "does not exist"
-        raise PhyloError(f"{option} {p}: the folder {parent} {what}")
-    if os.path.exists(target):
-        try:
-            with open(target, "r+b"):
-                pass
-        except OSError as exc:
-            raise PhyloError(f"{option} {p} cannot be written ({exc.strerror or exc})") \
-                from None
-        return p
-    _probe_folder(parent, option, p)
-    return p
-
-
 def write_output(path: str, text: str, *, option: str = "--out") -> None:
     """Write ``text`` to ``path`` ('-': stdout) through a temporary file renamed into
     place, so that a failure leaves no half-written file; an OSError becomes one
@@ -150,19 +102,6 @@ def write_output(path: str, text: str, *, option: str = "--out") -> None:
     except OSError as exc:
         raise PhyloError(f"{option} {path} cannot be written ({exc.strerror or exc})") \
             from None
-
-
-def _probe_folder(folder: str, option: str, shown: str) -> None:
-    """Create and remove a scratch file in ``folder`` (os.access is wrong for root and
-    for read-only file systems)."""
-    import tempfile
-    try:
-        fd, scratch = tempfile.mkstemp(prefix=".phylo-write-test-", dir=folder)
-    except OSError as exc:
-        raise PhyloError(f"{option} {shown} cannot be written: the folder {folder} is not "
-                         f"writable ({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(scratch)
 
 
 def add_fasta_names_argument(parser: argparse.ArgumentParser) -> None:

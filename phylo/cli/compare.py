@@ -28,11 +28,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import EstimatorError, PhyloError, TreeError
+from ..errors import EstimatorError, PhyloError
 from . import _common
 
 DEFAULT_MODELS = ("JC69", "HKY+G4")
@@ -251,160 +250,40 @@ def _coerce(text: str, default: Any, key: str) -> Any:
     return text
 
 
-# -- candidates ---------------------------------------------------------------------
-def read_candidate_trees(paths: Sequence[str], taxa: Sequence[str]) -> list[tuple[str, Any, str]]:
-    """``[(name, tree, source)]``: every tree of every file, leaves in ``taxa`` order.
-
-    The name is the file's stem (``nni1.nwk`` → ``nni1``), with ``#k`` appended when
-    a file holds several trees; duplicate stems get their folder prepended.
-    """
-    from ..io.trees import read_trees
-    out: list[tuple[str, Any, str]] = []
-    stems = [Path(p).name.split(".")[0] for p in paths]
-    for path, stem in zip(paths, stems):
-        _common.require_file(path)
-        name = stem if stems.count(stem) == 1 else f"{Path(path).parent.name}/{stem}"
-        trees = list(read_trees(path, taxa=taxa))
-        if not trees:
-            raise TreeError("no tree in the file", path=path)
-        for k, tree in enumerate(trees, 1):
-            tree = tree.unrooted() if tree.rooted else tree
-            if not tree.is_binary():
-                raise TreeError("the tree is not binary (a polytomy); compare needs binary "
-                                "topologies", path=path)
-            label = name if len(trees) == 1 else f"{name}#{k}"
-            out.append((label, tree, f"{path}" + ("" if len(trees) == 1 else f" (tree {k})")))
-    return out
-
-
-def _read_constraint(text: str):
-    """A constraint topology from a Newick string or a file holding one."""
-    from ..io.newick import parse_newick
-    if "(" not in text:
-        from ..io._compressed import read_text
-        source, text = text, read_text(text, what="constraint tree file")
-    else:
-        source = "--constraint"
-    return parse_newick(text.strip(), source=source)
-
-
-def build_candidates(args: argparse.Namespace, alignment) -> tuple[list, list[str]]:
-    """Parse models and trees into :class:`~phylo.marginal.workflow.CandidateSpec`
-    (models outer, trees inner), and notes for the report."""
-    from ..marginal.workflow import CandidateSpec
-    from ..models import Model
-    notes: list[str] = []
-    model_texts = list(args.models or DEFAULT_MODELS)
-    if len(set(model_texts)) != len(model_texts):
-        raise PhyloError("--models lists a model twice")
-    for text in model_texts:
-        Model.from_string(text)            # a ModelError names a wrong model here
-    tree_paths = list(args.trees) + list(args.tree)
-    constraints = list(getattr(args, "constraint", []) or [])
-    trees = read_candidate_trees(tree_paths, alignment.taxa) if tree_paths else []
-    if constraints:
-        from ..trees.nj import nj_tree
-        for k, text in enumerate(constraints, 1):
-            constraint = _read_constraint(text)
-            trees.append((f"constraint{k}", nj_tree(alignment, constraint=constraint),
-                          f"neighbour joining under the constraint {constraint.to_newick(lengths=False)}"))
-        notes.append("Constraint candidates are the neighbour-joining trees (JC distances, "
-                     "Saitou & Nei 1987) that contain every split of their constraint.")
-    if not trees:
-        from ..trees.nj import nj_tree
-        trees = [("nj", nj_tree(alignment), "neighbour joining of JC distances")]
-        notes.append("No topology was given: every model was evaluated on the "
-                     "neighbour-joining tree of the Jukes–Cantor distances (Saitou & Nei "
-                     "1987), a starting topology, not an inferred best tree. Give "
-                     "--trees to compare topologies.")
-    candidates = [CandidateSpec.from_tree(text, tree, name=f"{text} on {tname}", source=source)
-                  for text in model_texts for tname, tree, source in trees]
-    return candidates, notes
-
-
-def build_tree_space_candidates(args: argparse.Namespace, alignment) -> tuple[list, list[str]]:
-    """One tree-sample candidate per model (``--tree-sample``), and notes."""
-    from ..marginal.tree_space import tree_sample_spec
-    from ..marginal.workflow import CandidateSpec
-    from ..models import Model
-    if list(args.trees) + list(args.tree):
+# -- the command --------------------------------------------------------------------------
+def _candidates(args: argparse.Namespace, alignment):
+    """The candidates the options name (fixed topologies, or models over tree space)
+    and the clade evidence (tree space only)."""
+    from ..marginal.candidates import (clade_bayes_factors, fixed_topology_candidates,
+                                       tree_space_candidates)
+    models = list(args.models or DEFAULT_MODELS)
+    tree_files = list(args.trees) + list(args.tree)
+    if args.tree_sample is None:
+        if args.clade or args.sample_model:
+            raise PhyloError("--clade and --sample-model need --tree-sample")
+        return fixed_topology_candidates(alignment, models, tree_files=tree_files,
+                                         constraints=args.constraint), None
+    if tree_files:
         raise PhyloError("--tree-sample integrates over topologies: give it without "
                          "--trees/--tree")
     if not 0.0 <= args.sample_burnin < 1.0:
         raise PhyloError(f"--sample-burnin must be a fraction in [0, 1), got {args.sample_burnin}")
     for path in args.tree_sample:
         _common.require_file(path)
-    model_texts = list(args.models or DEFAULT_MODELS)
-    if len(set(model_texts)) != len(model_texts):
-        raise PhyloError("--models lists a model twice")
-    for text in model_texts + ([args.sample_model] if args.sample_model else []):
-        Model.from_string(text)
-    spec = tree_sample_spec(args.tree_sample, burnin=args.sample_burnin,
-                            sample_model=args.sample_model)
-    source = "tree sample " + " ".join(args.tree_sample)
-    candidates = [CandidateSpec(model=text, topology=spec, name=f"{text} on tree space",
-                                source=source, topology_kind="tree-sample")
-                  for text in model_texts]
-    notes = ["Every candidate is a model integrated over unrooted topologies (uniform prior "
-             "1/(2n-5)!!) with the tree sample " + " ".join(args.tree_sample)
-             + f" (burn-in {args.sample_burnin:g} per run"
-             + (f", made under {args.sample_model}" if args.sample_model else
-                ", assumed made under each model") + "); see phylo.marginal.tree_space."]
-    if not args.sample_model:
-        notes.append("No --sample-model was given: the posterior-odds method assumes the "
-                      "sample is from each model's own posterior. Give --sample-model when "
-                      "it is not (the other models then use SBN importance sampling).")
-    return candidates, notes
+    candidates = tree_space_candidates(models, args.tree_sample, burnin=args.sample_burnin,
+                                       sample_model=args.sample_model)
+    clades = [[t.strip() for t in text.split(",") if t.strip()] for text in args.clade]
+    evidence = clade_bayes_factors(alignment, args.tree_sample, clades=clades,
+                                   constraints=args.constraint, burnin=args.sample_burnin,
+                                   sample_model=args.sample_model)
+    return candidates, evidence
 
 
-def clade_notes(args: argparse.Namespace, alignment) -> tuple[list[str], list[dict]]:
-    """Clade / constraint Bayes factors from the tree sample (``--clade``, ``--constraint``)."""
-    from ..marginal.tree_space import clade_bayes_factor, read_tree_sample
-    if not (args.clade or args.constraint):
-        return [], []
-    sample = read_tree_sample(args.tree_sample, burnin=args.sample_burnin, taxa=alignment.taxa,
-                              model=args.sample_model)
-    notes, rows = [], []
-    for text in args.clade:
-        taxa = [t.strip() for t in text.split(",") if t.strip()]
-        rows.append(clade_bayes_factor(sample, clade=taxa).to_dict())
-    for text in args.constraint:
-        rows.append(clade_bayes_factor(sample, constraint=_read_constraint(text)).to_dict())
-    for r in rows:
-        bound = {"upper": "< ", "lower": "> "}.get(r["bound"], "")
-        post = f"{r['posterior']:.4g}" + ("" if r["posterior_se"] is None else
-                                         f" ± {r['posterior_se']:.2g}")
-        notes.append(f"Bayes factor of the {r['constraint']}: ln BF {bound}{r['log_bayes_factor']:.2f} "
-                     f"(posterior {post} from {r['source']}; exact prior {r['prior']:.4g})"
-                     + (f"; {r['note']}" if r["note"] else "")
-                     + (f"; posterior under {args.sample_model}" if args.sample_model else ""))
-    return notes, rows
-
-
-def tree_space_notes(name: str, diagnostics: dict, top: int = 5) -> list[str]:
-    """What carried one tree-space estimate: method, mass, the top topologies, warnings."""
-    d = diagnostics or {}
-    if "per_topology" not in d:
-        return []
-    how = f"{name}: {d.get('method')} ({d.get('method_reason')}); {d.get('n_topologies')} topologies"
-    if d.get("method") == "odds":
-        how += (f" holding posterior mass {d.get('posterior_mass', float('nan')):.3f} ± "
-                f"{d.get('posterior_mass_se', float('nan')):.3f}")
-    elif d.get("pareto_k") is not None:
-        how += f", ESS {d.get('ess', float('nan')):.1f}, Pareto k-hat {d['pareto_k']:.2f}"
-    rows = d["per_topology"][:top]
-    tops = "; ".join(f"{r['share']:.3f}: {r['newick'].rstrip(';')}" for r in rows)
-    out = [how + f". Topologies that carried it (share of the estimate: topology): {tops}"]
-    out += [f"{name}: WARNING {w}" for w in d.get("warnings", [])]
-    return out
-
-
-# -- the command --------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    from ..marginal.checkpoint import CheckpointStore
-    from ..marginal.executors import open_executor, parse_executor
-    from ..marginal.workflow import SEED_CONVENTION, compare_candidates, comparison_fingerprint
-    from ..report import build_report, provenance, write_report
+    from ..marginal.executors import parse_executor
+    from ..marginal.workflow import SEED_CONVENTION
+    from ..report import provenance
+    from ..report.job import ComparisonInterrupted, model_comparison_report
     from ..report.render import CSV_COLUMNS
 
     if args.repeats < 1:
@@ -415,128 +294,65 @@ def run(args: argparse.Namespace) -> int:
     _common.apply_threads(args)
     _common.require_file(args.alignment)
     _common.check_output_path(args.out, option="--out", folder=True)
-    out = Path(args.out)
     alignment = _common.read_alignment_arg(args)
+    candidates, evidence = _candidates(args, alignment)
     tree_space = args.tree_sample is not None
-    if not tree_space and (args.clade or args.sample_model):
-        raise PhyloError("--clade and --sample-model need --tree-sample")
-    if tree_space:
-        candidates, notes = build_tree_space_candidates(args, alignment)
-        args.estimator = args.estimator or TREE_SPACE_INNER
-    else:
-        candidates, notes = build_candidates(args, alignment)
-        args.estimator = args.estimator or DEFAULT_ESTIMATOR
+    args.estimator = args.estimator or (TREE_SPACE_INNER if tree_space else DEFAULT_ESTIMATOR)
     estimator_name = base_estimator(args.estimator).name   # canonical spelling
     settings, setting_notes = estimator_settings(estimator_name, args)
     estimator = base_estimator(estimator_name).with_settings(**settings)
-    # How a candidate becomes a problem: the fixed-topology posterior (None), or a
-    # module-level factory for other candidate kinds (a tree sample integrates over
-    # topologies); it travels to the workers with each task.
-    problem_factory = None
-    clade_rows: list[dict] = []
     if tree_space:
-        from ..marginal.tree_space import TreeSpaceEstimator, tree_space_problem
+        from ..marginal.tree_space import TreeSpaceEstimator
         estimator = TreeSpaceEstimator(method=args.tree_space_method, inner=estimator_name,
                                        inner_settings=settings)
-        problem_factory = tree_space_problem
-        bf_notes, clade_rows = clade_notes(args, alignment)
-        notes = notes + bf_notes
-    notes = setting_notes + notes
-    full_settings = estimator.settings()
-    store = CheckpointStore(out / "checkpoint", comparison_fingerprint(
-        alignment, candidates, estimator, seed=args.seed, repeats=args.repeats))
-    store.open(resume=args.resume)
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    total = len(candidates) * args.repeats
-    if args.resume:
-        log(f"phylo compare: resuming; {len(store.finished())} of {total} runs "
-            "(candidate × repeat) already finished")
-
-    report_settings = {
-        "estimator": estimator_name, **{f"estimator.{k}": v for k, v in full_settings.items()},
-        "repeats": args.repeats, "seed": args.seed, "seeds": SEED_CONVENTION,
-        "models": " ".join(dict.fromkeys(c.model for c in candidates)),
-        "topologies": " ".join(dict.fromkeys(c.name.split(" on ", 1)[1] for c in candidates)),
-        "alignment": f"{args.alignment} ({alignment.n_taxa} taxa, {alignment.n_sites} sites, "
-                     f"{alignment.n_patterns} patterns)",
-        "threads": args.threads if args.threads is not None else "all cores",
-        "executor": args.executor,
-        "priors": "library defaults of phylo.marginal.Problem (listed under Priors)"
-                  + ("; uniform over unrooted binary topologies" if tree_space else ""),
-    }
-    cand_info = [{"name": c.name, "model": _model_label(c.model),
-                  "tree": ("integrated over unrooted topologies" if c.topology_kind == "tree-sample"
-                           else c.tree(alignment.taxa).to_newick(lengths=False)),
-                  "tree_source": c.source} for c in candidates]
+    log = (lambda msg: None) if args.quiet else (
+        lambda msg: print(f"phylo compare: {msg}", file=sys.stderr))
     prov = provenance(command_line=canonical_command(args), files=[args.alignment] + [
         p for p in dict.fromkeys(list(args.trees) + list(args.tree)
                                  + list(args.tree_sample or []))], seed=args.seed,
-        settings={"estimator": estimator_name, "estimator_settings": full_settings,
+        settings={"estimator": estimator_name, "estimator_settings": estimator.settings(),
                   "repeats": args.repeats, "executor": args.executor,
                   "threads": args.threads},
         seeds=SEED_CONVENTION)
     if _invoked_as_cli():
         prov["argv"] = ["phylo", *sys.argv[1:]]
 
-    finished: dict[tuple[str, int], Any] = {}
-    started = time.perf_counter()
-
-    def write(final: bool) -> dict[str, Path]:
-        done = [c for c in candidates
-                if all((c.name, r) in finished for r in range(args.repeats))]
-        rows = [finished[(c.name, r)].row for c in done for r in range(args.repeats)]
-        diagnostics = {c.name: finished[(c.name, 0)].diagnostics for c in done}
-        prov["total_seconds_this_run"] = round(time.perf_counter() - started, 2)
-        run_notes = list(notes)
-        if tree_space:
-            for c in done:
-                run_notes += tree_space_notes(c.name, diagnostics[c.name])
-            _write_tree_space_json(out, done, diagnostics, clade_rows)
-        report = build_report(rows, candidates=cand_info, diagnostics=diagnostics,
-                              settings=report_settings, provenance=prov, notes=run_notes,
-                              expected=[c.name for c in candidates], title=args.title,
-                              priors=_priors(candidates, tree_space, alignment.n_taxa))
-        paths = write_report(report, out)
-        if final:
-            _print_summary(report, paths, args.format, CSV_COLUMNS, prov)
-        return paths
-
     bar = None
     if _common.show_progress(args):
         from tqdm import tqdm
-        bar = tqdm(total=total, unit="run", desc="phylo compare", file=sys.stderr)
+        bar = tqdm(total=len(candidates.candidates) * args.repeats, unit="run",
+                   desc="phylo compare", file=sys.stderr)
 
     def progress(event) -> None:
-        task = event.task
-        finished[(task.name, task.repeat)] = task
+        if bar is not None:
+            bar.update(1)
         if event.reused:
-            if bar is not None:
-                bar.update(1)
             return
-        row = task.row
+        task, row = event.task, event.task.row
         msg = (f"[{event.done}/{event.total}] {task.name}"
                + (f" (repeat {task.repeat + 1})" if args.repeats > 1 else "")
                + f": ln Z = {row['log_marginal_likelihood']:.2f} ({row['seconds']:.1f} s)")
         if bar is not None:
-            bar.update(1)
             bar.write(msg)
         else:
             log(msg)
 
     try:
-        with open_executor(args.executor) as executor:
-            result = compare_candidates(alignment, candidates, estimator, seed=args.seed,
-                                        repeats=args.repeats, store=store, executor=executor,
-                                        progress=progress, problem_factory=problem_factory)
-    except KeyboardInterrupt:
+        done = model_comparison_report(
+            alignment, candidates, estimator, out=args.out, seed=args.seed,
+            repeats=args.repeats, executor=args.executor, resume=args.resume,
+            title=args.title, notes=setting_notes, clade_evidence=evidence,
+            settings={"alignment": f"{args.alignment} ({alignment.n_taxa} taxa, "
+                                   f"{alignment.n_sites} sites, {alignment.n_patterns} patterns)",
+                      "threads": args.threads if args.threads is not None else "all cores",
+                      "executor": args.executor},
+            provenance_record=prov, progress=progress, log=log)
+    except ComparisonInterrupted as stop:
         if bar is not None:
             bar.close()
-        n_done = sum(all((c.name, r) in finished for r in range(args.repeats))
-                     for c in candidates)
-        if n_done:
-            paths = write(final=False)
-            print(f"phylo compare: interrupted; wrote a partial report of {n_done} of "
-                  f"{len(candidates)} candidates to {paths['html']}; rerun the same command "
+        if stop.paths:
+            print(f"phylo compare: interrupted; wrote a partial report of {stop.finished} of "
+                  f"{stop.total} candidates to {stop.paths['html']}; rerun the same command "
                   "with --resume to finish", file=sys.stderr)
         else:
             print("phylo compare: interrupted before any candidate finished; rerun with "
@@ -544,42 +360,12 @@ def run(args: argparse.Namespace) -> int:
         raise
     if bar is not None:
         bar.close()
-    if result.warmup_seconds:
-        log(f"phylo compare: compiled the kernels once, before the workers started "
-            f"({result.warmup_seconds:.1f} s)")
-        notes.append(f"Numba kernels were compiled once before the workers started "
-                     f"({result.warmup_seconds:.1f} s, not in any runtime).")
-    paths = write(final=True)
-    log(f"phylo compare: report written to {paths['html']}")
+    if done.warmup_seconds:
+        log(f"compiled the kernels once, before the workers started "
+            f"({done.warmup_seconds:.1f} s)")
+    _print_summary(done.report, done.paths, args.format, CSV_COLUMNS, done.report.get("provenance", prov))
+    log(f"report written to {done.paths['html']}")
     return 0
-
-
-def _priors(candidates: Sequence, tree_space: bool, n_taxa: int) -> list[dict]:
-    """The report's prior table; over tree space, the topology prior first."""
-    from ..marginal.priors import prior_table
-    rows = prior_table({c.model: c.model for c in candidates})
-    if tree_space:
-        rows.insert(0, {"parameter": "unrooted topology",
-                        "prior": f"uniform over the (2n-5)!! binary topologies of the n = {n_taxa} taxa",
-                        "models": [c.model for c in candidates]})
-    return rows
-
-
-def _write_tree_space_json(out: Path, done: Sequence, diagnostics: dict,
-                           clade_rows: list[dict]) -> None:
-    """OUT/tree_space.json: per model, how the tree-space estimate was made and the
-    topologies that carried it; the clade / constraint Bayes factors."""
-    import json
-    out.mkdir(parents=True, exist_ok=True)
-    doc = {"candidates": {c.name: diagnostics[c.name] for c in done}, "bayes_factors": clade_rows}
-    (out / "tree_space.json").write_text(json.dumps(_nan_to_none(doc), indent=1) + "\n")
-
-
-def _model_label(model_text: str) -> str:
-    """The model as given, with the parameters integrated over their priors."""
-    from ..models import Model
-    free = tuple(Model.from_string(model_text).free_parameters())
-    return model_text + (f" (integrated over: {', '.join(free)})" if free else "")
 
 
 def canonical_command(args: argparse.Namespace) -> str:
@@ -621,9 +407,10 @@ def _invoked_as_cli() -> bool:
 
 def _print_summary(report: dict, paths: dict, fmt: str, columns: Sequence[str],
                    prov: dict) -> None:
+    from ..report.render import json_ready
     rows = [{k: s.get(k) for k in columns} for s in report["summary"]]
     if fmt == "json":
-        _common.write_json({"status": report["status"], "summary": _nan_to_none(rows),
+        _common.write_json({"status": report["status"], "summary": json_ready(rows),
                             "files": {k: str(v) for k, v in paths.items()
                                       if not k.startswith("figures/")}}, provenance=prov)
     elif fmt == "csv":
@@ -640,13 +427,3 @@ def _print_summary(report: dict, paths: dict, fmt: str, columns: Sequence[str],
                   + (" (within error)" if s.get("resolved") is False else "")}
                  for s in report["summary"]]
         _common.write_table(short, "text")
-
-
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
-    return value

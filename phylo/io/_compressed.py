@@ -48,6 +48,12 @@ def _check_path(path: str | os.PathLike, what: str) -> str:
     return p
 
 
+def require_readable(path: str | os.PathLike, *, what: str = "file") -> str:
+    """``path`` as a string when it names a readable file; otherwise one
+    :class:`~phylo.errors.FormatError` naming it (missing, a folder, unreadable)."""
+    return _check_path(path, what)
+
+
 def _article(what: str) -> str:
     return ("an " if what[:1].lower() in "aeiou" else "a ") + what
 

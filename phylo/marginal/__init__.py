@@ -23,6 +23,8 @@ from .registry import ESTIMATORS, available_estimators, get_estimator
 from .toy import PoissonGammaProblem
 from .workflow import (CandidateSpec, Comparison, TaskResult, compare_candidates,
                        comparison_fingerprint, derive_seed, evaluate_candidate)
+from .candidates import (CandidateSet, CladeEvidence, clade_bayes_factors,
+                         fixed_topology_candidates, tree_space_candidates)
 from .tree_space import (CladeBayesFactor, TopologyEstimate, TreeSpaceEstimator, TreeSpaceProblem,
                          TreeSpaceSample, clade_bayes_factor, read_tree_sample,
                          tree_space_marginal)
@@ -30,6 +32,8 @@ from .tree_space import (CladeBayesFactor, TopologyEstimate, TreeSpaceEstimator,
 __all__ = [
     "CandidateSpec", "CheckpointStore", "Comparison", "TaskResult", "compare_candidates",
     "comparison_fingerprint", "derive_seed", "evaluate_candidate",
+    "CandidateSet", "CladeEvidence", "clade_bayes_factors", "fixed_topology_candidates",
+    "tree_space_candidates",
     "BaseProblem", "ChainResult", "ChainState", "ComparisonTable", "DirichletPrior", "ESTIMATORS",
     "Estimate", "ExponentialPrior", "GammaPrior", "LadderCheckpoint", "LadderResult",
     "LogNormalPrior", "MarginalLikelihoodEstimator", "MarginalLikelihoodResult", "NumbaTarget",

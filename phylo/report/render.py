@@ -514,20 +514,22 @@ def _md_escape(text: str) -> str:
 # -- JSON -------------------------------------------------------------------------------
 def report_json(report: Mapping[str, Any]) -> str:
     """The report as strict JSON (NaN and infinities become ``null``)."""
-    return json.dumps(_finite(report), indent=1, allow_nan=False) + "\n"
+    return json.dumps(json_ready(report), indent=1, allow_nan=False) + "\n"
 
 
-def _finite(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, NumPy values as Python ones and paths
+    as strings: what strict JSON can hold."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):
-        return {str(k): _finite(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_ready(v) for v in value]
     if hasattr(value, "tolist"):
-        return _finite(value.tolist())
+        return json_ready(value.tolist())
     if hasattr(value, "item"):
-        return _finite(value.item())
+        return json_ready(value.item())
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return value
