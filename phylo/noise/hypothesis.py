@@ -19,12 +19,15 @@ held fixed in the bootstrap.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import PhyloError
-from .inference import Solution, _validate_observed, check_seed, solve, solve_linear
+from .inference import (Solution, _child_seeds, _validate_observed, check_seed, solve,
+                        solve_linear)
+from .posterior import P_PRUNE
 from .io import MISSING
 from .simulate import add_noise
 
@@ -109,3 +112,256 @@ def branching_test(observed, *, alpha: float | None = None, beta: float | None =
         null[k] = _lr(Dk, a, b, restarts, seeds[3 + 2 * k])[0]
     p = (1 + np.sum(null >= stat - 1e-9)) / (1 + n_bootstrap)
     return TestResult(stat, float(p), null, a, b, tree, lin)
+
+
+# --------------------------------------------------------------------------
+# Bayesian classifiers: posterior probabilities under a stated generative prior
+# --------------------------------------------------------------------------
+
+#: trees are enumerated exactly up to this many mutations ((n + 1)^(n − 1)
+#: trees: 262,144 at 7, 4.8 million at 8); above it the posterior is sampled
+EXACT_MAX_MUTATIONS = 7
+#: zero error rates make the likelihood an indicator; the branching posterior
+#: is evaluated at this floor instead, whose effect on a probability is below
+#: cells × mutations × 1e-9 (the zero-rate posterior is its limit)
+RATE_FLOOR = 1e-9
+#: kept trees per chain when ``iterations`` is not given
+_KEEP = 1000
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Posterior probability of ``hypothesis`` ('noisy' or 'branching').
+
+    ``probability``: P(hypothesis | D) under the generative prior (see
+    :func:`noise_probability`, :func:`branching_probability`); ``prior``: its
+    prior probability; ``log_bayes_factor``: natural log of P(D | hypothesis)
+    / P(D | alternative) (±inf when the data rule one out); ``method``:
+    'exact' (every mutation tree enumerated), 'mcmc' (sampled; ``mc_error`` is
+    the standard error of ``probability`` across chains), 'conflict' (the
+    three-gametes test decides: a noise-free matrix has no conflict) or
+    'identical' (α = β = 0: the two classes generate the same matrices)."""
+
+    hypothesis: str
+    probability: float
+    prior: float
+    log_bayes_factor: float
+    method: str
+    alpha: float
+    beta: float
+    mc_error: float = 0.0
+    n_trees: int = 0
+
+    @property
+    def decision(self) -> bool:
+        """The Bayes decision under 0–1 loss: ``probability > 0.5``."""
+        return self.probability > 0.5
+
+    def as_dict(self) -> dict:
+        return {"hypothesis": self.hypothesis, "probability": self.probability,
+                "prior": self.prior, "log_bayes_factor": self.log_bayes_factor,
+                "method": self.method, "alpha": self.alpha, "beta": self.beta,
+                "mc_error": self.mc_error, "n_trees": self.n_trees}
+
+
+def _check_prior(prior: float) -> float:
+    prior = float(prior)
+    if not (0.0 < prior < 1.0):
+        raise PhyloError(f"prior probability must be strictly between 0 and 1, got {prior}")
+    return prior
+
+
+def _check_rates(alpha, beta) -> tuple[float, float]:
+    if alpha is None or beta is None:
+        raise PhyloError("the classifiers need the error rates alpha and beta")
+    out = []
+    for name, v in (("alpha", alpha), ("beta", beta)):
+        v = float(v)
+        if not (0.0 <= v < 0.5) or math.isnan(v):
+            raise PhyloError(f"{name} must be in [0, 0.5), got {v}")
+        out.append(v)
+    return out[0], out[1]
+
+
+def _posterior_from_lbf(lbf: float, prior: float) -> float:
+    """P(H1 | D) from log P(D|H1)/P(D|H0) and P(H1), overflow-safe."""
+    x = lbf + math.log(prior) - math.log1p(-prior)
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _logsumexp(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=float)
+    if x.size == 0:
+        return -math.inf
+    mx = float(np.max(x))
+    if mx == -math.inf:
+        return -math.inf
+    return mx + math.log(float(np.sum(np.exp(x - mx))))
+
+
+def _tables_binary(D: np.ndarray, alpha: float, beta: float):
+    """(base, deltaT, mis, ones) of the binary model (2 = mutated)."""
+    base, deltaT = _kb_tables(D, alpha, beta)
+    mutated = (D == 1) | (D == 2)
+    zero = D == 0
+    mis = np.ascontiguousarray((zero.astype(np.float64) - mutated).T)
+    ones = mutated.sum(axis=1).astype(np.float64)
+    return base, deltaT, mis, ones
+
+
+def _kb_tables(D, alpha, beta):
+    from .._kernels import noise as _k
+    return _k.binary_tables(D, alpha, beta)
+
+
+def _log_counts(n: int) -> tuple[float, float]:
+    """(log #trees, log #chains) on n mutations: (n + 1)^(n − 1) and n!."""
+    return (n - 1) * math.log(n + 1), math.lgamma(n + 1)
+
+
+def _method(method: str, n: int) -> str:
+    if method not in ("auto", "exact", "mcmc"):
+        raise PhyloError(f"method must be 'auto', 'exact' or 'mcmc', got {method!r}")
+    if method == "auto":
+        return "exact" if n <= EXACT_MAX_MUTATIONS else "mcmc"
+    if method == "exact" and n > EXACT_MAX_MUTATIONS:
+        raise PhyloError(f"exact enumeration is limited to {EXACT_MAX_MUTATIONS} mutations "
+                         f"({n} given); use method='mcmc'")
+    return method
+
+
+def _run_chains(D, alpha, beta, tables, chains, iterations, burn_in, chain_bonus, seed):
+    """Seeded chains of :func:`mcmc_trees_chain_prior`: half start at the ML
+    tree, half at the ML chain (so both classes are visited from the start).
+    Returns per-chain lists of (chain flags, l1, l0) and the kept count."""
+    from .._kernels import noise_bayes as _kb
+    _, deltaT, mis, ones = tables
+    chains = int(chains)
+    if chains < 2:
+        raise PhyloError(f"need at least 2 chains, got {chains}")
+    n = D.shape[1]
+    iterations = int(iterations) if iterations is not None else max(20_000, 200 * n)
+    burn_in = iterations // 4 if burn_in is None else int(burn_in)
+    if burn_in < 0 or iterations - burn_in < 4:
+        raise PhyloError(f"need 0 <= burn_in and at least 4 kept iterations "
+                         f"(iterations {iterations}, burn_in {burn_in})")
+    thin = max(1, (iterations - burn_in) // _KEEP)
+    seeds = _child_seeds(seed, 2 + chains)
+    a, b = max(alpha, RATE_FLOOR), max(beta, RATE_FLOOR)
+    tree = solve(D, alpha=a, beta=b, restarts=2, seed=seeds[0]).parent
+    lin = solve_linear(D, alpha=a, beta=b, restarts=2, seed=seeds[1]).parent
+    out = []
+    for ch in range(chains):
+        start = np.ascontiguousarray(tree if ch % 2 == 0 else lin, dtype=np.int64)
+        _, flags, l1, l0, _ = _kb.mcmc_trees_chain_prior(
+            deltaT, mis, ones, start, seeds[2 + ch], iterations, burn_in, thin,
+            P_PRUNE, float(chain_bonus))
+        out.append((flags, l1, l0))
+    return out
+
+
+def noise_probability(observed, *, alpha: float, beta: float, prior: float = 0.5,
+                      method: str = "auto", chains: int = 4, iterations: int | None = None,
+                      burn_in: int | None = None, seed: int | None = None) -> Classification:
+    """P(the matrix was observed through noise | D): the noise-inference task
+    of Sadeqi Azer et al. (2020) as a Bayesian classifier.
+
+    Generative prior: a mutation tree uniform over the (n + 1)^(n − 1) rooted
+    labelled trees (SCITE's prior), each cell attached to a uniform node (root
+    included), giving the conflict-free A; with probability ``prior`` the matrix
+    is noisy (D = A with false positives at rate ``alpha`` and false negatives
+    at ``beta``), else noise-free (D = A). Missing entries are uninformative
+    under both. The posterior is
+
+        P(noisy | D) = π Z1 / (π Z1 + (1 − π) Z0),
+
+    Z1 and Z0 being the marginal likelihoods (sum over trees and attachments)
+    of the two classes. A complete matrix with a three-gametes conflict is
+    noisy with probability 1 ('conflict'); α = β = 0 makes the classes equal
+    (probability = prior, 'identical'). Otherwise Z0 / Z1 is computed by
+    enumerating every tree (``method='exact'``, ≤ :data:`EXACT_MAX_MUTATIONS`
+    mutations) or estimated as E[exp(l0 − l1)] over trees sampled from the
+    noisy-class posterior (``'mcmc'``; ``chains`` seeded chains of
+    ``iterations`` steps, the same seed giving the same answer).
+    """
+    from .checks import is_conflict_free
+    D = _validate_observed(observed)
+    prior = _check_prior(prior)
+    alpha, beta = _check_rates(alpha, beta)
+    seed = check_seed(seed)
+    n_cells, n = D.shape
+    if alpha == 0.0 and beta == 0.0:
+        return Classification("noisy", prior, prior, 0.0, "identical", alpha, beta)
+    if alpha == 0.0 or beta == 0.0:
+        raise PhyloError("noise_probability needs both rates positive (or both 0)")
+    how = _method(method, n)
+    if not (D == MISSING).any() and not is_conflict_free(np.minimum(D, 1)):
+        return Classification("noisy", 1.0, prior, math.inf, "conflict", alpha, beta)
+    tables = _tables_binary(D, alpha, beta)
+    sum_base = float(tables[0].sum())
+    if how == "exact":
+        from .._kernels import noise_bayes as _kb
+        l1, l0, _ = _kb.enumerate_trees(tables[1], tables[2], tables[3])
+        lbf = sum_base + _logsumexp(l1) - _logsumexp(l0)
+        return Classification("noisy", _posterior_from_lbf(lbf, prior), prior, lbf,
+                              "exact", alpha, beta, 0.0, int(l1.size))
+    runs = _run_chains(D, alpha, beta, tables, chains, iterations, burn_in, 0.0, seed)
+    # Z0 / Z1 = exp(−Σ base) · E_post1[exp(l0 − l1)] (uniform prior for both)
+    per_chain = np.array([_logsumexp(l0 - l1) - math.log(l1.size) for _, l1, l0 in runs])
+    log_ratio = _logsumexp(per_chain) - math.log(len(runs))
+    lbf = sum_base - log_ratio
+    probs = np.array([_posterior_from_lbf(sum_base - r, prior) for r in per_chain])
+    se = float(probs.std(ddof=1) / math.sqrt(len(runs)))
+    return Classification("noisy", _posterior_from_lbf(lbf, prior), prior, lbf, "mcmc",
+                          alpha, beta, se, int(sum(r[1].size for r in runs)))
+
+
+def branching_probability(observed, *, alpha: float, beta: float, prior: float = 0.5,
+                          method: str = "auto", chains: int = 4,
+                          iterations: int | None = None, burn_in: int | None = None,
+                          seed: int | None = None) -> Classification:
+    """P(the mutation tree branches | D): the branching-inference task of
+    Sadeqi Azer et al. (2020) as a Bayesian classifier.
+
+    Generative prior: with probability ``prior`` the mutation tree is uniform
+    over the branching rooted labelled trees, else uniform over the n! chains;
+    cells attach to uniform nodes (root included); D is A observed with false
+    positives at rate ``alpha`` and false negatives at ``beta`` (rates below
+    :data:`RATE_FLOOR` are evaluated at the floor). With ``method='exact'``
+    (≤ :data:`EXACT_MAX_MUTATIONS` mutations) every tree is enumerated;
+    with ``'mcmc'`` trees are sampled under this two-class prior (the chain
+    trees up-weighted by (1 − π)(N − n!) / (π n!) against SCITE's uniform
+    prior) and the probability is the share of branching trees kept, with
+    its standard error across chains in ``mc_error``."""
+    D = _validate_observed(observed)
+    prior = _check_prior(prior)
+    alpha, beta = _check_rates(alpha, beta)
+    seed = check_seed(seed)
+    n = D.shape[1]
+    how = _method(method, n)
+    if n == 1:   # the only tree is a chain
+        return Classification("branching", 0.0, prior, -math.inf, "exact", alpha, beta, 0.0, 1)
+    a, b = max(alpha, RATE_FLOOR), max(beta, RATE_FLOOR)
+    tables = _tables_binary(D, a, b)
+    log_n, log_c = _log_counts(n)
+    log_branching = log_n + math.log1p(-math.exp(log_c - log_n))   # log(N − n!)
+    if how == "exact":
+        from .._kernels import noise_bayes as _kb
+        l1, _, chain = _kb.enumerate_trees(tables[1], tables[2], tables[3])
+        lbf = (_logsumexp(l1[~chain]) - log_branching) - (_logsumexp(l1[chain]) - log_c)
+        return Classification("branching", _posterior_from_lbf(lbf, prior), prior, lbf,
+                              "exact", alpha, beta, 0.0, int(l1.size))
+    bonus = math.log1p(-prior) - math.log(prior) + log_branching - log_c
+    runs = _run_chains(D, a, b, tables, chains, iterations, burn_in, bonus, seed)
+    shares = np.array([1.0 - float(flags.mean()) for flags, _, _ in runs])
+    p = float(shares.mean())
+    se = float(shares.std(ddof=1) / math.sqrt(len(runs)))
+    if 0.0 < p < 1.0:
+        lbf = math.log(p) - math.log1p(-p) - (math.log(prior) - math.log1p(-prior))
+    else:
+        lbf = math.inf if p == 1.0 else -math.inf
+    return Classification("branching", p, prior, lbf, "mcmc", alpha, beta, se,
+                          int(sum(r[0].size for r in runs)))

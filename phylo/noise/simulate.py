@@ -96,6 +96,42 @@ def _random_mutation_tree(n_cells: int, n_mutations: int, rng: np.random.Generat
     return parent, attachment, tree_matrix(parent, attachment)
 
 
+TREE_SHAPES = ("any", "chain", "branching")
+
+
+def uniform_mutation_tree(n_cells: int, n_mutations: int, *, shape: str = "any",
+                          seed: int | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mutation tree uniform over the (n + 1)^(n − 1) rooted labelled trees
+    (SCITE's prior; a uniform Prüfer sequence over n + 1 labels, root n), or
+    uniform over the n! chains (``shape='chain'``) or over the branching trees
+    (``'branching'``, by rejection); each cell attached to a uniform node (root
+    included). The generative prior of :func:`phylo.noise.noise_probability`
+    and :func:`phylo.noise.branching_probability`. Returns ``(parent,
+    attachment, A)`` (root = n_mutations)."""
+    _check_sizes(n_cells, n_mutations)
+    if shape not in TREE_SHAPES:
+        raise PhyloError(f"unknown tree shape {shape!r}; expected one of {', '.join(TREE_SHAPES)}")
+    n = int(n_mutations)
+    if shape == "branching" and n < 2:
+        raise PhyloError("a branching tree needs at least 2 mutations")
+    rng = _rng(seed)
+    if shape == "chain":
+        order = rng.permutation(n)
+        parent = np.empty(n, dtype=np.int64)
+        parent[order[0]] = n
+        parent[order[1:]] = order[:-1]
+    else:
+        from .._kernels.noise import _prufer_parent
+        while True:
+            seq = rng.integers(n + 1, size=max(n - 1, 0)).astype(np.int64)
+            parent = _prufer_parent(seq, n) if n > 1 else np.array([1], dtype=np.int64)
+            if shape == "any" or np.bincount(parent, minlength=n + 1).max() > 1:
+                break
+    attachment = rng.integers(n + 1, size=int(n_cells)).astype(np.int64)
+    return parent, attachment, tree_matrix(parent, attachment)
+
+
 def add_noise(A: np.ndarray, alpha: float, beta: float, missing: float = 0.0, *,
               seed: int | None = None) -> np.ndarray:
     """Observed A′ from true A: 0→1 with prob. α, 1→0 with prob. β, then each

@@ -1,0 +1,181 @@
+"""Numba kernels for the Bayesian noise and branching classifiers.
+
+Conventions are those of :mod:`phylo._kernels.noise` (parent arrays rooted at
+``n``, ``deltaT[j, c]`` = log-likelihood change of cell ``c`` when mutation
+``j`` is on its root→attachment path, natural logs). Two per-tree quantities
+are computed for the classifiers of :mod:`phylo.noise.hypothesis`:
+
+- ``l1``: Σ_c log Σ_v exp(acc[v, c]) — the noisy-model log-likelihood of the
+  tree with each cell's attachment summed out, without the per-cell baseline
+  and without the uniform attachment prior (both constant over trees);
+- ``l0``: Σ_c log #{v : cell c's row equals the root→v path on its observed
+  entries} — the noise-free model (α = β = 0) log-likelihood, likewise without
+  the attachment prior; −inf when some cell matches no node.
+
+The noise-free count uses the same path accumulation as the likelihood: with
+``mis[j, c]`` = +1 when D[c, j] is an observed 0 and −1 when it is an observed
+1 or 2, ``ones[c] + Σ_{j on root→v} mis[j, c]`` is the number of observed
+entries on which the path of ``v`` disagrees with the row of ``c``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .noise import _prufer_parent, _swap_labels, path_sums, preorder
+
+
+@njit(cache=True)
+def is_chain(parent):
+    """True when no node (root included) has two children."""
+    n = parent.size
+    kids = np.zeros(n + 1, dtype=np.int64)
+    for v in range(n):
+        kids[parent[v]] += 1
+        if kids[parent[v]] > 1:
+            return False
+    return True
+
+
+@njit(cache=True)
+def tree_terms(deltaT, mis, ones, parent, acc, accm):
+    """``(l1, l0)`` of one tree (see the module docstring); ``l1 = -inf`` for
+    a cyclic parent array."""
+    order, pos, size = preorder(parent)
+    if size[0] < 0:
+        return -np.inf, -np.inf
+    path_sums(deltaT, parent, order, acc)
+    path_sums(mis, parent, order, accm)
+    n1, c = acc.shape
+    l1 = 0.0
+    l0 = 0.0
+    for i in range(c):
+        mx = acc[0, i]
+        for v in range(1, n1):
+            if acc[v, i] > mx:
+                mx = acc[v, i]
+        s = 0.0
+        hits = 0
+        for v in range(n1):
+            s += np.exp(acc[v, i] - mx)
+            # integer-valued floats: exact comparison is safe
+            if ones[i] + accm[v, i] == 0.0:
+                hits += 1
+        l1 += mx + np.log(s)
+        if hits == 0:
+            l0 = -np.inf
+        elif l0 > -np.inf:
+            l0 += np.log(hits)
+    return l1, l0
+
+
+@njit(cache=True)
+def enumerate_trees(deltaT, mis, ones):
+    """``(l1, l0, chain)`` over all (n + 1)^(n − 1) rooted labelled mutation
+    trees (Prüfer sequences over n + 1 labels, root n), in Prüfer order."""
+    n, c = deltaT.shape
+    acc = np.empty((n + 1, c))
+    accm = np.empty((n + 1, c))
+    if n == 1:
+        parent = np.ones(1, dtype=np.int64)
+        a, b = tree_terms(deltaT, mis, ones, parent, acc, accm)
+        return np.array([a]), np.array([b]), np.array([True])
+    L = n - 1
+    total = (n + 1) ** L
+    l1 = np.empty(total)
+    l0 = np.empty(total)
+    chain = np.empty(total, dtype=np.bool_)
+    seq = np.zeros(L, dtype=np.int64)
+    for t in range(total):
+        parent = _prufer_parent(seq, n)
+        l1[t], l0[t] = tree_terms(deltaT, mis, ones, parent, acc, accm)
+        chain[t] = is_chain(parent)
+        k = 0
+        while k < L:
+            seq[k] += 1
+            if seq[k] <= n:
+                break
+            seq[k] = 0
+            k += 1
+    return l1, l0, chain
+
+
+@njit(cache=True)
+def samples_terms(deltaT, mis, ones, samples):
+    """``(l1, l0)`` of every tree in ``samples`` (int64[k, n])."""
+    k = samples.shape[0]
+    n, c = deltaT.shape
+    acc = np.empty((n + 1, c))
+    accm = np.empty((n + 1, c))
+    l1 = np.empty(k)
+    l0 = np.empty(k)
+    for t in range(k):
+        l1[t], l0[t] = tree_terms(deltaT, mis, ones, samples[t], acc, accm)
+    return l1, l0
+
+
+@njit(cache=True)
+def mcmc_trees_chain_prior(deltaT, mis, ones, init_parent, seed, n_iter, burn_in, thin,
+                           p_prune, chain_bonus):
+    """Metropolis–Hastings over mutation trees, attachments summed out, under
+    the prior ∝ exp(chain_bonus) for chains and 1 for branching trees
+    (chain_bonus = 0: SCITE's uniform prior). Moves as in
+    :func:`phylo._kernels.noise.mcmc_trees` (prune-and-reattach, label swap;
+    both symmetric). Returns ``(samples int64[k, n], chain bool[k],
+    l1 float64[k], l0 float64[k], accepted)`` for the kept trees."""
+    np.random.seed(seed)
+    n, c = deltaT.shape
+    acc = np.empty((n + 1, c))
+    accm = np.empty((n + 1, c))
+    parent = init_parent.copy()
+    score, s0 = tree_terms(deltaT, mis, ones, parent, acc, accm)
+    ch = is_chain(parent)
+    k_max = 0
+    if n_iter > burn_in:
+        k_max = (n_iter - burn_in + thin - 1) // thin
+    samples = np.empty((k_max, n), dtype=np.int64)
+    chains = np.empty(k_max, dtype=np.bool_)
+    l1 = np.empty(k_max)
+    l0 = np.empty(k_max)
+    trial = np.empty(n, dtype=np.int64)
+    accepted = 0
+    k = 0
+    for it in range(n_iter):
+        if n == 1 or np.random.random() < p_prune:
+            v = np.random.randint(n)
+            order, pos, size = preorder(parent)
+            lo = pos[v]
+            hi = lo + size[v]
+            t = np.random.randint(n + 1 - size[v]) - 1  # -1: the root
+            if t < 0:
+                u = n
+            else:
+                u = order[t] if t < lo else order[t + (hi - lo)]
+            trial[:] = parent
+            trial[v] = u
+        else:
+            a = np.random.randint(n)
+            b = np.random.randint(n - 1)
+            if b >= a:
+                b += 1
+            _swap_labels(parent, a, b, trial)
+        s, t0 = tree_terms(deltaT, mis, ones, trial, acc, accm)
+        tch = is_chain(trial)
+        delta = s - score
+        if tch and not ch:
+            delta += chain_bonus
+        elif ch and not tch:
+            delta -= chain_bonus
+        if delta >= 0.0 or np.random.random() < np.exp(delta):
+            parent[:] = trial
+            score = s
+            s0 = t0
+            ch = tch
+            accepted += 1
+        if it >= burn_in and (it - burn_in) % thin == 0:
+            samples[k] = parent
+            chains[k] = ch
+            l1[k] = score
+            l0[k] = s0
+            k += 1
+    return samples, chains, l1, l0, accepted
