@@ -198,3 +198,16 @@ def test_uniform_mutation_tree_shapes_and_uniformity():
         uniform_mutation_tree(3, 1, shape="branching")
     with pytest.raises(PhyloError):
         uniform_mutation_tree(3, 3, shape="star")
+
+
+def test_sampler_matches_enumeration_at_seven_mutations():
+    """262,144 trees: the sampled probabilities against the exact ones on a
+    noise-free matrix (the hard case for the noise estimator) and a noisy one."""
+    _, _, A = uniform_mutation_tree(10, 7, shape="branching", seed=2)
+    D = add_noise(A, 0.01, 0.1, seed=5)      # 4 flips, still conflict-free
+    assert (D != A).sum() == 4
+    for X in (A, D):
+        for fn in (noise_probability, branching_probability):
+            e = fn(X, alpha=0.01, beta=0.1, method="exact")
+            m = fn(X, alpha=0.01, beta=0.1, method="mcmc", seed=1)
+            assert m.probability == pytest.approx(e.probability, abs=MC_TOL)

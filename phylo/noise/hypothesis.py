@@ -1,7 +1,25 @@
-"""Noise inference and branching inference as parametric-bootstrap tests.
+"""Noise inference and branching inference: Bayesian classifiers and bootstrap tests.
 
-The two classification tasks of Sadeqi Azer et al. (2020), answered with
-calibrated tests instead of a trained network:
+The two classification tasks of Sadeqi Azer et al. (2020, iScience 23:101655),
+answered without a trained network, in two ways:
+
+**Posterior probabilities** (:func:`noise_probability`, :func:`branching_probability`,
+returning a :class:`Classification`): Bayes' rule under a stated generative prior —
+a mutation tree uniform over rooted labelled trees (SCITE's prior; for branching,
+uniform over chains or over branching trees), cells attached to uniform nodes,
+entries flipped at rates α (0→1) and β (1→0). The marginal likelihood of each class
+sums over trees and attachments: exactly by enumerating every tree for up to
+:data:`EXACT_MAX_MUTATIONS` mutations, by Metropolis–Hastings sampling above. On
+matrices drawn from that prior the probabilities are calibrated and the decision
+p > 1/2 is Bayes-optimal (``benchmarks/noise_calibration.py`` measures both).
+
+- noise inference: was D observed through noise, or is it the noise-free matrix
+  of a perfect phylogeny? A three-gametes conflict settles it (noisy); otherwise
+  the two marginal likelihoods are compared.
+- branching inference: is the mutation tree a chain (columns nested) or branching?
+
+**Parametric-bootstrap tests** (:func:`noise_test`, :func:`branching_test`,
+returning a :class:`TestResult` with a p-value; they need no prior):
 
 - :func:`noise_test` — H0: A′ is a conflict-free matrix observed through the
   noise model (α, β). Statistic: the log-likelihood of the ML conflict-free
@@ -233,10 +251,13 @@ def _method(method: str, n: int) -> str:
     return method
 
 
-def _run_chains(D, alpha, beta, tables, chains, iterations, burn_in, chain_bonus, seed):
-    """Seeded chains of :func:`mcmc_trees_chain_prior`: half start at the ML
-    tree, half at the ML chain (so both classes are visited from the start).
-    Returns per-chain lists of (chain flags, l1, l0) and the kept count."""
+def _run_chains(D, alpha, beta, tables, chains, iterations, burn_in, chain_bonus, seed,
+                extra_start=None):
+    """Seeded chains of :func:`mcmc_trees_chain_prior` started in turn at the
+    ML tree, the ML chain (so both branching classes are visited from the
+    start) and ``extra_start`` when given (the noise classifier passes the
+    perfect phylogeny of a conflict-free matrix, a tree of the noise-free class).
+    Returns per-chain tuples (chain flags, l1, l0)."""
     from .._kernels import noise_bayes as _kb
     _, deltaT, mis, ones = tables
     chains = int(chains)
@@ -251,11 +272,13 @@ def _run_chains(D, alpha, beta, tables, chains, iterations, burn_in, chain_bonus
     thin = max(1, (iterations - burn_in) // _KEEP)
     seeds = _child_seeds(seed, 2 + chains)
     a, b = max(alpha, RATE_FLOOR), max(beta, RATE_FLOOR)
-    tree = solve(D, alpha=a, beta=b, restarts=2, seed=seeds[0]).parent
-    lin = solve_linear(D, alpha=a, beta=b, restarts=2, seed=seeds[1]).parent
+    starts = [solve(D, alpha=a, beta=b, restarts=2, seed=seeds[0]).parent,
+              solve_linear(D, alpha=a, beta=b, restarts=2, seed=seeds[1]).parent]
+    if extra_start is not None:
+        starts.insert(0, extra_start)
     out = []
     for ch in range(chains):
-        start = np.ascontiguousarray(tree if ch % 2 == 0 else lin, dtype=np.int64)
+        start = np.ascontiguousarray(starts[ch % len(starts)], dtype=np.int64)
         _, flags, l1, l0, _ = _kb.mcmc_trees_chain_prior(
             deltaT, mis, ones, start, seeds[2 + ch], iterations, burn_in, thin,
             P_PRUNE, float(chain_bonus))
@@ -285,9 +308,14 @@ def noise_probability(observed, *, alpha: float, beta: float, prior: float = 0.5
     enumerating every tree (``method='exact'``, ≤ :data:`EXACT_MAX_MUTATIONS`
     mutations) or estimated as E[exp(l0 − l1)] over trees sampled from the
     noisy-class posterior (``'mcmc'``; ``chains`` seeded chains of
-    ``iterations`` steps, the same seed giving the same answer).
+    ``iterations`` steps, started in turn at the perfect phylogeny of D, the ML
+    tree and the ML chain; the same seed gives the same answer). l0 − l1 is
+    finite only on trees that explain D without noise; when the sampled
+    posterior rarely visits them (large matrices: 100 × 100 at β ≥ 0.05 puts
+    almost no posterior mass there) the chains disagree and ``mc_error`` says
+    so — the decision is then still clear-cut, the probability's digits are not.
     """
-    from .checks import is_conflict_free
+    from .checks import perfect_phylogeny
     D = _validate_observed(observed)
     prior = _check_prior(prior)
     alpha, beta = _check_rates(alpha, beta)
@@ -298,8 +326,11 @@ def noise_probability(observed, *, alpha: float, beta: float, prior: float = 0.5
     if alpha == 0.0 or beta == 0.0:
         raise PhyloError("noise_probability needs both rates positive (or both 0)")
     how = _method(method, n)
-    if not (D == MISSING).any() and not is_conflict_free(np.minimum(D, 1)):
-        return Classification("noisy", 1.0, prior, math.inf, "conflict", alpha, beta)
+    pp = None
+    if not (D == MISSING).any():
+        pp = perfect_phylogeny(np.minimum(D, 1))
+        if not pp.conflict_free:
+            return Classification("noisy", 1.0, prior, math.inf, "conflict", alpha, beta)
     tables = _tables_binary(D, alpha, beta)
     sum_base = float(tables[0].sum())
     if how == "exact":
@@ -308,7 +339,8 @@ def noise_probability(observed, *, alpha: float, beta: float, prior: float = 0.5
         lbf = sum_base + _logsumexp(l1) - _logsumexp(l0)
         return Classification("noisy", _posterior_from_lbf(lbf, prior), prior, lbf,
                               "exact", alpha, beta, 0.0, int(l1.size))
-    runs = _run_chains(D, alpha, beta, tables, chains, iterations, burn_in, 0.0, seed)
+    runs = _run_chains(D, alpha, beta, tables, chains, iterations, burn_in, 0.0, seed,
+                       None if pp is None else pp.parent)
     # Z0 / Z1 = exp(−Σ base) · E_post1[exp(l0 − l1)] (uniform prior for both)
     per_chain = np.array([_logsumexp(l0 - l1) - math.log(l1.size) for _, l1, l0 in runs])
     log_ratio = _logsumexp(per_chain) - math.log(len(runs))
