@@ -145,6 +145,10 @@ EXACT_MAX_MUTATIONS = 7
 RATE_FLOOR = 1e-9
 #: kept trees per chain when ``iterations`` is not given
 _KEEP = 1000
+#: chains whose probabilities differ by more than this have not mixed between
+#: the two classes (the sampled share is then meaningless); the probability is
+#: then taken from the best tree reached in each class (method 'mcmc-modes')
+MIX_TOL = 0.5
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,13 @@ class Classification:
     prior probability; ``log_bayes_factor``: natural log of P(D | hypothesis)
     / P(D | alternative) (±inf when the data rule one out); ``method``:
     'exact' (every mutation tree enumerated), 'mcmc' (sampled; ``mc_error`` is
-    the standard error of ``probability`` across chains), 'conflict' (the
+    the standard error of ``probability`` across chains), 'mcmc-modes' (the
+    chains did not mix between the classes — large matrices — and the
+    probability compares the best tree reached in each class, weighted by the
+    class's prior per tree: an approximation that ignores how wide each
+    class's posterior mode is, sound when the heights differ by far more than
+    the widths, and reported with the chains' disagreement in ``mc_error``),
+    'conflict' (the
     three-gametes test decides: a noise-free matrix has no conflict) or
     'identical' (α = β = 0: the two classes generate the same matrices)."""
 
@@ -257,7 +267,8 @@ def _run_chains(D, alpha, beta, tables, chains, iterations, burn_in, chain_bonus
     ML tree, the ML chain (so both branching classes are visited from the
     start) and ``extra_start`` when given (the noise classifier passes the
     perfect phylogeny of a conflict-free matrix, a tree of the noise-free class).
-    Returns per-chain tuples (chain flags, l1, l0)."""
+    Returns per-chain tuples (chain flags, l1, l0) and the same for the start
+    trees."""
     from .._kernels import noise_bayes as _kb
     _, deltaT, mis, ones = tables
     chains = int(chains)
@@ -283,7 +294,10 @@ def _run_chains(D, alpha, beta, tables, chains, iterations, burn_in, chain_bonus
             deltaT, mis, ones, start, seeds[2 + ch], iterations, burn_in, thin,
             P_PRUNE, float(chain_bonus))
         out.append((flags, l1, l0))
-    return out
+    s_arr = np.ascontiguousarray(np.stack(starts), dtype=np.int64)
+    s_l1, s_l0 = _kb.samples_terms(deltaT, mis, ones, s_arr)
+    s_chain = np.array([_kb.is_chain(x) for x in s_arr])
+    return out, (s_chain, s_l1, s_l0)
 
 
 def noise_probability(observed, *, alpha: float, beta: float, prior: float = 0.5,
@@ -311,9 +325,10 @@ def noise_probability(observed, *, alpha: float, beta: float, prior: float = 0.5
     ``iterations`` steps, started in turn at the perfect phylogeny of D, the ML
     tree and the ML chain; the same seed gives the same answer). l0 − l1 is
     finite only on trees that explain D without noise; when the sampled
-    posterior rarely visits them (large matrices: 100 × 100 at β ≥ 0.05 puts
-    almost no posterior mass there) the chains disagree and ``mc_error`` says
-    so — the decision is then still clear-cut, the probability's digits are not.
+    posterior never visits them in some chain, or the chains disagree by more
+    than :data:`MIX_TOL` (large matrices: 100 × 100 at β ≥ 0.05 puts almost no
+    posterior mass there), the method is 'mcmc-modes' (see
+    :class:`Classification`).
     """
     from .checks import perfect_phylogeny
     D = _validate_observed(observed)
@@ -339,16 +354,25 @@ def noise_probability(observed, *, alpha: float, beta: float, prior: float = 0.5
         lbf = sum_base + _logsumexp(l1) - _logsumexp(l0)
         return Classification("noisy", _posterior_from_lbf(lbf, prior), prior, lbf,
                               "exact", alpha, beta, 0.0, int(l1.size))
-    runs = _run_chains(D, alpha, beta, tables, chains, iterations, burn_in, 0.0, seed,
-                       None if pp is None else pp.parent)
+    runs, starts = _run_chains(D, alpha, beta, tables, chains, iterations, burn_in, 0.0,
+                               seed, None if pp is None else pp.parent)
+    kept = int(sum(r[1].size for r in runs))
     # Z0 / Z1 = exp(−Σ base) · E_post1[exp(l0 − l1)] (uniform prior for both)
     per_chain = np.array([_logsumexp(l0 - l1) - math.log(l1.size) for _, l1, l0 in runs])
-    log_ratio = _logsumexp(per_chain) - math.log(len(runs))
-    lbf = sum_base - log_ratio
     probs = np.array([_posterior_from_lbf(sum_base - r, prior) for r in per_chain])
     se = float(probs.std(ddof=1) / math.sqrt(len(runs)))
+    unvisited = pp is not None and not np.all(np.isfinite(per_chain))
+    if unvisited or np.ptp(probs) > MIX_TOL:
+        # noise-free trees exist but some chain never reached them, or the
+        # chains disagree: compare the best tree of each class (mode heights)
+        l1_all = np.concatenate([r[1] for r in runs] + [starts[1]])
+        l0_all = np.concatenate([r[2] for r in runs] + [starts[2]])
+        lbf = sum_base + float(l1_all.max()) - float(l0_all.max())
+        return Classification("noisy", _posterior_from_lbf(lbf, prior), prior, lbf,
+                              "mcmc-modes", alpha, beta, se, kept)
+    lbf = sum_base - (_logsumexp(per_chain) - math.log(len(runs)))
     return Classification("noisy", _posterior_from_lbf(lbf, prior), prior, lbf, "mcmc",
-                          alpha, beta, se, int(sum(r[1].size for r in runs)))
+                          alpha, beta, se, kept)
 
 
 def branching_probability(observed, *, alpha: float, beta: float, prior: float = 0.5,
@@ -367,7 +391,8 @@ def branching_probability(observed, *, alpha: float, beta: float, prior: float =
     with ``'mcmc'`` trees are sampled under this two-class prior (the chain
     trees up-weighted by (1 − π)(N − n!) / (π n!) against SCITE's uniform
     prior) and the probability is the share of branching trees kept, with
-    its standard error across chains in ``mc_error``."""
+    its standard error across chains in ``mc_error``; chains that stay in
+    different classes give method 'mcmc-modes' (see :class:`Classification`)."""
     D = _validate_observed(observed)
     prior = _check_prior(prior)
     alpha, beta = _check_rates(alpha, beta)
@@ -387,13 +412,23 @@ def branching_probability(observed, *, alpha: float, beta: float, prior: float =
         return Classification("branching", _posterior_from_lbf(lbf, prior), prior, lbf,
                               "exact", alpha, beta, 0.0, int(l1.size))
     bonus = math.log1p(-prior) - math.log(prior) + log_branching - log_c
-    runs = _run_chains(D, a, b, tables, chains, iterations, burn_in, bonus, seed)
+    runs, starts = _run_chains(D, a, b, tables, chains, iterations, burn_in, bonus, seed)
+    kept = int(sum(r[0].size for r in runs))
     shares = np.array([1.0 - float(flags.mean()) for flags, _, _ in runs])
-    p = float(shares.mean())
     se = float(shares.std(ddof=1) / math.sqrt(len(runs)))
+    if np.ptp(shares) > MIX_TOL:
+        # the chains stayed in different classes: compare the best tree of
+        # each class, weighted by the class's prior per tree (mode heights)
+        chain = np.concatenate([r[0] for r in runs] + [starts[0]])
+        l1 = np.concatenate([r[1] for r in runs] + [starts[1]])
+        best_b = float(l1[~chain].max()) if (~chain).any() else -math.inf
+        best_l = float(l1[chain].max()) if chain.any() else -math.inf
+        lbf = (best_b - log_branching) - (best_l - log_c)
+        return Classification("branching", _posterior_from_lbf(lbf, prior), prior, lbf,
+                              "mcmc-modes", alpha, beta, se, kept)
+    p = float(shares.mean())
     if 0.0 < p < 1.0:
         lbf = math.log(p) - math.log1p(-p) - (math.log(prior) - math.log1p(-prior))
     else:
         lbf = math.inf if p == 1.0 else -math.inf
-    return Classification("branching", p, prior, lbf, "mcmc", alpha, beta, se,
-                          int(sum(r[0].size for r in runs)))
+    return Classification("branching", p, prior, lbf, "mcmc", alpha, beta, se, kept)
