@@ -211,3 +211,22 @@ def test_sampler_matches_enumeration_at_seven_mutations():
             e = fn(X, alpha=0.01, beta=0.1, method="exact")
             m = fn(X, alpha=0.01, beta=0.1, method="mcmc", seed=1)
             assert m.probability == pytest.approx(e.probability, abs=MC_TOL)
+
+
+def test_unmixed_chains_fall_back_to_mode_heights():
+    """Chains too short to cross between the classes (as on 100 × 100) report
+    'mcmc-modes' and still decide correctly on clear data."""
+    m = 12
+    parent = np.array([m, m, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7])   # two deep clades
+    A = tree_matrix(parent, np.repeat(np.arange(m + 1), 3))
+    D = add_noise(A, 0.01, 0.1, seed=3)
+    # a small prior on branching up-weights the chains so much (e^14 × 13^11 / 12!)
+    # that the chain started at the ML chain never leaves it
+    r = branching_probability(D, alpha=0.01, beta=0.1, prior=1e-6, chains=2, iterations=40,
+                              burn_in=0, seed=1)
+    assert r.method == "mcmc-modes" and r.mc_error > 0.3
+    assert r.decision and r.log_bayes_factor > 30
+    chain = np.r_[m, np.arange(m - 1)]
+    A = tree_matrix(chain, np.repeat(np.arange(m + 1), 3))
+    r = noise_probability(A, alpha=0.01, beta=0.1, chains=2, iterations=40, burn_in=0, seed=1)
+    assert r.method in ("mcmc", "mcmc-modes") and r.probability < 1e-6
