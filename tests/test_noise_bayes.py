@@ -9,7 +9,8 @@ import pytest
 
 from phylo.errors import PhyloError
 from phylo.noise import (MISSING, branching_probability, is_linear, noise_probability,
-                         tree_matrix, uniform_mutation_tree)
+                         parallel_mutation_probability, tree_matrix, uniform_mutation_tree)
+from phylo.noise.hypothesis import _log_unrelated_trees
 from phylo.noise.simulate import add_noise
 
 #: exact enumeration and the brute force below sum the same terms in another
@@ -230,3 +231,83 @@ def test_unmixed_chains_fall_back_to_mode_heights():
     A = tree_matrix(chain, np.repeat(np.arange(m + 1), 3))
     r = noise_probability(A, alpha=0.01, beta=0.1, chains=2, iterations=40, burn_in=0, seed=1)
     assert r.method in ("mcmc", "mcmc-modes") and r.probability < 1e-6
+
+
+# ---- infinite sites versus one parallel mutation -----------------------------
+
+def _mean_lik(D, states, alpha, beta):
+    """Π over cells of the mean over attachment rows of P(D_c | row)."""
+    out = 1.0
+    for c in range(D.shape[0]):
+        s = 0.0
+        for row in states:
+            p = 1.0
+            for j in range(D.shape[1]):
+                if D[c, j] == MISSING:
+                    continue
+                o = 1 if D[c, j] >= 1 else 0
+                p *= (1 - beta if o else beta) if row[j] else (alpha if o else 1 - alpha)
+            s += p
+        out *= s / len(states)
+    return out
+
+
+def _brute_parallel(D, alpha, beta, prior):
+    """P(one parallel mutation | D) by summing both generative models over every
+    tree: class 1 has a tree on n + 1 mutations whose extra one is mutation j's
+    second occurrence, never on a root path with j, and the column j of a cell
+    is 1 when either occurrence is on its path."""
+    n = D.shape[1]
+    z0 = np.mean([_mean_lik(D, tree_matrix(p, np.arange(n + 1)), alpha, beta)
+                  for p in _trees(n)])
+    z1 = 0.0
+    for j in range(n):
+        vals = []
+        for p in _trees(n + 1):
+            rows = tree_matrix(p, np.arange(n + 2))
+            if rows[n, j] or rows[j, n]:
+                continue
+            merged = rows[:, :n].copy()
+            merged[:, j] |= rows[:, n]
+            vals.append(_mean_lik(D, merged, alpha, beta))
+        z1 += np.mean(vals) / n
+    return prior * z1 / (prior * z1 + (1 - prior) * z0)
+
+
+def test_unrelated_tree_count_matches_enumeration():
+    for n in (1, 2, 3):
+        count = sum(1 for p in _trees(n + 1)
+                    if not tree_matrix(p, np.arange(n + 2))[n, 0]
+                    and not tree_matrix(p, np.arange(n + 2))[0, n])
+        assert math.exp(_log_unrelated_trees(n)) == pytest.approx(count, rel=1e-12)
+
+
+@pytest.mark.parametrize("k", range(3))
+def test_parallel_mutation_probability_matches_brute_force(k):
+    rng = np.random.default_rng(30 + k)
+    D = (rng.random((5, 3)) < 0.45).astype(np.int8)
+    D[rng.random(D.shape) < 0.1] = MISSING
+    prior = (0.5, 0.3, 0.7)[k]
+    exact = _brute_parallel(D, 0.05, 0.2, prior)
+    r = parallel_mutation_probability(D, alpha=0.05, beta=0.2, prior=prior, seed=k)
+    assert r.hypothesis == "parallel-mutation"
+    assert r.probability == pytest.approx(exact, abs=MC_TOL)
+    assert r == parallel_mutation_probability(D, alpha=0.05, beta=0.2, prior=prior, seed=k)
+
+
+def test_parallel_mutation_detected_on_clear_data():
+    """Two disjoint clades that share one mutation: only a parallel mutation
+    (or many false positives at α = 0.001) explains it."""
+    m = 6
+    parent = np.array([m, m, 0, 1, 2, 3])
+    A = tree_matrix(parent, np.repeat(np.arange(m + 1), 3))
+    B = A.copy()
+    B[A[:, 3] == 1, 2] = 1          # mutation 2 also in mutation 3's clade
+    assert parallel_mutation_probability(B, alpha=0.001, beta=0.05, seed=1).probability > 0.9
+    # without it the probability drops but stays positive: a second occurrence
+    # that no cell carries is invisible, and the prior gives such trees weight
+    assert parallel_mutation_probability(A, alpha=0.001, beta=0.05, seed=1).probability < 0.3
+    with pytest.raises(PhyloError, match="2 mutations"):
+        parallel_mutation_probability(np.array([[1], [0]]), alpha=0.01, beta=0.1)
+    with pytest.raises(PhyloError, match="chains"):
+        parallel_mutation_probability(B, alpha=0.01, beta=0.1, chains=1)

@@ -179,3 +179,184 @@ def mcmc_trees_chain_prior(deltaT, mis, ones, init_parent, seed, n_iter, burn_in
             l0[k] = s0
             k += 1
     return samples, chains, l1, l0, accepted
+
+
+# --------------------------------------------------------------------------
+# infinite sites versus one parallel mutation (a second occurrence of one
+# mutation): a joint chain over (class, tree, duplicated mutation)
+# --------------------------------------------------------------------------
+
+@njit(cache=True)
+def _related(parent, a, b, root):
+    """Is a an ancestor of b or b an ancestor of a (parent array, given root)?"""
+    x = parent[b]
+    while x != root:
+        if x == a:
+            return True
+        x = parent[x]
+    x = parent[a]
+    while x != root:
+        if x == b:
+            return True
+        x = parent[x]
+    return False
+
+
+@njit(cache=True)
+def _tree_move(parent, trial, p_prune):
+    """Propose a prune-and-reattach or label-swap neighbour of ``parent`` into
+    ``trial`` (symmetric proposals; root = parent.size)."""
+    n = parent.size
+    if n == 1 or np.random.random() < p_prune:
+        v = np.random.randint(n)
+        order, pos, size = preorder(parent)
+        lo = pos[v]
+        hi = lo + size[v]
+        t = np.random.randint(n + 1 - size[v]) - 1
+        if t < 0:
+            u = n
+        else:
+            u = order[t] if t < lo else order[t + (hi - lo)]
+        trial[:] = parent
+        trial[v] = u
+    else:
+        a = np.random.randint(n)
+        b = np.random.randint(n - 1)
+        if b >= a:
+            b += 1
+        _swap_labels(parent, a, b, trial)
+
+
+@njit(cache=True)
+def _summed(deltaT, parent, acc):
+    """Σ_c log Σ_v exp(acc[v, c]); −inf for a cyclic parent array."""
+    order, pos, size = preorder(parent)
+    if size[0] < 0:
+        return -np.inf
+    path_sums(deltaT, parent, order, acc)
+    n1, c = acc.shape
+    total = 0.0
+    for i in range(c):
+        mx = acc[0, i]
+        for v in range(1, n1):
+            if acc[v, i] > mx:
+                mx = acc[v, i]
+        s = 0.0
+        for v in range(n1):
+            s += np.exp(acc[v, i] - mx)
+        total += mx + np.log(s)
+    return total
+
+
+@njit(cache=True)
+def mcmc_parallel(deltaT, init_parent, seed, n_iter, burn_in, thin, p_prune, p_switch,
+                  p_relabel, log_switch):
+    """Reversible-jump chain over class 0 (a mutation tree on n nodes, root n)
+    and class 1 (a tree on n + 1 nodes, root n + 1, whose node n is a second
+    occurrence of mutation ``j``: cells below either carry j; j and node n
+    never on one root path, so the likelihood is additive with ``deltaT``'s
+    row j copied to row n). Moves: tree moves within the class; in class 1 a
+    new uniform ``j`` (probability ``p_relabel``); with probability
+    ``p_switch`` a class switch — 0 → 1 draws j uniformly and hangs node n as
+    a leaf under a uniform node outside j's subtree, 1 → 0 deletes node n when
+    it is a leaf. ``log_switch`` is the log of the class-1 to class-0 prior
+    and attachment-prior ratio per state (see
+    :func:`phylo.noise.hypothesis.parallel_mutation_probability`).
+    Returns ``(classes int8[k], accepted)`` over the kept iterations."""
+    np.random.seed(seed)
+    n, c = deltaT.shape
+    acc0 = np.empty((n + 1, c))
+    acc1 = np.empty((n + 2, c))
+    d1 = np.empty((n + 1, c))
+    d1[:n] = deltaT
+    par0 = init_parent.copy()
+    par1 = np.empty(n + 1, dtype=np.int64)
+    trial0 = np.empty(n, dtype=np.int64)
+    trial1 = np.empty(n + 1, dtype=np.int64)
+    cls = 0
+    j = 0
+    score = _summed(deltaT, par0, acc0)
+    k_max = 0
+    if n_iter > burn_in:
+        k_max = (n_iter - burn_in + thin - 1) // thin
+    classes = np.empty(k_max, dtype=np.int8)
+    accepted = 0
+    k = 0
+    for it in range(n_iter):
+        r = np.random.random()
+        if r < p_switch:
+            if cls == 0:
+                jj = np.random.randint(n)
+                order, pos, size = preorder(par0)
+                lo = pos[jj]
+                hi = lo + size[jj]
+                e = n + 1 - size[jj]                 # nodes outside j's subtree, root included
+                t = np.random.randint(e) - 1
+                if t < 0:
+                    u = n + 1
+                else:
+                    u = order[t] if t < lo else order[t + (hi - lo)]
+                for v in range(n):
+                    par1[v] = n + 1 if par0[v] == n else par0[v]
+                par1[n] = u
+                d1[n] = deltaT[jj]
+                s = _summed(d1, par1, acc1)
+                delta = s - score + log_switch + np.log(n * e)
+                if delta >= 0.0 or np.random.random() < np.exp(delta):
+                    cls = 1
+                    j = jj
+                    score = s
+                    accepted += 1
+                else:
+                    d1[n] = deltaT[j]
+            else:
+                leaf = True
+                for v in range(n):
+                    if par1[v] == n:
+                        leaf = False
+                        break
+                if leaf:
+                    for v in range(n):
+                        trial0[v] = n if par1[v] == n + 1 else par1[v]
+                    order, pos, size = preorder(trial0)
+                    e = n + 1 - size[j]
+                    s = _summed(deltaT, trial0, acc0)
+                    delta = s - score - log_switch - np.log(n * e)
+                    if delta >= 0.0 or np.random.random() < np.exp(delta):
+                        cls = 0
+                        par0[:] = trial0
+                        score = s
+                        accepted += 1
+        elif cls == 1 and r < p_switch + p_relabel:
+            jj = np.random.randint(n - 1) if n > 1 else 0
+            if n > 1 and jj >= j:
+                jj += 1
+            if not _related(par1, n, jj, n + 1):
+                d1[n] = deltaT[jj]
+                s = _summed(d1, par1, acc1)
+                if s >= score or np.random.random() < np.exp(s - score):
+                    j = jj
+                    score = s
+                    accepted += 1
+                else:
+                    d1[n] = deltaT[j]
+        elif cls == 0:
+            _tree_move(par0, trial0, p_prune)
+            s = _summed(deltaT, trial0, acc0)
+            if s >= score or np.random.random() < np.exp(s - score):
+                par0[:] = trial0
+                score = s
+                accepted += 1
+        else:
+            _tree_move(par1, trial1, p_prune)
+            # the labels of j and its copy may have moved with a swap
+            if not _related(trial1, n, j, n + 1):
+                s = _summed(d1, trial1, acc1)
+                if s >= score or np.random.random() < np.exp(s - score):
+                    par1[:] = trial1
+                    score = s
+                    accepted += 1
+        if it >= burn_in and (it - burn_in) % thin == 0:
+            classes[k] = cls
+            k += 1
+    return classes, accepted

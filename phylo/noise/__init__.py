@@ -14,7 +14,7 @@ from __future__ import annotations
 from .checks import (Linearity, PerfectPhylogeny, is_conflict_free, is_linear, linearity,
                      perfect_phylogeny)
 from .hypothesis import (Classification, TestResult, branching_probability, branching_test,
-                         noise_probability, noise_test)
+                         noise_probability, noise_test, parallel_mutation_probability)
 from .inference import (Solution, estimate_rates, log_likelihood, solve, solve_linear,
                         tree_newick)
 from .io import MISSING, GenotypeMatrix, read_matrix, read_names, write_matrix, write_names
@@ -33,4 +33,5 @@ __all__ = [
     "Solution", "solve", "solve_linear", "log_likelihood", "estimate_rates", "tree_newick",
     "TestResult", "noise_test", "branching_test",
     "Classification", "noise_probability", "branching_probability",
+    "parallel_mutation_probability",
 ]

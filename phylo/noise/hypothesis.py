@@ -149,6 +149,9 @@ _KEEP = 1000
 #: the two classes (the sampled share is then meaningless); the probability is
 #: then taken from the best tree reached in each class (method 'mcmc-modes')
 MIX_TOL = 0.5
+#: shares of class switches and of new-j proposals in the parallel-mutation chain
+PARALLEL_SWITCH = 0.2
+PARALLEL_RELABEL = 0.1
 
 
 @dataclass(frozen=True)
@@ -432,3 +435,81 @@ def branching_probability(observed, *, alpha: float, beta: float, prior: float =
     else:
         lbf = math.inf if p == 1.0 else -math.inf
     return Classification("branching", p, prior, lbf, "mcmc", alpha, beta, se, kept)
+
+
+def _log_unrelated_trees(n: int) -> float:
+    """log of the number of rooted labelled trees on n + 1 nodes (root apart)
+    in which two given nodes are not on one root path: (n + 2)^n (1 − 2q), q
+    the chance that one is a strict ancestor of the other. A path root → w1 … wk
+    → b (k given intermediates, in order) lies in (k + 2) N^(N − k − 3) of the
+    N^(N − 2) trees on N = n + 2 vertices (forests rooted at the path, the
+    generalised Cayley formula), so q = Σ_k k (N − 3)! / (N − 2 − k)! (k + 2) N^(−k − 1)."""
+    N = n + 2
+    q = 0.0
+    for k in range(1, N - 1):
+        q += k * (k + 2) * math.exp(math.lgamma(N - 2) - math.lgamma(N - 1 - k)
+                                    - (k + 1) * math.log(N))
+    return n * math.log(N) + math.log1p(-2.0 * q)
+
+
+def parallel_mutation_probability(observed, *, alpha: float, beta: float,
+                                  prior: float = 0.5, chains: int = 4,
+                                  iterations: int | None = None, burn_in: int | None = None,
+                                  seed: int | None = None) -> Classification:
+    """P(the true matrix breaks the infinite sites assumption | D): the
+    question of :func:`noise_test` ("is the true matrix conflict-free?") as a
+    Bayesian classifier.
+
+    Generative prior: with probability 1 − ``prior`` the infinite sites model
+    of :func:`noise_probability`'s noisy class (uniform labelled mutation tree,
+    uniform attachments over its n + 1 nodes); with probability ``prior`` one
+    mutation j (uniform) arises twice: a uniform labelled tree on n + 1 nodes
+    whose extra node is j's second occurrence, the two occurrences never on one
+    root path (so the true column of j is the union of two disjoint clades and
+    usually conflicts), cells attached uniformly over its n + 2 nodes. Both
+    observed with false positives at ``alpha`` and false negatives at ``beta``.
+    The posterior is the share of the class-1 states in a seeded reversible-
+    jump chain over (class, tree, j) (:func:`mcmc_parallel`: within-class tree
+    moves, a new j, and switches that add or delete the second occurrence as a
+    leaf); ``mc_error`` is its standard error across ``chains`` chains started
+    at the ML tree."""
+    from .._kernels import noise_bayes as _kb
+    D = _validate_observed(observed)
+    prior = _check_prior(prior)
+    alpha, beta = _check_rates(alpha, beta)
+    seed = check_seed(seed)
+    n_cells, n = D.shape
+    if n < 2:
+        raise PhyloError("a parallel mutation needs at least 2 mutations")
+    a, b = max(alpha, RATE_FLOOR), max(beta, RATE_FLOOR)
+    _, deltaT, _, _ = _tables_binary(D, a, b)
+    chains = int(chains)
+    if chains < 2:
+        raise PhyloError(f"need at least 2 chains, got {chains}")
+    iterations = int(iterations) if iterations is not None else max(40_000, 400 * n)
+    burn_in = iterations // 4 if burn_in is None else int(burn_in)
+    if burn_in < 0 or iterations - burn_in < 4:
+        raise PhyloError(f"need 0 <= burn_in and at least 4 kept iterations "
+                         f"(iterations {iterations}, burn_in {burn_in})")
+    thin = max(1, (iterations - burn_in) // _KEEP)
+    log_n0 = (n - 1) * math.log(n + 1)
+    log_switch = (math.log(prior) - math.log1p(-prior) - math.log(n)
+                  - _log_unrelated_trees(n) + log_n0
+                  - n_cells * (math.log(n + 2) - math.log(n + 1)))
+    seeds = _child_seeds(seed, 1 + chains)
+    start = np.ascontiguousarray(solve(D, alpha=a, beta=b, restarts=2, seed=seeds[0]).parent,
+                                 dtype=np.int64)
+    shares = []
+    for ch in range(chains):
+        cls, _ = _kb.mcmc_parallel(deltaT, start, seeds[1 + ch], iterations, burn_in, thin,
+                                   P_PRUNE, PARALLEL_SWITCH, PARALLEL_RELABEL, log_switch)
+        shares.append(float(cls.mean()))
+    shares = np.array(shares)
+    p = float(shares.mean())
+    se = float(shares.std(ddof=1) / math.sqrt(chains))
+    if 0.0 < p < 1.0:
+        lbf = math.log(p) - math.log1p(-p) - (math.log(prior) - math.log1p(-prior))
+    else:
+        lbf = math.inf if p == 1.0 else -math.inf
+    return Classification("parallel-mutation", p, prior, lbf, "mcmc", alpha, beta, se,
+                          int(chains * cls.size))
