@@ -17,6 +17,9 @@ p > 1/2 is Bayes-optimal (``benchmarks/noise_calibration.py`` measures both).
   of a perfect phylogeny? A three-gametes conflict settles it (noisy); otherwise
   the two marginal likelihoods are compared.
 - branching inference: is the mutation tree a chain (columns nested) or branching?
+- infinite sites (:func:`parallel_mutation_probability`, the question of
+  :func:`noise_test`): is the *true* matrix conflict-free, or did one mutation
+  arise twice? A reversible-jump chain over the two tree spaces.
 
 **Parametric-bootstrap tests** (:func:`noise_test`, :func:`branching_test`,
 returning a :class:`TestResult` with a p-value; they need no prior):
