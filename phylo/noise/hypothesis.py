@@ -45,11 +45,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._kernels import noise as _k
+from .._kernels import noise_bayes as _kb
 from ..errors import PhyloError
 from .inference import (Solution, _child_seeds, _validate_observed, check_seed, solve,
                         solve_linear)
-from .posterior import P_PRUNE
+from .checks import perfect_phylogeny
 from .io import MISSING
+from .posterior import P_PRUNE
 from .simulate import add_noise
 
 
@@ -238,17 +241,12 @@ def _logsumexp(x: np.ndarray) -> float:
 
 def _tables_binary(D: np.ndarray, alpha: float, beta: float):
     """(base, deltaT, mis, ones) of the binary model (2 = mutated)."""
-    base, deltaT = _kb_tables(D, alpha, beta)
+    base, deltaT = _k.binary_tables(D, alpha, beta)
     mutated = (D == 1) | (D == 2)
     zero = D == 0
     mis = np.ascontiguousarray((zero.astype(np.float64) - mutated).T)
     ones = mutated.sum(axis=1).astype(np.float64)
     return base, deltaT, mis, ones
-
-
-def _kb_tables(D, alpha, beta):
-    from .._kernels import noise as _k
-    return _k.binary_tables(D, alpha, beta)
 
 
 def _log_counts(n: int) -> tuple[float, float]:
@@ -275,7 +273,6 @@ def _run_chains(D, alpha, beta, tables, chains, iterations, burn_in, chain_bonus
     perfect phylogeny of a conflict-free matrix, a tree of the noise-free class).
     Returns per-chain tuples (chain flags, l1, l0) and the same for the start
     trees."""
-    from .._kernels import noise_bayes as _kb
     _, deltaT, mis, ones = tables
     chains = int(chains)
     if chains < 2:
@@ -336,7 +333,6 @@ def noise_probability(observed, *, alpha: float, beta: float, prior: float = 0.5
     posterior mass there), the method is 'mcmc-modes' (see
     :class:`Classification`).
     """
-    from .checks import perfect_phylogeny
     D = _validate_observed(observed)
     prior = _check_prior(prior)
     alpha, beta = _check_rates(alpha, beta)
@@ -355,7 +351,6 @@ def noise_probability(observed, *, alpha: float, beta: float, prior: float = 0.5
     tables = _tables_binary(D, alpha, beta)
     sum_base = float(tables[0].sum())
     if how == "exact":
-        from .._kernels import noise_bayes as _kb
         l1, l0, _ = _kb.enumerate_trees(tables[1], tables[2], tables[3])
         lbf = sum_base + _logsumexp(l1) - _logsumexp(l0)
         return Classification("noisy", _posterior_from_lbf(lbf, prior), prior, lbf,
@@ -412,7 +407,6 @@ def branching_probability(observed, *, alpha: float, beta: float, prior: float =
     log_n, log_c = _log_counts(n)
     log_branching = log_n + math.log1p(-math.exp(log_c - log_n))   # log(N − n!)
     if how == "exact":
-        from .._kernels import noise_bayes as _kb
         l1, _, chain = _kb.enumerate_trees(tables[1], tables[2], tables[3])
         lbf = (_logsumexp(l1[~chain]) - log_branching) - (_logsumexp(l1[chain]) - log_c)
         return Classification("branching", _posterior_from_lbf(lbf, prior), prior, lbf,
@@ -446,7 +440,8 @@ def _log_unrelated_trees(n: int) -> float:
     the chance that one is a strict ancestor of the other. A path root → w1 … wk
     → b (k given intermediates, in order) lies in (k + 2) N^(N − k − 3) of the
     N^(N − 2) trees on N = n + 2 vertices (forests rooted at the path, the
-    generalised Cayley formula), so q = Σ_k k (N − 3)! / (N − 2 − k)! (k + 2) N^(−k − 1)."""
+    generalised Cayley formula), so
+    q = Σ_k k (N − 3)! / (N − 2 − k)! (k + 2) N^(−k − 1)."""
     N = n + 2
     q = 0.0
     for k in range(1, N - 1):
@@ -476,7 +471,6 @@ def parallel_mutation_probability(observed, *, alpha: float, beta: float,
     moves, a new j, and switches that add or delete the second occurrence as a
     leaf); ``mc_error`` is its standard error across ``chains`` chains started
     at the ML tree."""
-    from .._kernels import noise_bayes as _kb
     D = _validate_observed(observed)
     prior = _check_prior(prior)
     alpha, beta = _check_rates(alpha, beta)
