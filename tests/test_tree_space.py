@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from scipy import special
 
-from phylo.errors import EstimatorError, TaxonMismatchError, TreeError
+from phylo.errors import EstimatorError, PhyloError, TaxonMismatchError, TreeError
 from phylo.io.newick import parse_newick
 from phylo.likelihood import simulate_alignment
 from phylo.marginal import tree_space_marginal
 from phylo.marginal.psis import gpd_fit, pareto_khat
 from phylo.marginal.tree_space import (clade_bayes_factor, log_n_resolutions,
                                        log_n_unrooted_topologies, log_odd_double_factorial,
-                                       read_tree_sample)
+                                       read_topology_probabilities, read_tree_sample)
 
 from naive_tree_space import QUARTETS, enumerate_unrooted, quartet_log_z
 
@@ -166,6 +166,71 @@ def test_sbn_is_matches_exact_quartet(quartet):
     assert d["method"] == "sbn-is"
     assert 1 <= d["ess"] <= 400 and math.isfinite(d["pareto_k"])
     assert sum(row.draws for row in res.per_topology) == 400
+
+
+# -- a list of topologies with their posterior probabilities (19-dubious credible sets) --
+
+#: MCMC draws said to be behind a listed probability (binomial error of P(S|D)).
+LIST_DRAWS = 100_000
+
+
+def _probability_list(quartet, tmp_path, ranks, *, name="list.txt", extra=""):
+    """The quartet topologies of ``ranks`` (0 = most probable) with their exact posterior
+    probabilities, in the 19-dubious format (probability, tab, Newick without lengths)."""
+    order = np.argsort(-quartet["post"])
+    lines = [f"{quartet['post'][order[r]]:.6f}\t{_newick(QUARTETS[order[r]])}" for r in ranks]
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return path
+
+
+def test_probability_list_is_not_renormalised(quartet, tmp_path):
+    """The two best topologies with their exact probabilities: P(S|D) is their sum (not
+    1, as a renormalised .trprobs would give), its error binomial with the stated
+    draws, and log Z matches the exact value."""
+    path = _probability_list(quartet, tmp_path, [0, 1])
+    tss = read_topology_probabilities(path, n_draws=LIST_DRAWS, taxa=quartet["aln"].taxa)
+    want = float(np.sort(quartet["post"])[::-1][:2].sum())
+    assert tss.frequencies().sum() == pytest.approx(want, abs=2e-6)
+    assert tss.n_draws == [LIST_DRAWS] and tss.summary and tss.sources == (str(path),)
+    res = tree_space_marginal(quartet["aln"], tss, "JC", seed=1, target_mass=1.0)
+    d = res.diagnostics
+    assert d["n_topologies"] == 2 and d["posterior_mass"] == pytest.approx(want, abs=2e-6)
+    assert "binomial with N = 100000" in d["posterior_mass_error_method"]
+    assert d["posterior_mass_se"] == pytest.approx(math.sqrt(want * (1 - want) / LIST_DRAWS), rel=1e-6)
+    _close(res, quartet)
+    # the same file read as a tree sample would renormalise: the odds estimate differs by
+    # -log P(S|D) (here P(S|D) < 0.99, so by more than 0.01 nats)
+    assert want < 0.99
+
+
+@pytest.mark.parametrize("body, what", [
+    ("", "no topologies"),
+    ("0.5\t((A,B),(C,D));\n0.5\t((A,B),(C,D));\n", "more than once"),
+    ("0.7\t((A,B),(C,D));\n0.6\t((A,C),(B,D));\n", "sum to"),
+    ("1.5\t((A,B),(C,D));\n", "(0, 1]"),
+    ("0\t((A,B),(C,D));\n", "(0, 1]"),
+    ("nan\t((A,B),(C,D));\n", "(0, 1]"),
+    ("abc\t((A,B),(C,D));\n", "not a probability"),
+    ("0.5\n", "probability newick"),
+    ("0.5\t(A,B,C,D);\n", "non-binary"),
+    ("0.5\t((A,B),(C,E));\n", "taxa"),
+])
+def test_probability_list_bad_input(quartet, tmp_path, body, what):
+    path = tmp_path / "bad.txt"
+    path.write_text(body)
+    with pytest.raises(PhyloError) as err:
+        read_topology_probabilities(path, n_draws=LIST_DRAWS, taxa=quartet["aln"].taxa)
+    assert what in str(err.value) and str(path) in str(err.value)
+
+
+def test_probability_list_bad_arguments(quartet, tmp_path):
+    path = _probability_list(quartet, tmp_path, [0])
+    for n in (0, -5, 2.5, None):
+        with pytest.raises(PhyloError, match="n_draws"):
+            read_topology_probabilities(path, n_draws=n)
+    with pytest.raises(PhyloError, match="cannot read"):
+        read_topology_probabilities(tmp_path / "missing.txt", n_draws=LIST_DRAWS)
 
 
 @pytest.mark.slow

@@ -26,7 +26,8 @@ from .workflow import (CandidateSpec, Comparison, TaskResult, compare_candidates
 from .candidates import (CandidateSet, CladeEvidence, clade_bayes_factors,
                          fixed_topology_candidates, tree_space_candidates)
 from .tree_space import (CladeBayesFactor, TopologyEstimate, TreeSpaceEstimator, TreeSpaceProblem,
-                         TreeSpaceSample, clade_bayes_factor, read_tree_sample,
+                         TreeSpaceSample, clade_bayes_factor, read_topology_probabilities,
+                         read_tree_sample,
                          tree_space_marginal)
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "PoissonGammaProblem", "Prior", "Problem", "Sampler", "UniformPrior", "available_estimators",
     "beta_ladder", "compare", "effective_sample_size", "get_estimator", "run_ladder",
     "sample_posterior", "tree_space_marginal", "clade_bayes_factor", "read_tree_sample",
+    "read_topology_probabilities",
     "TreeSpaceSample", "TopologyEstimate", "CladeBayesFactor", "TreeSpaceProblem",
     "TreeSpaceEstimator", *_estimator_names,
 ]

@@ -263,6 +263,73 @@ def read_tree_sample(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
                            tuple(paths), model)
 
 
+#: A listed topology probabilities' sum may exceed 1 by rounding of each (6 decimals
+#: in MrBayes/19-dubious files) up to this much.
+PROBABILITY_SUM_SLACK = 1e-4
+
+
+def read_topology_probabilities(path: str | os.PathLike, *, n_draws: int,
+                                taxa: Sequence[str] | None = None,
+                                model: str | None = None) -> TreeSpaceSample:
+    """Topologies listed with their *posterior probabilities*, one per line
+    ``probability<TAB or spaces>newick`` (the 19-dubious-ways credible-set files,
+    ``JC_no_gamma_credible_set_dsk``), possibly only part of tree space.
+
+    Unlike a ``.trprobs`` run, the probabilities are **not** renormalised: a list of
+    the 1000 best topologies holding 25 % of the posterior gives P(S | D) ≤ 0.25 for
+    the odds method. ``n_draws``: the number of MCMC samples the probabilities were
+    estimated from (their errors are binomial with that N, which assumes independent
+    draws; stated in the result). ``taxa``: the alignment's taxa (checked).
+    """
+    from ..io.newick import parse_newick
+    from ..trees.splits import topology_sample_from_trees
+    path = os.fspath(path)
+    if not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
+        raise PhyloError(f"n_draws must be a positive integer (the MCMC samples behind the "
+                         f"probabilities), got {n_draws!r}", path=path)
+    try:
+        with open(path) as fh:
+            lines = fh.read().splitlines()
+    except OSError as exc:
+        raise PhyloError(f"cannot read the topology list: {exc.strerror}", path=path) from None
+    probs, trees = [], []
+    for no, text in enumerate(lines, start=1):
+        text = text.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = text.split(None, 1)
+        if len(parts) != 2:
+            raise PhyloError("expected 'probability newick' on the line", path=path, line=no)
+        try:
+            p = float(parts[0])
+        except ValueError:
+            raise PhyloError(f"not a probability: {parts[0][:20]!r}", path=path, line=no) from None
+        if not (0.0 < p <= 1.0):
+            raise PhyloError(f"a topology probability must be in (0, 1], got {parts[0]}",
+                             path=path, line=no)
+        tree = parse_newick(parts[1], taxa=taxa, source=path, line=no)
+        probs.append(p)
+        trees.append(tree.unrooted() if tree.n_children[tree.root] == 2 and tree.n_leaves > 2
+                     else tree)
+    if not trees:
+        raise PhyloError("no topologies in the list", path=path)
+    total = float(np.sum(probs))
+    if total > 1.0 + PROBABILITY_SUM_SLACK:
+        raise PhyloError(f"the listed probabilities sum to {total:.6g} > 1", path=path)
+    order = tuple(taxa) if taxa is not None else trees[0].taxa
+    # each tree carries its probability as its weight: the pooled counts are then the
+    # probabilities, in the pooled topology order
+    trees = [dataclasses.replace(t, weight=p) for t, p in zip(trees, probs)]
+    pooled = topology_sample_from_trees(trees, taxa=order, rooted=False)
+    if pooled.n_topologies != len(trees):
+        raise PhyloError(f"the list names a topology more than once ({len(trees)} lines, "
+                         f"{pooled.n_topologies} distinct topologies)", path=path)
+    pooled = dataclasses.replace(pooled, sources=(path,), n_trees=len(trees))
+    _check_binary(pooled)
+    freqs = pooled.counts[None, :].copy()
+    return TreeSpaceSample(pooled, freqs, None, [int(n_draws)], True, (path,), model)
+
+
 def sample_from_topologies(samples: TopologySample | Sequence[TopologySample], *,
                            model: str | None = None) -> TreeSpaceSample:
     """A :class:`TreeSpaceSample` from already-read :class:`TopologySample` runs (no
