@@ -5,7 +5,13 @@ For each data set with short runs in ../shared/data/DSk/short_run (MrBayes ``.tr
 summaries of ordinary-length JC69 runs; DS5 has none, DS6 one), the posterior-odds
 estimator of :func:`phylo.marginal.tree_space_marginal` (defaults: Gamma-Laplus IS on
 each of the most frequent topologies until 95 % of the posterior or 40 topologies)
-is run on two short runs (rep_1, rep_2; between-run errors), and compared with the
+is run on two short runs (rep_1, rep_2; DS8 all ten; between-run errors). DS5 and DS6
+have diffuse posteriors and use SBN importance sampling (``--is-draws``, 1000); DS5's
+sample is a seeded MrBayes run this benchmark makes when ``mb`` is on PATH
+(:data:`MB_SAMPLE_RUNS`, cached under ``~/.cache/phylo/bench`` or $PHYLO_BENCH_CACHE),
+checked by the ASDSF of its two runs and cross-checked by the odds identity on the golden
+run's most probable topologies (19-dubious credible set). :data:`VARIANTS` adds second
+estimates beside a row. The results are compared with the
 MrBayes stepping-stone and VBPI values quoted in
 ../shared/reference/published/vbpi_family_mll (JC69, Exp(10), uniform topologies).
 The "VBPI-family consensus" is the mean of VBPI, VBPI-GNN and SBN there.
@@ -20,7 +26,8 @@ extrapolated to the settings of the fixed-topology reference in
 ../shared/reference/primates/mrbayes_ss (50 steps, 5.1 × 10⁶ generations, 2 runs),
 which is what an SE of ~0.1–0.2 nats over tree space needs at least (stated).
 
-Writes tree_space.json and tree_space.md to benchmarks/results/ (or --out).
+Writes tree_space.json and tree_space.md to benchmarks/results/ (or --out); ``--only
+DS1`` re-runs one data set and replaces its row (``--no-mrbayes`` keeps the stored peer).
 """
 from __future__ import annotations
 

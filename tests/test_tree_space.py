@@ -233,6 +233,29 @@ def test_probability_list_bad_arguments(quartet, tmp_path):
         read_topology_probabilities(tmp_path / "missing.txt", n_draws=LIST_DRAWS)
 
 
+#: DS5 VBPI-family consensus (VBPI -8214.61, VBPI-GNN -8214.64, SBN -8214.62;
+#: ../shared/reference/published/vbpi_family_mll) and the issue's tolerance for DS2-DS8.
+DS5_CONSENSUS = -8214.62
+DS5_TOL = 0.5
+
+
+@pytest.mark.slow
+def test_ds5_golden_top_topologies(shared_dir):
+    """DS5 (50 taxa, diffuse posterior): the odds identity on the golden run's 50 most
+    probable topologies (P(S|D) = 0.056, their summed golden-run probability) is within
+    the issue's 0.5 nats of the VBPI-family consensus."""
+    from phylo.io.alignment import read_alignment
+    folder = shared_dir / "data" / "DS5"
+    aln = read_alignment(folder / "DS5.fasta")
+    tss = read_topology_probabilities(folder / "JC_no_gamma_credible_set_ds5",
+                                      n_draws=10 * 750_001, taxa=aln.taxa)
+    assert tss.pooled.n_topologies == 1000
+    assert tss.frequencies().sum() == pytest.approx(0.252, abs=1e-3)
+    res = tree_space_marginal(aln, tss, "JC", seed=1, max_topologies=50, target_mass=1.0)
+    assert res.diagnostics["posterior_mass"] == pytest.approx(0.0561, abs=1e-3)
+    assert abs(res.log_marginal_likelihood - DS5_CONSENSUS) < DS5_TOL
+
+
 @pytest.mark.slow
 def test_odds_with_stepping_stone_inner(quartet):
     """Stepping stone (the slow reference) as the per-topology estimator."""
