@@ -598,7 +598,7 @@ def main(argv=None) -> int:
     ap.add_argument("--mb-steps", type=int, default=50)
     ap.add_argument("--no-mrbayes", action="store_true")
     ap.add_argument("--is-draws", type=int, default=1000,
-                    help="SBN importance draws where the odds method refuses (diffuse posteriors)")
+                    help="SBN importance draws (DS5, DS6, and where the odds method refuses)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: DS2 only and a 2·10⁴-generation MrBayes ss")
