@@ -273,47 +273,89 @@ def evaluate(deltaT, parent, acc):
 # --------------------------------------------------------------------------
 
 @njit(cache=True)
-def _best_reattach(v, parent, order, pos, size, acc, best_out, best_s):
-    """Best new parent of the subtree rooted at v, all candidates in one pass.
+def _workspace(n, c):
+    """Scratch arrays of the local search, allocated once per climb:
+    ``(vec, cells, flat)``: ``vec`` float64[4, c] (per-cell vectors),
+    ``cells`` int64[3, c] (active-cell lists and node indices) and ``flat``
+    float64[5, (n + 1) · c] (compacted (n + 1) × k tables, k ≤ c)."""
+    return (np.empty((4, c)), np.empty((3, c), dtype=np.int64),
+            np.empty((5, (n + 1) * c)))
 
-    With S the subtree, a cell's score after moving S below u is
-    max(best outside S, acc[u] + best inside S relative to v's old parent):
-    O(n · cells) for every u at once."""
+
+@njit(cache=True)
+def _best_reattach(v, parent, order, pos, size, acc, ws):
+    """Best new parent of the subtree S rooted at v, all candidates at once.
+
+    Returns ``(u, gain)``: the best parent and the change of the total score
+    (0 for the current parent, which wins ties). After moving S below u a
+    cell scores max(best outside S, acc[u] + best inside S relative to v's old
+    parent p). Only cells whose best inside S beats acc[p] (bs > 0) can change:
+    for the others acc[u] + bs ≤ acc[u] ≤ best outside S whatever u. So the
+    scan runs over those few cells (typically the cells attached in S), gathered
+    into a contiguous (outside nodes × active cells) table: O(|S| · cells +
+    n · active) instead of O(n · cells)."""
     n = parent.size
     c = acc.shape[1]
+    vec, cells, flat = ws
+    bs = vec[0]
     lo = pos[v]
     hi = lo + size[v]
-    best_out[:] = acc[n, :]
-    for t in range(n):
-        if t >= lo and t < hi:
-            continue
-        x = order[t]
-        for i in range(c):
-            if acc[x, i] > best_out[i]:
-                best_out[i] = acc[x, i]
     p = parent[v]
-    best_s[:] = -np.inf
-    for t in range(lo, hi):
-        w = order[t]
+    bs[:] = acc[v, :]
+    for t in range(lo + 1, hi):
+        row = acc[order[t]]
         for i in range(c):
-            if acc[w, i] > best_s[i]:
-                best_s[i] = acc[w, i]
+            if row[i] > bs[i]:
+                bs[i] = row[i]
+    act = cells[0]
+    k = 0
+    ap = acc[p]
     for i in range(c):
-        best_s[i] -= acc[p, i]
-    best_u = p
-    best_score = -np.inf
+        g = bs[i] - ap[i]
+        if g > 0.0:
+            act[k] = i
+            bs[k] = g   # compacted in place (k ≤ i)
+            k += 1
+    if k == 0:
+        return p, 0.0
+    n_out = n + 1 - size[v]
+    tab = flat[0, :n_out * k].reshape((n_out, k))   # row 0 = root, then pre-order
+    node = cells[1]
+    bo = vec[1]
+    r = 0
     for t in range(-1, n):
         if t >= lo and t < hi:
             continue
         u = n if t < 0 else order[t]
-        s = 0.0
-        for i in range(c):
-            a = acc[u, i] + best_s[i]
-            s += a if a > best_out[i] else best_out[i]
-        if s > best_score + _TOL or (u == p and s >= best_score - _TOL):
-            best_score = s
+        node[r] = u
+        row = acc[u]
+        out = tab[r]
+        for j in range(k):
+            out[j] = row[act[j]]
+        r += 1
+    bo[:k] = tab[0]
+    for r in range(1, n_out):
+        out = tab[r]
+        for j in range(k):
+            if out[j] > bo[j]:
+                bo[j] = out[j]
+    cur = vec[2]   # the cells' scores with S where it is (below p)
+    for j in range(k):
+        a = ap[act[j]] + bs[j]
+        cur[j] = a if a > bo[j] else bo[j]
+    best_u = p
+    best_gain = -np.inf
+    for r in range(n_out):
+        u = node[r]
+        out = tab[r]
+        g = 0.0
+        for j in range(k):
+            a = out[j] + bs[j]
+            g += (a if a > bo[j] else bo[j]) - cur[j]
+        if g > best_gain + _TOL or (u == p and g >= best_gain - _TOL):
+            best_gain = g
             best_u = u
-    return best_u, best_score
+    return best_u, best_gain
 
 
 @njit(cache=True)
@@ -335,61 +377,146 @@ def _swap_labels(parent, a, b, out):
 
 
 @njit(cache=True)
-def _best_relocate(v, parent, deltaT, acc2, sub, pre, suf, parent2):
+def _best_relocate(v, parent, order, pos, size, acc, deltaT, ws, parent2):
     """Best new place of the single node v (its children move up to its
-    parent): as a leaf under any u, or inserted above any node w. All places in
-    one O(n · cells) pass over the tree without v (``parent2``): with subtree
-    maxima ``sub``, and outside-subtree maxima from pre-order prefix/suffix
-    maxima, inserting v above w gives each cell
-    max(outside(w), sub[w] + d, acc[parent(w)] + d) with d = deltaT[v].
-    Returns (kind, target, score): kind 0 = leaf under target, 1 = above target."""
+    parent p): as a leaf under any u, or inserted above any node w.
+
+    Returns ``(kind, target, score)``: kind 0 = leaf under target, 1 =
+    inserted above target; score = the total after the move. ``acc`` holds the
+    current tree's path sums; ``parent2`` receives the tree T′ without v (v
+    parked as a leaf under the root and skipped).
+
+    In T′ a node x below v scores acc[x] − d (d = deltaT[v]); M = a cell's
+    best over T′. Leaf under u gives a cell max(M, acc′[u] + d); inserting v
+    above w gives max(outside(w), sub(w) + d, acc′[parent(w)] + d), with
+    sub/outside the best inside/outside w's subtree. A cell with d = 0 keeps M
+    everywhere. A cell with d < 0 whose best nodes (exact ties allowed, as
+    missing entries make them) beat every other node by at least |d| keeps M
+    except when v is inserted above an ancestor-or-self of their lowest
+    common ancestor, where it scores exactly M − |d|: a weight |d| at that
+    node, summed up the tree. Only the remaining cells (d > 0, or near-ties
+    within |d|: a few per cent) need the O(n) scans of every place, run on a
+    compact (n + 1) × active table; one O(n · cells) pass (best, best below
+    it, first and last best node per cell) replaces the ten passes over all
+    cells of the direct method."""
     n = parent.size
-    c = deltaT.shape[1]
+    c = acc.shape[1]
+    vec, cells, flat = ws
+    d = deltaT[v]
+    p = parent[v]
+    lo = pos[v]
+    hi = lo + size[v]
+    # 1. per cell over T′ (visited in T's pre-order without v, a pre-order of
+    # T′): best m1, best strictly below it m2, first and last node scoring m1
+    m1 = vec[0]
+    m2 = vec[1]
+    first = cells[1]
+    last = cells[2]
+    m1[:] = 0.0            # the root scores 0
+    m2[:] = -np.inf
+    first[:] = n
+    last[:] = n
+    for t in range(n):
+        if t == lo:
+            continue
+        x = order[t]
+        row = acc[x]
+        below = t > lo and t < hi     # below v: loses v's term
+        for i in range(c):
+            a = row[i] - d[i] if below else row[i]
+            if a > m1[i]:
+                m2[i] = m1[i]
+                m1[i] = a
+                first[i] = x
+                last[i] = x
+            elif a == m1[i]:
+                last[i] = x
+            elif a > m2[i]:
+                m2[i] = a
+    # 2. T′ structure
     for x in range(n):
-        parent2[x] = parent[v] if parent[x] == v else parent[x]
-    parent2[v] = n  # parked as a leaf under the root; skipped below
-    order, pos, size = preorder(parent2)
+        parent2[x] = p if parent[x] == v else parent[x]
+    parent2[v] = n
+    order2, pos2, size2 = preorder(parent2)
+    # 3. split the cells. d = 0: scores m1 whatever the move. d < 0 with every
+    # node but the best ones (tied exactly, e.g. through missing entries)
+    # at least |d| lower: loses |d| exactly when v goes above the lowest
+    # common ancestor l of the best ones (first and last in pre-order span
+    # them), so weight |d| at l. The others (d > 0 or near-ties) are active.
+    wt = np.zeros(n + 1)
+    act = cells[0]
+    k = 0
+    const = 0.0
+    for i in range(c):
+        di = d[i]
+        if di > 0.0 or (di < 0.0 and m2[i] > m1[i] + di):
+            act[k] = i
+            k += 1
+        else:
+            const += m1[i]
+            if di < 0.0:
+                l = first[i]
+                b = pos2[last[i]] if last[i] < n else -1
+                while l < n and not (pos2[l] <= b and b < pos2[l] + size2[l]):
+                    l = parent2[l]
+                wt[l] -= di
+    for t in range(n - 1, -1, -1):   # wt[w] := weight inside w's subtree
+        x = order2[t]
+        wt[parent2[x]] += wt[x]
+    # 4. the full scan over the active cells
+    acc2 = flat[0, :(n + 1) * k].reshape((n + 1, k))
+    sub = flat[1, :(n + 1) * k].reshape((n + 1, k))
+    pre = flat[2, :(n + 1) * k].reshape((n + 1, k))
+    suf = flat[3, :(n + 1) * k].reshape((n + 1, k))
+    dc = vec[2]
+    for j in range(k):
+        dc[j] = d[act[j]]
     acc2[n, :] = 0.0
     for t in range(n):
         x = order[t]
-        if x == v:
-            acc2[v, :] = -np.inf
+        row = acc[x]
+        out = acc2[x]
+        if t == lo:
+            out[:] = -np.inf
+        elif t > lo and t < hi:
+            for j in range(k):
+                out[j] = row[act[j]] - dc[j]
         else:
-            acc2[x, :] = acc2[parent2[x], :] + deltaT[x, :]
+            for j in range(k):
+                out[j] = row[act[j]]
     for t in range(n - 1, -1, -1):  # subtree maxima, bottom-up
-        x = order[t]
+        x = order2[t]
         sub[x, :] = acc2[x, :]
     sub[n, :] = acc2[n, :]
     for t in range(n - 1, -1, -1):
-        x = order[t]
+        x = order2[t]
         px = parent2[x]
-        for i in range(c):
-            if sub[x, i] > sub[px, i]:
-                sub[px, i] = sub[x, i]
-    pre[0, :] = acc2[n, :]  # pre[t]: max of root and order[0..t-1]
+        for j in range(k):
+            if sub[x, j] > sub[px, j]:
+                sub[px, j] = sub[x, j]
+    pre[0, :] = acc2[n, :]  # pre[t]: max of root and order2[0..t-1]
     for t in range(n):
-        x = order[t]
-        for i in range(c):
-            a = acc2[x, i]
-            pre[t + 1, i] = a if a > pre[t, i] else pre[t, i]
-    suf[n, :] = -np.inf    # suf[t]: max of order[t..n-1]
+        x = order2[t]
+        for j in range(k):
+            a = acc2[x, j]
+            pre[t + 1, j] = a if a > pre[t, j] else pre[t, j]
+    suf[n, :] = -np.inf    # suf[t]: max of order2[t..n-1]
     for t in range(n - 1, -1, -1):
-        x = order[t]
-        for i in range(c):
-            a = acc2[x, i]
-            suf[t, i] = a if a > suf[t + 1, i] else suf[t + 1, i]
-    d = deltaT[v]
+        x = order2[t]
+        for j in range(k):
+            a = acc2[x, j]
+            suf[t, j] = a if a > suf[t + 1, j] else suf[t + 1, j]
     best_kind = 0
-    best_target = parent[v]
+    best_target = p
     best_score = -np.inf
     allmax = pre[n]
     for u in range(n + 1):  # leaf under u
         if u == v:
             continue
-        s = 0.0
-        for i in range(c):
-            a = acc2[u, i] + d[i]
-            s += a if a > allmax[i] else allmax[i]
+        s = const
+        for j in range(k):
+            a = acc2[u, j] + dc[j]
+            s += a if a > allmax[j] else allmax[j]
         if s > best_score + _TOL:
             best_score = s
             best_kind = 0
@@ -397,14 +524,14 @@ def _best_relocate(v, parent, deltaT, acc2, sub, pre, suf, parent2):
     for w in range(n):  # inserted above w
         if w == v:
             continue
-        lo = pos[w]
-        hi = lo + size[w]
+        lo2 = pos2[w]
+        hi2 = lo2 + size2[w]
         pw = parent2[w]
-        s = 0.0
-        for i in range(c):
-            o = pre[lo, i] if pre[lo, i] > suf[hi, i] else suf[hi, i]
-            a = sub[w, i] + d[i]
-            b = acc2[pw, i] + d[i]
+        s = const - wt[w]
+        for j in range(k):
+            o = pre[lo2, j] if pre[lo2, j] > suf[hi2, j] else suf[hi2, j]
+            a = sub[w, j] + dc[j]
+            b = acc2[pw, j] + dc[j]
             if b > a:
                 a = b
             s += a if a > o else o
@@ -416,18 +543,16 @@ def _best_relocate(v, parent, deltaT, acc2, sub, pre, suf, parent2):
 
 
 @njit(cache=True)
-def _relocate_sweep(deltaT, parent, acc, score):
-    """One pass of single-node relocation over all nodes in random order."""
+def _relocate_sweep(deltaT, parent, acc, score, ws):
+    """One pass of single-node relocation over all nodes in random order;
+    ``acc`` is kept equal to the current tree's path sums."""
     n = parent.size
-    c = deltaT.shape[1]
-    acc2 = np.empty((n + 1, c))
-    sub = np.empty((n + 1, c))
-    pre = np.empty((n + 1, c))
-    suf = np.empty((n + 1, c))
     parent2 = np.empty(n, dtype=np.int64)
     improved = False
+    order, pos, size = preorder(parent)
     for v in np.random.permutation(n):
-        kind, target, s = _best_relocate(v, parent, deltaT, acc2, sub, pre, suf, parent2)
+        kind, target, s = _best_relocate(v, parent, order, pos, size, acc, deltaT, ws,
+                                         parent2)
         if s > score + _TOL:
             parent[:] = parent2
             if kind == 0:
@@ -435,31 +560,32 @@ def _relocate_sweep(deltaT, parent, acc, score):
             else:
                 parent[v] = parent2[target]
                 parent[target] = v
-            score = s
+            order, pos, size = preorder(parent)
+            path_sums(deltaT, parent, order, acc)
+            score = best_total(acc)
             improved = True
-    if improved:
-        score = evaluate(deltaT, parent, acc)
     return score, improved
 
 
 @njit(cache=True)
-def _reattach_sweep(deltaT, parent, acc, score, best_out, best_s):
+def _reattach_sweep(deltaT, parent, acc, score, ws):
     """One pass of best-position prune-and-reattach over all nodes in random
     order; an accepted move shifts only the moved subtree's rows of ``acc``."""
     n = parent.size
     improved = False
     order, pos, size = preorder(parent)
     for v in np.random.permutation(n):
-        u, s = _best_reattach(v, parent, order, pos, size, acc, best_out, best_s)
-        if s > score + _TOL and u != parent[v]:
+        u, gain = _best_reattach(v, parent, order, pos, size, acc, ws)
+        if gain > _TOL and u != parent[v]:
             p = parent[v]
             shift = acc[u, :] - acc[p, :]
             for t in range(pos[v], pos[v] + size[v]):
                 acc[order[t], :] += shift
             parent[v] = u
             order, pos, size = preorder(parent)
-            score = s
             improved = True
+    if improved:   # the gains were summed in changing orders: recount once
+        score = best_total(acc)
     return score, improved
 
 
@@ -471,17 +597,16 @@ def local_search(deltaT, parent, acc, n_random_swaps, max_rounds):
     swaps; repeat while these improve. Returns the score (without the base)."""
     n = parent.size
     c = deltaT.shape[1]
-    best_out = np.empty(c)
-    best_s = np.empty(c)
+    ws = _workspace(n, c)
     trial = np.empty(n, dtype=np.int64)
     acc2 = np.empty_like(acc)
     score = evaluate(deltaT, parent, acc)
     for _ in range(max_rounds):
         for _r in range(max_rounds):
-            score, improved = _reattach_sweep(deltaT, parent, acc, score, best_out, best_s)
+            score, improved = _reattach_sweep(deltaT, parent, acc, score, ws)
             if not improved:
                 break
-        score, improved = _relocate_sweep(deltaT, parent, acc, score)
+        score, improved = _relocate_sweep(deltaT, parent, acc, score, ws)
         for _k in range(n_random_swaps):
             a = np.random.randint(n)
             b = np.random.randint(n)
