@@ -15,6 +15,9 @@ _MATRIX_FORMATS = ("auto", "scite", "phiscs")
 #: customary 1.1; a precedes probability differing by 0.1 between chains)
 RHAT_WARN = 1.1
 PRECEDES_WARN = 0.1
+_RATES_HELP = ("per-cell or per-mutation error rates, CSV: a header 'cell' or 'mutation' "
+               "then columns among fp, fn, hom, cc, and one row per cell or mutation "
+               "name of the matrix; replaces the scalar options for those rates")
 
 
 def register(subparsers) -> None:
@@ -86,6 +89,8 @@ def register(subparsers) -> None:
     solve.add_argument("--cc", type=float, default=None,
                        help="ternary model: rate of unmutated sites called homozygous (2), "
                             "SCITE's -cc")
+    solve.add_argument("--rates", default=None, type=existing_file, metavar="FILE",
+                       help=_RATES_HELP)
     solve.add_argument("--input-format", choices=_MATRIX_FORMATS, default="auto",
                        help="matrix file format (default: auto-detect)")
     solve.add_argument("--names", default=None, type=existing_file,
@@ -120,8 +125,12 @@ def register(subparsers) -> None:
         epilog="example:\n  phylo noise sample dataXu.csv --fp 0.01 --fn 0.15 --chains 4 "
                "--iterations 50000 --out-prefix xu --format json")
     samp.add_argument("matrix", type=existing_file, help="genotype matrix file")
-    samp.add_argument("--fp", type=float, required=True, help="false-positive rate α")
-    samp.add_argument("--fn", type=float, required=True, help="false-negative rate β")
+    samp.add_argument("--fp", type=float, default=None,
+                      help="false-positive rate α (required unless in --rates)")
+    samp.add_argument("--fn", type=float, default=None,
+                      help="false-negative rate β (required unless in --rates)")
+    samp.add_argument("--rates", default=None, type=existing_file, metavar="FILE",
+                      help=_RATES_HELP + " (see solve)")
     samp.add_argument("--hom", type=float, default=None, help="ternary model: see solve")
     samp.add_argument("--cc", type=float, default=None, help="ternary model: see solve")
     samp.add_argument("--input-format", choices=_MATRIX_FORMATS, default="auto",
@@ -191,6 +200,37 @@ def run_test(args) -> int:
     return 0
 
 
+def _rates_model(args, gm):
+    """The error model of ``--rates FILE`` completed by the scalar options, or
+    None without ``--rates``. A rate may come from the file or its option, not
+    both; fp and fn must come from one of them (estimating scalar rates
+    alongside per-cell or per-mutation ones is not supported)."""
+    if args.rates is None:
+        return None
+    from ..noise import ErrorModel
+    from ..noise.io import read_rates
+    table = read_rates(args.rates, gm.cells, gm.mutations)
+    given = {"fp": args.fp, "fn": args.fn, "hom": args.hom, "cc": args.cc}
+    for col in table.rates:
+        if given[col] is not None:
+            raise PhyloError(f"the {col} rates are given both here and by --{col}; "
+                             "keep one", path=args.rates)
+    rates = {k: table.rates.get(k, given[k]) for k in given}
+    for k in ("fp", "fn"):
+        if rates[k] is None:
+            raise PhyloError(f"no {k} rate: add a {k} column here or give --{k}",
+                             path=args.rates)
+    ternary = rates["hom"] is not None or rates["cc"] is not None
+    model = ErrorModel(rates["fp"], rates["fn"],
+                       0.0 if rates["hom"] is None else rates["hom"],
+                       0.0 if rates["cc"] is None else rates["cc"], ternary=ternary)
+    try:
+        model.probabilities(*gm.shape)   # e.g. fp + cc >= 1 for some cell
+    except PhyloError as exc:
+        raise type(exc)(exc.detail, path=args.rates) from None
+    return model
+
+
 def _default_out(path: str) -> str:
     root, ext = os.path.splitext(path)
     return f"{root}.solved{ext or '.txt'}"
@@ -202,14 +242,16 @@ def run_solve(args) -> int:
     gm = read_matrix(args.matrix, args.input_format, names=args.names)
     fmt = detect_format(args.matrix) if args.input_format == "auto" else args.input_format
     out = check_output_path(args.out or _default_out(args.matrix), option="--out")
+    model = _rates_model(args, gm)
+    rates = ({"model": model} if model is not None else
+             {"alpha": args.fp, "beta": args.fn, "hom": args.hom, "cc": args.cc})
 
     def report(runs, hits, best):
         print(f"\rrestart {runs}: best log-likelihood {best:.4f} reached by {hits}",
               end="", file=sys.stderr, flush=True)
     progress = report if show_progress(args) else None
     try:
-        sol = solve(gm.values, alpha=args.fp, beta=args.fn, hom=args.hom, cc=args.cc,
-                    method=args.method, restarts=args.restarts,
+        sol = solve(gm.values, **rates, method=args.method, restarts=args.restarts,
                     confirmations=args.confirmations, max_restarts=args.max_restarts,
                     seed=args.seed, progress=progress)
     except PhyloError as exc:  # name the file for the one-line message
@@ -259,18 +301,22 @@ def run_solve(args) -> int:
 def run_sample(args) -> int:
     from ..noise import read_matrix
     from ..noise.posterior import sample_posterior, write_posterior
+    if args.rates is None and (args.fp is None or args.fn is None):
+        raise PhyloError("sampling needs the rates: give --fp and --fn (or --rates FILE)")
     gm = read_matrix(args.matrix, args.input_format, names=args.names)
     suffixes = [".precedes.csv", ".attachment.csv", ".summary.json"]
     if not args.no_plot:
         suffixes.append(".precedes.png")
     for suffix in suffixes:
         check_output_path(args.out_prefix + suffix, option="--out-prefix")
+    model = _rates_model(args, gm)
+    rates = ({"model": model} if model is not None else
+             {"alpha": args.fp, "beta": args.fn, "hom": args.hom, "cc": args.cc})
     try:
-        post = sample_posterior(gm.values, alpha=args.fp, beta=args.fn, hom=args.hom,
-                                cc=args.cc, chains=args.chains, iterations=args.iterations,
-                                burn_in=args.burn_in, thin=args.thin,
-                                learn_beta=args.learn_fn, beta_prior_sd=args.fn_prior_sd,
-                                seed=args.seed)
+        post = sample_posterior(gm.values, **rates, chains=args.chains,
+                                iterations=args.iterations, burn_in=args.burn_in,
+                                thin=args.thin, learn_beta=args.learn_fn,
+                                beta_prior_sd=args.fn_prior_sd, seed=args.seed)
     except PhyloError as exc:  # name the file for the one-line message
         raise type(exc)(exc.detail, path=args.matrix) from None
     paths = write_posterior(post, args.out_prefix, cells=gm.cells, mutations=gm.mutations,

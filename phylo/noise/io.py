@@ -23,6 +23,7 @@ names) raises :class:`phylo.errors.GenotypeError` naming the file and line.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -247,3 +248,98 @@ def write_matrix(path: str | os.PathLike, matrix: np.ndarray | GenotypeMatrix,
 def write_names(path: str | os.PathLike, names: Sequence[str]) -> None:
     """Write mutation names one per line (SCITE's ``.geneNames``)."""
     Path(path).write_text("\n".join(names) + "\n", encoding="utf-8")
+
+
+#: rate columns of a rates file, in :class:`phylo.noise.ErrorModel`'s names
+RATE_COLUMNS = ("fp", "fn", "hom", "cc")
+
+
+@dataclass(frozen=True)
+class RateTable:
+    """Per-cell or per-mutation error rates read by :func:`read_rates`.
+
+    ``axis``: 'cell' or 'mutation'; ``rates``: column name ('fp', 'fn',
+    'hom', 'cc') → float64 array shaped (cells, 1) for per-cell rates or
+    (1, mutations) for per-mutation rates, in the matrix's order (the 2-D
+    shape is what :class:`phylo.noise.ErrorModel` takes unambiguously, also
+    on square matrices)."""
+
+    axis: str
+    rates: dict
+
+
+def read_rates(path: str | os.PathLike, cells: Sequence[str],
+               mutations: Sequence[str]) -> RateTable:
+    """Read per-cell or per-mutation error rates from a CSV file.
+
+    Layout: a header whose first field is ``cell`` or ``mutation`` (which
+    names the rows hold), followed by one or more of ``fp``, ``fn``, ``hom``,
+    ``cc``; then one row per cell (or mutation) of the matrix: its name and
+    its rates. Commas separate fields (tabs are accepted too); blank lines
+    and lines starting with ``#`` are skipped. Refused, naming the file and
+    line: an unknown header or duplicate column, a row of the wrong length,
+    a name that is not in the matrix or appears twice, names of the matrix
+    with no row, and a rate that is not a finite number in [0, 1)."""
+    header = None
+    axis = ""
+    names: list[str] = []
+    values: dict[str, list[float]] = {}
+    seen: dict[str, int] = {}
+    for lineno, line in enumerate(_lines(path), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        fields = [f.strip() for f in (text.split("\t") if "\t" in text else text.split(","))]
+        if header is None:
+            axis = fields[0].lower()
+            if axis not in ("cell", "mutation") or len(fields) < 2:
+                raise GenotypeError("rates header must be 'cell' or 'mutation' followed by "
+                                    f"rate columns ({', '.join(RATE_COLUMNS)}), got "
+                                    f"{text!r}", path=path, line=lineno)
+            header = [f.lower() for f in fields[1:]]
+            for col in header:
+                if col not in RATE_COLUMNS:
+                    raise GenotypeError(f"unknown rate column {col!r}; expected "
+                                        f"{', '.join(RATE_COLUMNS)}", path=path, line=lineno)
+                if header.count(col) > 1:
+                    raise GenotypeError(f"rate column {col!r} appears twice", path=path,
+                                        line=lineno)
+            values = {col: [] for col in header}
+            known = set(cells if axis == "cell" else mutations)
+            continue
+        if len(fields) != len(header) + 1:
+            raise GenotypeError(f"{len(fields)} fields, expected {len(header) + 1} (the "
+                                f"{axis} name and {', '.join(header)})", path=path, line=lineno)
+        name = fields[0]
+        if name not in known:
+            raise GenotypeError(f"unknown {axis} {name!r}: not in the genotype matrix",
+                                path=path, line=lineno)
+        if name in seen:
+            raise GenotypeError(f"{axis} {name!r} appears twice (lines {seen[name]} and "
+                                f"{lineno})", path=path, line=lineno)
+        seen[name] = lineno
+        for col, f in zip(header, fields[1:]):
+            try:
+                x = float(f)
+            except ValueError:
+                x = math.nan
+            if not (math.isfinite(x) and 0.0 <= x < 1.0):
+                raise GenotypeError(f"{col} rate of {axis} {name!r} must be a finite number "
+                                    f"in [0, 1), got {f!r}", path=path, line=lineno)
+            values[col].append(x)
+        names.append(name)
+    if header is None:
+        raise GenotypeError("empty rates file: expected a header 'cell,...' or "
+                            "'mutation,...' and one row per name", path=path)
+    order = list(cells if axis == "cell" else mutations)
+    absent = [x for x in order if x not in seen]
+    if absent:
+        more = f" and {len(absent) - 3} more" if len(absent) > 3 else ""
+        raise GenotypeError(f"no rates for {len(absent)} {axis}s of the genotype matrix: "
+                            f"{', '.join(repr(x) for x in absent[:3])}{more}", path=path)
+    index = {x: k for k, x in enumerate(names)}
+    rates = {}
+    for col in header:
+        arr = np.array([values[col][index[x]] for x in order], dtype=np.float64)
+        rates[col] = arr.reshape(-1, 1) if axis == "cell" else arr.reshape(1, -1)
+    return RateTable(axis, rates)
