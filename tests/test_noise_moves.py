@@ -65,7 +65,9 @@ def _state(deltaT, parent):
     acc = np.empty((n + 1, c))
     score = _k.evaluate(deltaT, parent, acc)
     order, pos, size = _k.preorder(parent)
-    return acc, score, order, pos, size, _k._workspace(n, c)
+    ws = _k._workspace(n, c)
+    _k._tree_summaries(acc, order, ws[2], ws[3])
+    return acc, score, order, pos, size, ws
 
 
 def test_best_reattach_matches_brute_force(rng):

@@ -275,11 +275,69 @@ def evaluate(deltaT, parent, acc):
 @njit(cache=True)
 def _workspace(n, c):
     """Scratch arrays of the local search, allocated once per climb:
-    ``(vec, cells, flat)``: ``vec`` float64[4, c] (per-cell vectors),
-    ``cells`` int64[3, c] (active-cell lists and node indices) and ``flat``
-    float64[5, (n + 1) · c] (compacted (n + 1) × k tables, k ≤ c)."""
+    ``(vec, cells, tops, ends)``: ``vec`` float64[4, c] (per-cell vectors),
+    ``cells`` int64[3, c] (active-cell lists and node indices), and the
+    pre-order prefix/suffix summaries of :func:`_tree_summaries`: ``tops``
+    float64[2, 2, n + 1, c] and ``ends`` int32[2, 2, n + 1, c]. Compact
+    per-move tables are allocated by the moves at their (small) size."""
     return (np.empty((4, c)), np.empty((3, c), dtype=np.int64),
-            np.empty((5, (n + 1) * c)))
+            np.empty((2, 2, n + 1, c)), np.empty((2, 2, n + 1, c), dtype=np.int32))
+
+
+@njit(cache=True)
+def _tree_summaries(acc, order, tops, ends):
+    """Per cell, the best score m1, the best strictly below it m2, and the
+    first and last node (in pre-order) scoring m1, over every pre-order prefix
+    and suffix of the tree's nodes: index 0 of ``tops``/``ends`` holds the
+    prefixes (row t: the root and order[0..t-1]), index 1 the suffixes (row t:
+    order[t..n-1], row n empty: m1 = −inf, nodes −1). ``tops[s, 0]`` = m1,
+    ``tops[s, 1]`` = m2, ``ends[s, 0]`` = first, ``ends[s, 1]`` = last."""
+    n = order.size
+    c = acc.shape[1]
+    p1, p2, pf, pl = tops[0, 0], tops[0, 1], ends[0, 0], ends[0, 1]
+    p1[0, :] = 0.0          # the root scores 0
+    p2[0, :] = -np.inf
+    pf[0, :] = n
+    pl[0, :] = n
+    for t in range(n):
+        x = order[t]
+        row = acc[x]
+        for i in range(c):
+            a = row[i]
+            m1 = p1[t, i]
+            if a > m1:
+                p1[t + 1, i] = a
+                p2[t + 1, i] = m1
+                pf[t + 1, i] = x
+                pl[t + 1, i] = x
+            else:
+                p1[t + 1, i] = m1
+                pf[t + 1, i] = pf[t, i]
+                pl[t + 1, i] = x if a == m1 else pl[t, i]
+                m2 = p2[t, i]
+                p2[t + 1, i] = a if (a < m1 and a > m2) else m2
+    s1, s2, sf, sl = tops[1, 0], tops[1, 1], ends[1, 0], ends[1, 1]
+    s1[n, :] = -np.inf
+    s2[n, :] = -np.inf
+    sf[n, :] = -1
+    sl[n, :] = -1
+    for t in range(n - 1, -1, -1):   # x comes before the rest of the suffix
+        x = order[t]
+        row = acc[x]
+        for i in range(c):
+            a = row[i]
+            m1 = s1[t + 1, i]
+            if a > m1:
+                s1[t, i] = a
+                s2[t, i] = m1
+                sf[t, i] = x
+                sl[t, i] = x
+            else:
+                s1[t, i] = m1
+                sl[t, i] = sl[t + 1, i]
+                sf[t, i] = x if a == m1 else sf[t + 1, i]
+                m2 = s2[t + 1, i]
+                s2[t, i] = a if (a < m1 and a > m2) else m2
 
 
 @njit(cache=True)
@@ -296,7 +354,7 @@ def _best_reattach(v, parent, order, pos, size, acc, ws):
     n · active) instead of O(n · cells)."""
     n = parent.size
     c = acc.shape[1]
-    vec, cells, flat = ws
+    vec, cells, _, _ = ws
     bs = vec[0]
     lo = pos[v]
     hi = lo + size[v]
@@ -319,7 +377,7 @@ def _best_reattach(v, parent, order, pos, size, acc, ws):
     if k == 0:
         return p, 0.0
     n_out = n + 1 - size[v]
-    tab = flat[0, :n_out * k].reshape((n_out, k))   # row 0 = root, then pre-order
+    tab = np.empty((n_out, k))   # row 0 = root, then pre-order
     node = cells[1]
     bo = vec[1]
     r = 0
@@ -396,34 +454,37 @@ def _best_relocate(v, parent, order, pos, size, acc, deltaT, ws, parent2):
     common ancestor, where it scores exactly M − |d|: a weight |d| at that
     node, summed up the tree. Only the remaining cells (d > 0, or near-ties
     within |d|: a few per cent) need the O(n) scans of every place, run on a
-    compact (n + 1) × active table; one O(n · cells) pass (best, best below
-    it, first and last best node per cell) replaces the ten passes over all
-    cells of the direct method."""
+    compact (n + 1) × active table. The per-cell best, best below it and the
+    first and last best node over T′ merge the current tree's pre-order
+    prefix before v and suffix after its subtree (``ws``, filled by
+    :func:`_tree_summaries` once per tree) with v's descendants: O(|subtree|
+    · cells) per node instead of the direct method's ten O(n · cells) passes.
+    ``ws`` is :func:`_workspace`'s."""
     n = parent.size
     c = acc.shape[1]
-    vec, cells, flat = ws
     d = deltaT[v]
     p = parent[v]
     lo = pos[v]
     hi = lo + size[v]
-    # 1. per cell over T′ (visited in T's pre-order without v, a pre-order of
-    # T′): best m1, best strictly below it m2, first and last node scoring m1
+    # 1. per cell over T′: best m1, best strictly below it m2, first and last
+    # node scoring m1 in T's pre-order without v (a pre-order of T′), merged
+    # from the nodes before v (prefix), v's descendants (shifted by −d) and
+    # the nodes after its subtree (suffix), in that order
+    vec, cells, tops, ends = ws
     m1 = vec[0]
     m2 = vec[1]
     first = cells[1]
     last = cells[2]
-    m1[:] = 0.0            # the root scores 0
-    m2[:] = -np.inf
-    first[:] = n
-    last[:] = n
-    for t in range(n):
-        if t == lo:
-            continue
+    m1[:] = tops[0, 0, lo]
+    m2[:] = tops[0, 1, lo]
+    for i in range(c):
+        first[i] = ends[0, 0, lo, i]
+        last[i] = ends[0, 1, lo, i]
+    for t in range(lo + 1, hi):
         x = order[t]
         row = acc[x]
-        below = t > lo and t < hi     # below v: loses v's term
         for i in range(c):
-            a = row[i] - d[i] if below else row[i]
+            a = row[i] - d[i]
             if a > m1[i]:
                 m2[i] = m1[i]
                 m1[i] = a
@@ -433,6 +494,24 @@ def _best_relocate(v, parent, order, pos, size, acc, deltaT, ws, parent2):
                 last[i] = x
             elif a > m2[i]:
                 m2[i] = a
+    s1 = tops[1, 0, hi]
+    s2 = tops[1, 1, hi]
+    sf = ends[1, 0, hi]
+    sl = ends[1, 1, hi]
+    for i in range(c):
+        b1 = s1[i]
+        a1 = m1[i]
+        if b1 > a1:
+            m1[i] = b1
+            m2[i] = a1 if a1 > s2[i] else s2[i]
+            first[i] = sf[i]
+            last[i] = sl[i]
+        elif b1 == a1:
+            if s2[i] > m2[i]:
+                m2[i] = s2[i]
+            last[i] = sl[i]
+        elif b1 > m2[i]:
+            m2[i] = b1
     # 2. T′ structure
     for x in range(n):
         parent2[x] = p if parent[x] == v else parent[x]
@@ -464,10 +543,10 @@ def _best_relocate(v, parent, order, pos, size, acc, deltaT, ws, parent2):
         x = order2[t]
         wt[parent2[x]] += wt[x]
     # 4. the full scan over the active cells
-    acc2 = flat[0, :(n + 1) * k].reshape((n + 1, k))
-    sub = flat[1, :(n + 1) * k].reshape((n + 1, k))
-    pre = flat[2, :(n + 1) * k].reshape((n + 1, k))
-    suf = flat[3, :(n + 1) * k].reshape((n + 1, k))
+    acc2 = np.empty((n + 1, k))
+    sub = np.empty((n + 1, k))
+    pre = np.empty((n + 1, k))
+    suf = np.empty((n + 1, k))
     dc = vec[2]
     for j in range(k):
         dc[j] = d[act[j]]
@@ -550,6 +629,7 @@ def _relocate_sweep(deltaT, parent, acc, score, ws):
     parent2 = np.empty(n, dtype=np.int64)
     improved = False
     order, pos, size = preorder(parent)
+    _tree_summaries(acc, order, ws[2], ws[3])
     for v in np.random.permutation(n):
         kind, target, s = _best_relocate(v, parent, order, pos, size, acc, deltaT, ws,
                                          parent2)
@@ -562,6 +642,7 @@ def _relocate_sweep(deltaT, parent, acc, score, ws):
                 parent[target] = v
             order, pos, size = preorder(parent)
             path_sums(deltaT, parent, order, acc)
+            _tree_summaries(acc, order, ws[2], ws[3])
             score = best_total(acc)
             improved = True
     return score, improved
