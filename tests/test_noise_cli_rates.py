@@ -141,3 +141,18 @@ def test_rates_conflicts_and_gaps_refused(tmp_path, phiscs, capsys):
                  "--cc", "0.1"]) == 2
     err = capsys.readouterr().err
     assert str(hi) in err and "negative probability" in err, err
+
+
+def test_read_rates_tabs_comments_and_square_matrix(tmp_path):
+    from phylo.noise.io import read_rates
+    names = ["a", "b", "c"]
+    path = tmp_path / "r.tsv"
+    path.write_text("# dropout per mutation\nmutation\tfn\thom\n\nc\t0.3\t0.01\n"
+                    "a\t0.1\t0.02\nb\t0.2\t0.0\n")
+    table = read_rates(path, cells=["x", "y", "z"], mutations=names)   # 3 x 3: square
+    assert table.axis == "mutation"
+    np.testing.assert_array_equal(table.rates["fn"], [[0.1, 0.2, 0.3]])
+    np.testing.assert_array_equal(table.rates["hom"], [[0.02, 0.0, 0.01]])
+    model = ErrorModel(0.01, table.rates["fn"], table.rates["hom"], 0.0, ternary=True)
+    P = model.probabilities(3, 3)          # per mutation, not per cell
+    assert P.shape[:2] == (1, 3) and P[0, 2, 0, 1] == 0.3
