@@ -113,3 +113,40 @@ def test_sweeps_keep_path_sums_and_score(rng):
         fresh = np.empty_like(acc)
         _k.evaluate(deltaT, p, fresh)
         np.testing.assert_allclose(acc, fresh, atol=SCORE_TOL)
+
+
+def test_swap_score_matches_brute_force(rng):
+    """Label swaps of every pair (nested subtrees, disjoint ones, parent and
+    child, the root's children) scored from the changed rows only."""
+    for deltaT, parent in _cases(rng):
+        acc, score, order, pos, size, ws = _state(deltaT, parent)
+        n = parent.size
+        trial = np.empty_like(parent)
+        acc2 = np.empty_like(acc)
+        changed = np.zeros(n, dtype=np.bool_)
+        for a in range(n):
+            for b in range(n):
+                if a == b:
+                    continue
+                _k._swap_labels(parent, a, b, trial)
+                s = _k._swap_score(a, b, trial, order, pos, size, acc, deltaT, ws, acc2,
+                                   changed)
+                assert s == pytest.approx(naive.tree_score(deltaT, trial), abs=SCORE_TOL)
+                fresh = np.empty_like(acc)
+                _k.evaluate(deltaT, trial, fresh)
+                np.testing.assert_allclose(acc2[:n][changed], fresh[:n][changed], atol=SCORE_TOL)
+                unchanged = ~changed
+                np.testing.assert_allclose(acc[:n][unchanged], fresh[:n][unchanged],
+                                           atol=SCORE_TOL)
+
+
+def test_local_search_score_is_the_trees(rng):
+    """A full climb (sweeps and label swaps) returns its tree's own score."""
+    for deltaT, parent in _cases(rng):
+        n, c = deltaT.shape
+        acc = np.empty((n + 1, c))
+        p = parent.copy()
+        start = naive.tree_score(deltaT, parent)
+        s = _k.local_search(deltaT, p, acc, 3 * n, 100)
+        assert s >= start - SCORE_TOL
+        assert s == pytest.approx(naive.tree_score(deltaT, p), abs=SCORE_TOL)

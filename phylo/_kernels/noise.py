@@ -671,6 +671,62 @@ def _reattach_sweep(deltaT, parent, acc, score, ws):
 
 
 @njit(cache=True)
+def _swap_score(a, b, trial, order, pos, size, acc, deltaT, ws, acc2, changed):
+    """Total score of ``trial`` = the current tree with labels a and b
+    exchanged (:func:`_swap_labels`), recomputing only the rows that change.
+
+    Exactly the nodes below a or b (their subtrees, in either tree) get new
+    root paths; their rows go to ``acc2`` (``changed`` marks them). Every other
+    node keeps its row, and their per-cell best comes from the current tree's
+    pre-order prefix before and suffix after those subtrees (``ws``, filled
+    by :func:`_tree_summaries`) and the rows between two disjoint subtrees.
+    Returns the score (without the base)."""
+    n = trial.size
+    c = acc.shape[1]
+    vec = ws[0]
+    tops = ws[2]
+    l1, h1 = pos[a], pos[a] + size[a]
+    l2, h2 = pos[b], pos[b] + size[b]
+    if l2 < l1:
+        l1, h1, l2, h2 = l2, h2, l1, h1
+    nested = l2 < h1          # the later subtree lies inside the earlier one
+    out = vec[2]
+    out[:] = tops[0, 0, l1]
+    last = tops[1, 0, h1 if nested else h2]
+    for i in range(c):
+        if last[i] > out[i]:
+            out[i] = last[i]
+    if not nested:
+        for t in range(h1, l2):
+            row = acc[order[t]]
+            for i in range(c):
+                if row[i] > out[i]:
+                    out[i] = row[i]
+    # new rows, in the new tree's pre-order so parents come first
+    order2, pos2, size2 = preorder(trial)
+    changed[:] = False
+    for top in (a, b):
+        for t in range(pos2[top], pos2[top] + size2[top]):
+            changed[order2[t]] = True
+    for t in range(n):
+        x = order2[t]
+        if not changed[x]:
+            continue
+        px = trial[x]
+        if px == n:
+            acc2[x, :] = deltaT[x, :]
+        elif changed[px]:
+            acc2[x, :] = acc2[px, :] + deltaT[x, :]
+        else:
+            acc2[x, :] = acc[px, :] + deltaT[x, :]
+        row = acc2[x]
+        for i in range(c):
+            if row[i] > out[i]:
+                out[i] = row[i]
+    return out.sum()
+
+
+@njit(cache=True)
 def local_search(deltaT, parent, acc, n_random_swaps, max_rounds):
     """Hill-climb ``parent`` in place with prune-and-reattach (best position of
     every subtree) until no such move improves, then single-node relocation
@@ -681,24 +737,31 @@ def local_search(deltaT, parent, acc, n_random_swaps, max_rounds):
     ws = _workspace(n, c)
     trial = np.empty(n, dtype=np.int64)
     acc2 = np.empty_like(acc)
+    changed = np.zeros(n, dtype=np.bool_)
     score = evaluate(deltaT, parent, acc)
     for _ in range(max_rounds):
         for _r in range(max_rounds):
             score, improved = _reattach_sweep(deltaT, parent, acc, score, ws)
             if not improved:
                 break
+        # the relocation sweep leaves ws's summaries equal to the current tree's
         score, improved = _relocate_sweep(deltaT, parent, acc, score, ws)
+        order, pos, size = preorder(parent)
         for _k in range(n_random_swaps):
             a = np.random.randint(n)
             b = np.random.randint(n)
             if a == b:
                 continue
             _swap_labels(parent, a, b, trial)
-            s = evaluate(deltaT, trial, acc2)
+            s = _swap_score(a, b, trial, order, pos, size, acc, deltaT, ws, acc2, changed)
             if s > score + _TOL:
                 parent[:] = trial
-                acc[:, :] = acc2
-                score = s
+                for x in range(n):
+                    if changed[x]:
+                        acc[x, :] = acc2[x, :]
+                order, pos, size = preorder(parent)
+                _tree_summaries(acc, order, ws[2], ws[3])
+                score = best_total(acc)
                 improved = True
         if not improved:
             break
