@@ -13,10 +13,15 @@ simulation).
 ``--baseline DIR`` also runs the same problem, in a subprocess, with the
 ``phylo`` package found in DIR (e.g. an export of an older commit: ``git
 archive <commit> phylo | tar -x -C DIR``) and reports the CPU-time ratio
-measured in the same run.
+measured in the same run. ``--equivalence`` (with ``--baseline``) instead
+runs 24 small and medium problems (binary, ternary and per-cell models) with
+both codes and checks that they end at the same tree, log-likelihood,
+restarts and hits: a faster scoring of the same moves must not change the
+search's path.
 
     NUMBA_NUM_THREADS=1 python3 benchmarks/noise_scale.py [--cells 10000] [--mutations 200]
         [--baseline DIR] [--quick]
+    NUMBA_NUM_THREADS=1 python3 benchmarks/noise_scale.py --equivalence --baseline DIR
 """
 from __future__ import annotations
 
@@ -66,6 +71,62 @@ def measure(cells: int, mutations: int, seed: int) -> dict:
     }
 
 
+def equivalence_problems() -> list[dict]:
+    """Default solves of simulated matrices in three error models each; returns
+    one record per run (log-likelihood, restarts, hits, a hash of the tree,
+    CPU seconds)."""
+    import hashlib
+
+    import numpy as np
+
+    from phylo.noise import ErrorModel
+    shapes = [(40, 12, "random-tree", 0.0), (60, 20, "coalescent", 0.1),
+              (100, 30, "random-tree", 0.2), (200, 40, "birth-death", 0.05),
+              (58, 78, "coalescent", 0.45), (500, 60, "random-tree", 0.1),
+              (1000, 100, "random-tree", 0.1), (300, 50, "coalescent", 0.3)]
+    solve(np.array([[0, 1], [1, 1]], dtype=np.int8), alpha=0.01, beta=0.2, seed=1)
+    out = []
+    for k, (cells, muts, lineage, missing) in enumerate(shapes):
+        D = simulate(cells, muts, alpha=0.005, beta=0.2, missing=missing, lineage=lineage,
+                     seed=k).observed
+        ternary = D.copy()
+        ternary[(D == 1) & (np.arange(D.size).reshape(D.shape) % 5 == 0)] = 2
+        runs = (("binary", D, {"alpha": 0.005, "beta": 0.2}),
+                ("ternary", ternary, {"model": ErrorModel(0.005, 0.2, 0.05, 0.001,
+                                                          ternary=True)}),
+                ("per-cell", D, {"model": ErrorModel(0.005, np.linspace(0.1, 0.3, cells)
+                                                     .reshape(-1, 1))}))
+        for label, data, rates in runs:
+            c = time.process_time()
+            sol = solve(data, seed=7, **rates)
+            out.append({"shape": [cells, muts], "model": label,
+                        "log_likelihood": round(sol.log_likelihood, 6),
+                        "restarts": sol.restarts, "hits": sol.hits,
+                        "tree": hashlib.md5(sol.parent.tobytes()).hexdigest()[:12],
+                        "cpu_seconds": round(time.process_time() - c, 2)})
+    return out
+
+
+def _equivalence(baseline: str) -> int:
+    ours = equivalence_problems()
+    env = {**os.environ, "PHYLO_NOISE_SCALE_CODE": str(Path(baseline).resolve()),
+           "NUMBA_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, __file__, "--worker", "--equivalence"],
+                         capture_output=True, text=True, env=env, check=True)
+    theirs = json.loads(run.stdout.strip().splitlines()[-1])
+    keys = ("log_likelihood", "restarts", "hits", "tree")
+    rows = [{**a, "baseline_cpu_seconds": b["cpu_seconds"],
+             "same": all(a[k] == b[k] for k in keys)} for a, b in zip(ours, theirs)]
+    rec = {"baseline": baseline, "all_same": all(r["same"] for r in rows),
+           "cpu_seconds": round(sum(r["cpu_seconds"] for r in rows), 2),
+           "baseline_cpu_seconds": round(sum(r["baseline_cpu_seconds"] for r in rows), 2),
+           "load_average_1min": os.getloadavg()[0], "runs": rows}
+    print({k: v for k, v in rec.items() if k != "runs"})
+    path = OUT.with_name("noise_scale_equivalence.json")
+    path.write_text(json.dumps(rec, indent=1) + "\n")
+    return 0 if rec["all_same"] else 1
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=int, default=10_000)
@@ -75,8 +136,17 @@ def main(argv=None) -> int:
                     help="also time the phylo package found in DIR, same problem")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 1000 cells x 50 mutations (results not written)")
+    ap.add_argument("--equivalence", action="store_true",
+                    help="with --baseline: same trees on 24 smaller problems?")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.equivalence:
+        if args.worker:
+            print(json.dumps(equivalence_problems()))
+            return 0
+        if not args.baseline:
+            ap.error("--equivalence needs --baseline DIR")
+        return _equivalence(args.baseline)
     if args.quick:
         args.cells, args.mutations = 1000, 50
     rec = measure(args.cells, args.mutations, args.seed)
