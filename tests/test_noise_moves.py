@@ -52,8 +52,10 @@ def _cases(rng):
             D[0, 0] = 1
         _, deltaT = _tables(D, model)
         out.append((deltaT, _random_tree(rng, n)))
-    for _ in range(6):
-        cells, n = int(rng.integers(5, 30)), int(rng.integers(2, 9))
+    for k in range(8):
+        # the last ones: far fewer cells than mutations (per-cell buffers vs per-node)
+        cells, n = ((int(rng.integers(5, 30)), int(rng.integers(2, 9))) if k < 5 else
+                    (int(rng.integers(1, 4)), int(rng.integers(9, 13))))
         deltaT = rng.normal(0.0, 2.0, (n, cells))
         deltaT[rng.random((n, cells)) < 0.2] = 0.0
         out.append((deltaT, _random_tree(rng, n)))

@@ -355,7 +355,7 @@ def _best_reattach(v, parent, order, pos, size, acc, ws):
     n = parent.size
     c = acc.shape[1]
     vec, cells, _, _ = ws
-    bs = vec[0]
+    bs = vec[0]   # per cell; compacted to the active cells below
     lo = pos[v]
     hi = lo + size[v]
     p = parent[v]
@@ -378,7 +378,7 @@ def _best_reattach(v, parent, order, pos, size, acc, ws):
         return p, 0.0
     n_out = n + 1 - size[v]
     tab = np.empty((n_out, k))   # row 0 = root, then pre-order
-    node = cells[1]
+    node = np.empty(n_out, dtype=np.int64)
     bo = vec[1]
     r = 0
     for t in range(-1, n):
