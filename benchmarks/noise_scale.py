@@ -149,17 +149,21 @@ def main(argv=None) -> int:
         return _equivalence(args.baseline)
     if args.quick:
         args.cells, args.mutations = 1000, 50
-    rec = measure(args.cells, args.mutations, args.seed)
     if args.worker:
-        print(json.dumps(rec))
+        print(json.dumps(measure(args.cells, args.mutations, args.seed)))
         return 0
+    base = None
     if args.baseline:
+        # first, so that the child's peak RSS (inherited across exec on Linux)
+        # starts from this process's small footprint, not from our solve's
         env = {**os.environ, "PHYLO_NOISE_SCALE_CODE": str(Path(args.baseline).resolve()),
                "NUMBA_NUM_THREADS": "1"}
         run = subprocess.run([sys.executable, __file__, "--worker", "--cells", str(args.cells),
                               "--mutations", str(args.mutations), "--seed", str(args.seed)],
                              capture_output=True, text=True, env=env, check=True)
         base = json.loads(run.stdout.strip().splitlines()[-1])
+    rec = measure(args.cells, args.mutations, args.seed)
+    if base is not None:
         rec["baseline"] = {"code": str(args.baseline), **base}
         rec["cpu_speedup_vs_baseline"] = round(base["cpu_seconds"] / rec["cpu_seconds"], 2)
     print(rec)
