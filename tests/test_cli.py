@@ -44,7 +44,7 @@ NESTED = {"sbn": ("fit", "prob", "sample", "kl", "map"),
           "noise": ("simulate", "solve", "test", "sample")}
 #: Commands that draw random numbers (each must take --seed).
 SEEDED = {("compare",), ("marginal",), ("simulate",), ("sbn", "sample"), ("sbn", "map"),
-          ("noise", "simulate"), ("noise", "solve"), ("noise", "sample")}
+          ("noise", "simulate"), ("noise", "solve"), ("noise", "sample"), ("noise", "test")}
 #: Commands that show a progress bar on long runs (each must take --quiet).
 LONG_RUNNING = {("compare",), ("marginal",), ("sbn", "fit"), ("noise", "solve")}
 

@@ -171,3 +171,46 @@ def test_sample_writes_posterior_files(tmp_path, capsys):
     assert main(["noise", "sample", str(path), "--fp", "0.01", "--fn", "0.2",
                  "--out-prefix", str(tmp_path / "no" / "x")]) == 2
     _one_line_error(capsys, "folder")
+
+
+#: The CLI prints the library's probability; JSON round-trips a double exactly.
+CLI_VS_LIBRARY = 1e-12
+
+
+def test_test_with_rates_reports_the_bayesian_classifiers(tmp_path, capsys):
+    """``noise test --fp --fn``: P(noisy) and P(branching) equal the library's
+    classifiers (exact by enumeration at 5 mutations) for the same seed; a matrix with
+    missing entries gets the probabilities and no exact checks."""
+    from phylo.noise import branching_probability, noise_probability
+    noisy = tmp_path / "noisy.txt"
+    assert main(["noise", "simulate", "--cells", "8", "--mutations", "5", "--fp", "0.02",
+                 "--fn", "0.2", "--seed", "5", "-o", str(noisy)]) == 0
+    capsys.readouterr()
+    assert main(["noise", "test", str(noisy), "--fp", "0.02", "--fn", "0.2", "--seed", "2",
+                 "--format", "json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    D = read_matrix(noisy).values
+    lib_noisy = noise_probability(D, alpha=0.02, beta=0.2, seed=2)
+    lib_branch = branching_probability(D, alpha=0.02, beta=0.2, seed=2)
+    assert abs(rec["p_noisy"] - lib_noisy.probability) <= CLI_VS_LIBRARY
+    assert abs(rec["p_branching"] - lib_branch.probability) <= CLI_VS_LIBRARY
+    assert rec["p_branching_method"] == "exact" and isinstance(rec["conflict_free"], bool)
+
+    holes = tmp_path / "holes.txt"
+    holes.write_text("0 3 1\n1 0 3\n1 1 0\n")
+    assert main(["noise", "test", str(holes), "--fp", "0.01", "--fn", "0.1",
+                 "--format", "json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["conflict_free"] is None and 0.0 <= rec["p_noisy"] <= 1.0
+    assert rec["p_noisy"] == noise_probability(read_matrix(holes).values, alpha=0.01,
+                                               beta=0.1, seed=1).probability
+
+
+def test_test_rates_must_come_in_pairs(tmp_path, capsys):
+    ok = tmp_path / "ok.txt"
+    ok.write_text("0 1\n1 0\n")
+    assert main(["noise", "test", str(ok), "--fp", "0.01"]) == 2
+    err = capsys.readouterr().err
+    assert "--fp and --fn" in err and len(err.strip().splitlines()) == 1
+    assert main(["noise", "test", str(ok), "--fp", "0.01", "--fn", "1.5"]) == 2
+    assert str(ok) in capsys.readouterr().err
