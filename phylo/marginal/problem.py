@@ -24,6 +24,7 @@ import numpy as np
 
 from .._kernels import densities as _dens
 from .._kernels import models as _km
+from .._kernels.pruning import MODEL_PI
 from ..errors import EstimatorError, ModelError
 from ..io.alignment import Alignment
 from ..trees.tree import Tree
@@ -53,11 +54,6 @@ class ModelSpec(NamedTuple):
     prior: np.ndarray
     invariant_basis: np.ndarray | None
     packed_length: int
-
-
-def _k_pi() -> slice:
-    from .._kernels.pruning import MODEL_PI
-    return slice(MODEL_PI, MODEL_PI + 4)
 
 
 class _Block:
@@ -329,7 +325,7 @@ class Problem(BaseProblem):
         if sp.invariant_basis is None:
             return packed, self.likelihood.no_invariant()
         inv = np.empty(sp.invariant_basis.shape[1])
-        _km.invariant_likelihoods_into(packed[_k_pi()], sp.invariant_basis, inv)
+        _km.invariant_likelihoods_into(packed[MODEL_PI:MODEL_PI + 4], sp.invariant_basis, inv)
         return packed, inv.reshape(self.likelihood.no_invariant().shape)
 
     def model_spec(self) -> "ModelSpec | None":
