@@ -283,3 +283,41 @@ def test_chain_identical_across_threads(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         out.append(proc.stdout.strip())
     assert out[0] == out[1]
+
+
+HISTORY_SCRIPT = textwrap.dedent("""
+    import hashlib, sys
+    import numpy as np
+    from phylo._kernels import models as km
+    junk = []
+    if sys.argv[1] == "busy":           # a different heap history before the same work
+        rng = np.random.default_rng(0)
+        junk = [np.empty(int(n)) for n in rng.integers(1, 999, 300)]
+        km.discrete_gamma_rates(0.3, 7)
+    rng = np.random.default_rng(7)
+    h = hashlib.sha256()
+    for _ in range(200):
+        exch = np.exp(rng.normal(0, 2, 6)); exch = exch / exch[5]
+        pi = rng.dirichlet(np.ones(4))
+        q = np.empty((4, 4)); km.rate_matrix_into(exch, pi, q)
+        lam, v, vinv = np.empty(4), np.empty((4, 4)), np.empty((4, 4))
+        km.reversible_eigen_into(q, pi, lam, v, vinv)
+        h.update(lam.tobytes() + v.tobytes() + vinv.tobytes())
+    print(h.hexdigest())
+""")
+
+
+def test_eigensystem_bits_do_not_depend_on_process_history(tmp_path):
+    """The same eigensystem bits whatever ran before in the process (LAPACK's syevd
+    through a SIMD BLAS depends on memory alignment: an optimiser's path then differed
+    between processes that had allocated differently)."""
+    script = tmp_path / "history.py"
+    script.write_text(HISTORY_SCRIPT)
+    out = []
+    for mode in ("quiet", "busy"):
+        proc = subprocess.run([sys.executable, str(script), mode], capture_output=True,
+                              text=True, cwd=ROOT, timeout=600,
+                              env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out.append(proc.stdout.strip())
+    assert out[0] == out[1]

@@ -9,7 +9,8 @@ packed model vector of :mod:`phylo._kernels.pruning` without leaving compiled co
 Conventions (:mod:`phylo.models.substitution`): states A, C, G, T; exchangeabilities in
 the order AC, AG, AT, CG, CT, GT; Q_ij = r_ij π_j (i ≠ j), normalised to mean rate 1.
 The eigensystem comes from the symmetric matrix Π^{1/2} Q Π^{-1/2} = U diag(λ) Uᵀ
-(``np.linalg.eigh``), V = Π^{-1/2} U, V⁻¹ = Uᵀ Π^{1/2} (Felsenstein 2004, ch. 13).
+(cyclic Jacobi, :func:`symmetric_eigen_4`), V = Π^{-1/2} U, V⁻¹ = Uᵀ Π^{1/2}
+(Felsenstein 2004, ch. 13).
 
 Discrete Γ (Yang 1994, mean method, k equal-probability categories of Gamma(α, rate α)):
 cut points are quantiles of Gamma(α, 1), found here by a safeguarded Halley iteration on
@@ -266,10 +267,87 @@ def rate_matrix_into(exch, pi, q):
             q[i, j] = q[i, j] / mu
 
 
+#: Jacobi rotations stop on an off-diagonal entry below this fraction of its diagonal.
+_JACOBI_EPS = 1e-18
+_JACOBI_SWEEPS = 60
+
+
+@njit(cache=True)
+def symmetric_eigen_4(a, w, u):
+    """Eigen-decomposition of a symmetric 4 × 4 matrix ``a`` (overwritten): eigenvalues
+    ascending into ``w`` (4,), orthonormal eigenvectors into the columns of ``u``.
+
+    Cyclic Jacobi rotations (Jacobi 1846; Rutishauser's formulation, Golub & Van Loan
+    §8.5): accurate to a few ulps relative to ‖a‖ and, unlike LAPACK's ``syevd``
+    through a SIMD BLAS, independent of memory alignment and thread count — the same
+    bits in every process, which keeps optimiser and sampler paths reproducible
+    across processes and workers."""
+    n = 4
+    for i in range(n):
+        for j in range(n):
+            u[i, j] = 1.0 if i == j else 0.0
+    for _ in range(_JACOBI_SWEEPS):
+        rotated = False
+        for p in range(n - 1):
+            for q in range(p + 1, n):
+                apq = a[p, q]
+                app = a[p, p]
+                aqq = a[q, q]
+                if abs(apq) <= _JACOBI_EPS * (abs(app) + abs(aqq)) or apq == 0.0:
+                    a[p, q] = 0.0
+                    a[q, p] = 0.0
+                    continue
+                rotated = True
+                theta = (aqq - app) / (2.0 * apq)
+                if abs(theta) > 1e150:
+                    t = 0.5 / theta
+                else:
+                    t = 1.0 / (abs(theta) + math.sqrt(theta * theta + 1.0))
+                    if theta < 0.0:
+                        t = -t
+                c = 1.0 / math.sqrt(t * t + 1.0)
+                sn = t * c
+                for k in range(n):
+                    if k != p and k != q:
+                        akp = a[k, p]
+                        akq = a[k, q]
+                        a[k, p] = c * akp - sn * akq
+                        a[p, k] = a[k, p]
+                        a[k, q] = sn * akp + c * akq
+                        a[q, k] = a[k, q]
+                a[p, p] = app - t * apq
+                a[q, q] = aqq + t * apq
+                a[p, q] = 0.0
+                a[q, p] = 0.0
+                for k in range(n):
+                    ukp = u[k, p]
+                    ukq = u[k, q]
+                    u[k, p] = c * ukp - sn * ukq
+                    u[k, q] = sn * ukp + c * ukq
+        if not rotated:
+            break
+    for i in range(n):
+        w[i] = a[i, i]
+    # ascending order (selection sort of 4, columns of u alongside)
+    for i in range(n - 1):
+        m = i
+        for j in range(i + 1, n):
+            if w[j] < w[m]:
+                m = j
+        if m != i:
+            tmp = w[i]
+            w[i] = w[m]
+            w[m] = tmp
+            for k in range(n):
+                tmp = u[k, i]
+                u[k, i] = u[k, m]
+                u[k, m] = tmp
+
+
 @njit(cache=True)
 def reversible_eigen_into(q, pi, lam, v, vinv):
     """λ (4,), V, V⁻¹ (4, 4) with Q = V diag(λ) V⁻¹, from the symmetrised
-    Π^{1/2} Q Π^{-1/2}. The eigenvalue nearest 0 (the stationary mode; eigh returns it
+    Π^{1/2} Q Π^{-1/2}. The eigenvalue nearest 0 (the stationary mode; it comes out
     as ±1e-17) is set to exactly 0, so that P(t) tends to the stationary matrix for
     huge finite t instead of overflowing."""
     s = np.empty(4)
@@ -283,7 +361,9 @@ def reversible_eigen_into(q, pi, lam, v, vinv):
     for i in range(4):
         for j in range(4):
             half[i, j] = (sym[i, j] + sym[j, i]) / 2.0
-    w, u = np.linalg.eigh(half)
+    w = np.empty(4)
+    u = np.empty((4, 4))
+    symmetric_eigen_4(half, w, u)
     zero = 0
     for i in range(1, 4):
         if abs(w[i]) < abs(w[zero]):

@@ -318,7 +318,7 @@ class Model:
         if "eigen" not in self._cache:
             # compiled (phylo._kernels.models), the one implementation samplers share.
             # A reversible rate matrix has exactly one zero eigenvalue (its stationary
-            # mode); eigh returns it as ±1e-17. At t = 1e20 that rounding became
+            # mode); it comes out as ±1e-17. At t = 1e20 that rounding became
             # exp(±1000) = inf or 0 and ln L was nan; the kernel sets it to exactly 0,
             # so P(t) tends to the stationary matrix (rows = π) for any huge finite t.
             lam, v, vinv = np.empty(4), np.empty((4, 4)), np.empty((4, 4))
