@@ -3,8 +3,8 @@
 With free substitution-model parameters (HKY+G4: κ, frequencies, Γ shape; GTR+I+G4:
 also the exchangeabilities and p-inv) the sampler used to run the whole chain as a
 Python loop (``run_chain.py_func``). It now runs the compiled incremental tree loop
-(``phylo._kernels.mcmc.run_chain_tree``) and proposes only the model-parameter moves
-in Python between its calls. Both engines follow the same chain from the same seed;
+(``phylo._kernels.mcmc.run_chain_tree``), model-parameter moves included (the model
+is built in compiled code, ``phylo._kernels.models``; see also model_moves.py). Both engines follow the same chain from the same seed;
 this times them in the same run on the example data (8 taxa, 800 sites, the true
 topology) at β = 1, compilation excluded (one warm-up run each), and reports the
 ratio of wall times per generation.

@@ -58,3 +58,17 @@ def threads(n: int | None) -> Iterator[int | None]:
         yield n
     finally:
         numba.set_num_threads(old)
+
+
+@contextmanager
+def single_thread_blas() -> Iterator[None]:
+    """Run the enclosed calls with one BLAS/LAPACK thread (threadpoolctl).
+
+    SciPy's L-BFGS-B makes BLAS calls on vectors of a few dozen entries at every
+    iteration; with a multithreaded OpenBLAS each call wakes its thread pool, and on a
+    busy 2-core machine that cost 2.5 ms per call, the largest single item of a DS1
+    GTR+G4 Gamma-Laplus-IS run (3.6 of 11 s CPU; 140x a single-threaded call). The
+    kernels of this package do not use BLAS, so nothing here loses parallelism."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

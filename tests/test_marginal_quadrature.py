@@ -129,7 +129,7 @@ def test_k80_quadrature_converged(k80):
 @pytest.mark.parametrize("name", list(K80_ESTIMATORS))
 def test_k80_free_kappa_within_reported_error(k80, name):
     """Stepping stone, generalised stepping stone and bridge sampling with κ sampled
-    (compiled branch moves, κ moves between them) agree with the quadrature."""
+    (branch and κ moves in one compiled loop) agree with the quadrature."""
     problem, exact = k80
     res = get_estimator(name, **K80_ESTIMATORS[name]).run(problem, seed=7)
     assert abs(res.log_marginal_likelihood - exact) < N_SE * res.std_error + ABS_SLACK, \

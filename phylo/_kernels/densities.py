@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from numba import njit
 
 from . import blocks as _blocks
@@ -72,3 +74,82 @@ def toy_poisson_loglik(z, args):
     for i in range(y.shape[0]):
         s += y[i] * z[i] - e * math.exp(z[i])
     return s
+
+
+@njit(cache=True)
+def _log1p_exp(x):
+    """log(1 + e^x) as NumPy's ``logaddexp(0, x)``: max + log1p(e^{−|x|})."""
+    if x > 0.0:
+        return x + math.log1p(math.exp(-x))
+    return math.log1p(math.exp(x))
+
+
+@njit(cache=True)
+def _dirichlet_alr_log_density(u, start, m, conc):
+    """log density of the additive log-ratios u[start:start+m] of a flat-or-not
+    Dirichlet(conc, …, conc) on m + 1 components (log-Jacobian Σ log x_k included),
+    as :class:`phylo.marginal.priors.DirichletPrior`."""
+    k = m + 1
+    mx = 0.0
+    for i in range(m):
+        if u[start + i] > mx:
+            mx = u[start + i]
+    x = np.empty(k)
+    total = 0.0
+    for i in range(k):
+        x[i] = math.exp((u[start + i] if i < m else 0.0) - mx)
+        total += x[i]
+    s = 0.0
+    check = 0.0
+    for i in range(k):
+        x[i] = x[i] / total
+        check += x[i]
+        if not x[i] > 0.0:
+            return -np.inf
+    if abs(check - 1.0) > 1e-8:
+        return -np.inf
+    logsum = 0.0
+    for i in range(k):
+        logsum += math.log(x[i])
+    s = math.lgamma(conc * k) - k * math.lgamma(conc) + (conc - 1.0) * logsum
+    return s + logsum
+
+
+@njit(cache=True)
+def model_log_prior(u, free, prior):
+    """log p(u) of unconstrained model parameters (log-Jacobians included), blocks as
+    :func:`phylo._kernels.models.model_from_unconstrained`: LogNormal(μ, σ) on κ = e^u,
+    Dirichlet on the exchangeabilities and on π (additive log-ratios), Gamma(shape,
+    rate) on α = e^u, Uniform(0, 1) on pinv = expit(u); parameters in ``prior``
+    (layout PRIOR_* of :mod:`phylo._kernels.models`). The same densities as
+    :mod:`phylo.marginal.priors`, compiled for the samplers."""
+    lp = 0.0
+    i = 0
+    if free[0]:                      # κ: LogNormal
+        x = math.exp(u[i])
+        if not x > 0.0:
+            return -np.inf
+        z = (math.log(x) - prior[0]) / prior[1]
+        lp += -0.5 * z * z - math.log(x * prior[1]) - 0.5 * math.log(2.0 * math.pi) + u[i]
+        i += 1
+    if free[1]:                      # exchangeabilities: Dirichlet(6)
+        lp += _dirichlet_alr_log_density(u, i, 5, prior[2])
+        i += 5
+    if free[2]:                      # frequencies: Dirichlet(4)
+        lp += _dirichlet_alr_log_density(u, i, 3, prior[3])
+        i += 3
+    if free[3]:                      # Γ shape: Gamma(shape, rate)
+        x = math.exp(u[i])
+        if not x > 0.0:
+            return -np.inf
+        a = prior[4]
+        b = prior[5]
+        lp += a * math.log(b) - math.lgamma(a) + (a - 1.0) * math.log(x) - b * x + u[i]
+        i += 1
+    if free[4]:                      # pinv: Uniform(0, 1) on the logit scale
+        x = 1.0 / (1.0 + math.exp(-u[i]))
+        if not (x > 0.0 and x < 1.0):
+            return -np.inf
+        lp += -_log1p_exp(u[i]) - _log1p_exp(-u[i])
+        i += 1
+    return lp

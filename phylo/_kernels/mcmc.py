@@ -33,7 +33,9 @@ import numpy as np
 from numba import njit
 
 from . import blocks as _bk
-from .densities import exp_prior_t, log_reference
+from . import models as _km
+from .densities import exp_prior_t, log_reference, model_log_prior
+from .pruning import MODEL_PI
 
 #: Bounds of the adapted proposal widths (log scale units).
 MIN_SCALE = 1e-5
@@ -126,19 +128,20 @@ def run_chain(loglik, loglik_args, logprior, logprior_args,
 
 
 @njit(cache=True)
-def run_chain_tree(targs, prior_rate, lp_model, it0, k0, z, ll, lp, w_like, w_prior, w_ref,
-                   ref_kind, ref_a, ref_b, ll_min, n_branches, uniforms, scales, accepts, tries,
-                   adapt, thin, out_z, out_ll, out_lp):
+def run_chain_tree(targs, prior_rate, mfree, mfixed, mprior, inv_basis, model_prop, inv_prop,
+                   z, ll, lp, w_like, w_prior, w_ref, ref_kind, ref_a, ref_b, ll_min, n_branches,
+                   uniforms, scales, accepts, tries, adapt, thin, out_z, out_ll, out_lp):
     """:func:`run_chain` for the tree likelihood with i.i.d. Exponential(``prior_rate``)
-    branch-length priors and z = (log t, u), u the model parameters held fixed here
-    (their log prior ``lp_model`` is a constant of the branch moves), with
+    branch-length priors and z = (log t, u), u the unconstrained model parameters, with
     incremental likelihood updates: a single-branch move recomputes P of that branch
     and the partials on its path to the root into spare buffers (reject = flip back,
     :func:`phylo._kernels.pruning.propose_branch`), as MrBayes does; the tree-length
     move recomputes everything. The state is first evaluated in full, so a call's
     result depends only on its inputs (the incremental value equals the full one bit
     for bit). ``targs`` = :meth:`phylo.likelihood.TreeLikelihood.kernel_arguments`
-    (a :class:`phylo._kernels.state.KernelArguments`, read by field name);
+    (a :class:`phylo._kernels.state.KernelArguments`, read by field name) holding the
+    model at u = z[n_branches:] (its ``data.model`` and, with +I, ``data.inv`` are
+    the caller's private copies: an accepted model move overwrites them);
     the loop evaluates on its private layout (the tree re-rooted at its median node,
     which shortens the mean path from a branch to the root) and maps branch j of z to
     the layout's branch ``bmap[j]``. Same proposals, acceptance rule and adaptation as
@@ -146,12 +149,14 @@ def run_chain_tree(targs, prior_rate, lp_model, it0, k0, z, ll, lp, w_like, w_pr
     proposal runs pattern-parallel (:mod:`phylo._kernels.blocks`; the calls below pick
     the kernels when this loop is compiled) on the caller's Numba thread count.
 
-    The uniforms are generations ``it0, it0 + 1, …`` of a longer run (thinning counts
-    from ``it0``; kept states go to out_*[k0:]). A generation that draws a model
-    parameter (d > n_branches) stops the loop before anything changes: it returns
-    (ll, lp, its index in ``uniforms``, next k) and the caller proposes the model
-    move (:func:`tree_loglik_layout` evaluates it) and calls again after it. Without
-    such a move the index returned is ``uniforms.shape[0]``."""
+    Model-parameter moves (coordinates ≥ n_branches; none when d = n_branches) are made
+    here too: the proposal's packed model is built in compiled code
+    (:func:`phylo._kernels.models.packed_from_unconstrained` from ``mfree``/``mfixed``,
+    into ``model_prop``; +I likelihoods Σ π_i ``inv_basis[i]`` into ``inv_prop`` when
+    mfixed says +I), every transition matrix and partial is recomputed into the spare
+    buffers (:func:`phylo._kernels.pruning.propose_all` with the proposed model; reject
+    = flip back), and the model prior is :func:`phylo._kernels.densities.model_log_prior`
+    with parameters ``mprior``. Returns (ll, lp)."""
     tipx = targs.data.tipx
     tipc = targs.data.tipc
     model = targs.data.model
@@ -180,6 +185,10 @@ def run_chain_tree(targs, prior_rate, lp_model, it0, k0, z, ll, lp, w_like, w_pr
     d = z.shape[0]
     n = uniforms.shape[0]
     store_z = out_z.shape[0] > 0
+    has_inv = d > n_branches and mfree[_km.FREE_PINV] != 0
+    lp_model = 0.0
+    if d > n_branches:
+        lp_model = model_log_prior(z[n_branches:], mfree, mprior)
     bl = np.empty(n_branches)
     # tp[i] = exp(zp[i]) of the proposal (user order), kept in step with zp, so that the
     # prior needs no exp: exp_prior_t gives exp_prior_z's value bit for bit
@@ -197,7 +206,8 @@ def run_chain_tree(targs, prior_rate, lp_model, it0, k0, z, ll, lp, w_like, w_pr
     cur_target = w_like * ll + w_prior * lp + w_ref * lr
     zp = z.copy()
     p_all = 1.0 / (d + 1.0) if n_branches > 1 else 0.0
-    k = k0
+    k = 0
+    lpm_p = lp_model
     for it in range(n):
         u0 = uniforms[it, 0]
         u1 = uniforms[it, 1]
@@ -224,21 +234,42 @@ def run_chain_tree(targs, prior_rate, lp_model, it0, k0, z, ll, lp, w_like, w_pr
             j = int((u0 - p_all) / (1.0 - p_all) * d)
             if j >= d:
                 j = d - 1
-            if j >= n_branches:         # a model parameter: the caller's move
-                return ll, lp, it, k
             zp[j] = z[j] + scales[j] * (u1 - 0.5)
-            t = math.exp(zp[j])
-            told = tp[j]
-            tp[j] = t
-            if t >= 0.0 and t < np.inf:
-                llp = _bk.any_propose_branch(bmap[j], t, children, n_children, parent, tipx,
-                                             tipc, model, pweights, inv_lik, pm, ptab,
-                                             partials, cur, scnt, sflag, sbound, lnl, frac,
-                                             acc, escale, pm_save, path)
+            if j >= n_branches:         # a model parameter: every P changes
+                told = tp[0]
+                valid = _km.packed_from_unconstrained(zp[n_branches:], mfree, mfixed,
+                                                      model_prop)
+                if valid:
+                    # bl is kept only by the tree-length move: refresh it (single-branch
+                    # moves change tp alone)
+                    for i in range(n_branches):
+                        bl[bmap[i]] = tp[i]
+                    if has_inv:
+                        _km.invariant_likelihoods_into(
+                            model_prop[MODEL_PI:MODEL_PI + 4], inv_basis,
+                            inv_prop.reshape(inv_prop.size))
+                    llp = _bk.any_propose_all(bl, children, n_children, tipx, tipc,
+                                              model_prop, pweights, inv_prop, pm, ptab,
+                                              partials, cur, scnt, sflag, sbound, lnl, frac,
+                                              acc, escale, pm_all_save)
+                    lpm_p = model_log_prior(zp[n_branches:], mfree, mprior)
+                else:
+                    llp = np.nan
+                    lpm_p = np.nan
             else:
-                valid = False
-                llp = np.nan
-        lpp = exp_prior_t(zp, tp, prior_rate, n_branches) + lp_model
+                t = math.exp(zp[j])
+                told = tp[j]
+                tp[j] = t
+                if t >= 0.0 and t < np.inf:
+                    llp = _bk.any_propose_branch(bmap[j], t, children, n_children, parent,
+                                                 tipx, tipc, model, pweights, inv_lik, pm,
+                                                 ptab, partials, cur, scnt, sflag, sbound,
+                                                 lnl, frac, acc, escale, pm_save, path)
+                else:
+                    valid = False
+                    llp = np.nan
+        model_move = n_branches <= j < d
+        lpp = exp_prior_t(zp, tp, prior_rate, n_branches) + (lpm_p if model_move else lp_model)
         lrp = 0.0
         if w_ref != 0.0:
             lrp = log_reference(zp, ref_kind, ref_a, ref_b)
@@ -256,6 +287,11 @@ def run_chain_tree(targs, prior_rate, lp_model, it0, k0, z, ll, lp, w_like, w_pr
                     z[i] = zp[i]
             else:
                 z[j] = zp[j]
+                if model_move:          # the proposed model becomes the model
+                    model[:] = model_prop
+                    if has_inv:
+                        inv_lik[...] = inv_prop
+                    lp_model = lpm_p
         else:
             if j == d:
                 if valid:
@@ -263,6 +299,10 @@ def run_chain_tree(targs, prior_rate, lp_model, it0, k0, z, ll, lp, w_like, w_pr
                 for i in range(n_branches):
                     zp[i] = z[i]
                     tp[i] = tsave[i]
+            elif model_move:
+                if valid:
+                    _bk.any_revert_all(model, pm, ptab, cur, pm_all_save)
+                zp[j] = z[j]
             else:
                 if valid:
                     _bk.any_revert_branch(bmap[j], n_leaves, model, pm, ptab, cur, pm_save, path)
@@ -277,31 +317,11 @@ def run_chain_tree(targs, prior_rate, lp_model, it0, k0, z, ll, lp, w_like, w_pr
             if s > MAX_SCALE:
                 s = MAX_SCALE
             scales[j] = s
-        if (it0 + it + 1) % thin == 0 and k < out_ll.shape[0]:
+        if (it + 1) % thin == 0 and k < out_ll.shape[0]:
             out_ll[k] = ll
             out_lp[k] = lp
             if store_z:
                 for i in range(d):
                     out_z[k, i] = z[i]
             k += 1
-    return ll, lp, n, k
-
-
-@njit(cache=True)
-def tree_loglik_layout(z, n_branches, targs):
-    """log L at branch lengths e^{z[:n_branches]} on the private layout of
-    :func:`run_chain_tree` (full evaluation; overwrites its partials, which its next
-    call recomputes). ``targs`` as there, with the model to evaluate in it."""
-    bmap = targs.layout.bmap
-    bl = np.empty(n_branches)
-    for i in range(n_branches):
-        t = math.exp(z[i])
-        if not (t >= 0.0 and t < np.inf):
-            return np.nan
-        bl[bmap[i]] = t
-    data = targs.data
-    st = targs.state
-    return _bk.any_log_likelihood(bl, targs.layout.children, targs.layout.n_children, data.tipx,
-                              data.tipc, data.model, data.weights, data.inv, st.pm, st.ptab,
-                              st.partials, st.cur, st.scnt, st.sflag, st.sbound, st.lnl,
-                              st.frac, st.acc, st.escale)
+    return ll, lp

@@ -889,15 +889,21 @@ def revert_all(model, pm, ptab, cur, pm_all_save):
 
 # --- batches ------------------------------------------------------------------------------
 @njit(cache=True, fastmath=FASTMATH, parallel=True)
-def log_likelihood_batch(bls, children, n_children, tipx, tipc, model, pattern_weights,
-                         inv_lik, n_chunks, out):
-    """ln L for every row of ``bls`` (B, N-1) into ``out`` (B,), in parallel over
-    ``n_chunks`` chunks of rows (numba prange); each chunk allocates its own buffers."""
+def log_likelihood_batch_models(bls, children, n_children, tipx, tipc, models,
+                                pattern_weights, invs, n_chunks, out):
+    """ln L for every row of ``bls`` (B, N-1) into ``out`` (B,), row r under the packed
+    model ``models[r]`` with +I likelihoods ``invs[r]`` (P',) — or, when ``models`` /
+    ``invs`` have one row, under that one for all rows — in parallel over ``n_chunks``
+    chunks of rows (numba prange); each chunk allocates its own buffers. All models
+    must have the same number of rate categories. Each value has the bits of
+    :func:`log_likelihood` under its model."""
     nb = bls.shape[0]
     s = tipc.shape[0]
     npat = tipc.shape[1]
-    nc = int(model[MODEL_NCAT])
+    nc = int(models[0, MODEL_NCAT])
     n = children.shape[0]
+    one_model = models.shape[0] == 1
+    one_inv = invs.shape[0] == 1
     for k in prange(n_chunks):
         lo = (nb * k) // n_chunks
         hi = (nb * (k + 1)) // n_chunks
@@ -913,6 +919,17 @@ def log_likelihood_batch(bls, children, n_children, tipx, tipc, model, pattern_w
         acc = np.empty((4, npat))
         escale = np.empty(npat, dtype=np.int32)
         for r in range(lo, hi):
-            out[r] = log_likelihood(bls[r], children, n_children, tipx, tipc, model,
-                                    pattern_weights, inv_lik, pm, ptab, partials, cur, scnt,
-                                    sflag, sbound, lnl, frac, acc, escale)
+            out[r] = log_likelihood(bls[r], children, n_children, tipx, tipc,
+                                    models[0] if one_model else models[r], pattern_weights,
+                                    invs[0] if one_inv else invs[r], pm, ptab, partials, cur,
+                                    scnt, sflag, sbound, lnl, frac, acc, escale)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def log_likelihood_batch(bls, children, n_children, tipx, tipc, model, pattern_weights,
+                         inv_lik, n_chunks, out):
+    """ln L for every row of ``bls`` (B, N-1) into ``out`` (B,) under one model, in
+    parallel over ``n_chunks`` chunks of rows (:func:`log_likelihood_batch_models`)."""
+    log_likelihood_batch_models(bls, children, n_children, tipx, tipc,
+                                model.reshape((1, model.shape[0])), pattern_weights,
+                                inv_lik.reshape((1, inv_lik.shape[0])), n_chunks, out)

@@ -8,6 +8,7 @@ construction so a call does no allocation beyond its result. Kernels:
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from .._kernels import gradient as _grad
 from .._kernels import pruning as _k
 from .._kernels.state import (EngineData, EngineState, GradientBuffers, IncrementalBuffers,
                               KernelArguments, McmcLayout)
-from ..errors import PhyloError, TreeError
+from ..errors import ModelError, PhyloError, TreeError
 from ..io.alignment import Alignment
 from ..models import Model
 from ..threads import check_threads, current_threads, threads as _threads
@@ -148,11 +149,18 @@ def _blocked(a: np.ndarray, nblk: int, width: int, value) -> np.ndarray:
     return out
 
 
-def _invariant_likelihoods(patterns: np.ndarray, pi: np.ndarray) -> np.ndarray:
-    """Σ_{i compatible with every tip} π_i per pattern, shape (P,) (the +I class)."""
+def _common_states(patterns: np.ndarray) -> np.ndarray:
+    """0/1 indicators (4, P) of the states compatible with every tip of each pattern."""
     common = np.bitwise_and.reduce(patterns, axis=0)                     # (P,)
-    bits = (common[:, None] & np.array([1, 2, 4, 8], dtype=np.uint8)) != 0
-    return bits.astype(np.float64) @ pi
+    return ((common[None, :] >> np.arange(4, dtype=np.uint8)[:, None]) & 1).astype(np.float64)
+
+
+def _invariant_likelihoods(patterns: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """Σ_{i compatible with every tip} π_i per pattern, shape (P,) (the +I class), summed
+    in state order as :func:`phylo._kernels.models.invariant_likelihoods_into` (the
+    samplers' compiled twin gives the same bits)."""
+    bits = _common_states(patterns)
+    return ((bits[0] * pi[0] + bits[1] * pi[1]) + bits[2] * pi[2]) + bits[3] * pi[3]
 
 
 class TreeLikelihood:
@@ -245,6 +253,7 @@ class TreeLikelihood:
                                 self._packed, self._weights, self._inv)
         self._state = self._new_state(n_copies=1)
         self._grad_buffers: GradientBuffers | None = None
+        self._buffer_home: TreeLikelihood | None = None     # set on with_kernel_model views
         self._incremental: KernelArguments | None = None
         self._pending: tuple | None = None
         bl = np.asarray(tree.branch_lengths, dtype=np.float64)
@@ -324,10 +333,46 @@ class TreeLikelihood:
                 _invariant_likelihoods(self._tips, model.frequencies))
         # zeros shared by the likelihoods of one alignment, tree and block size (the
         # kernels only read them): samplers call this at every model-parameter move
+        return packed, self.no_invariant()
+
+    def invariant_basis(self) -> np.ndarray:
+        """0/1 indicators of the states common to all tips, laid out as the kernels'
+        +I likelihoods: shape (4, n_blocks × block_size) (padding 0). The +I
+        likelihoods of frequencies π are Σ_i π_i basis[i]
+        (:func:`phylo._kernels.models.invariant_likelihoods_into`)."""
+        key = ("invariant_basis", self._block_size)
+        if key not in self._shared:
+            bits = _common_states(self._tips)
+            self._shared[key] = np.ascontiguousarray(
+                np.stack([self._pattern_layout(b).reshape(-1) for b in bits]))
+        return self._shared[key]
+
+    def no_invariant(self) -> np.ndarray:
+        """The +I likelihoods of a model without +I (zeros, kernel layout; shared, read-only)."""
         key = ("no_invariant", self._block_size)
         if key not in self._shared:
             self._shared[key] = self._pattern_layout(np.zeros(self._tips.shape[1]))
-        return packed, self._shared[key]
+        return self._shared[key]
+
+    def with_kernel_model(self, packed: np.ndarray, inv: np.ndarray) -> "TreeLikelihood":
+        """A view of this likelihood evaluating another model given only its kernel
+        arrays (:meth:`kernel_model`; same number of rate categories): tip data, scratch
+        and gradient buffers are SHARED with this object, so the two must not be used
+        concurrently. Its :attr:`model` is unknown (raises). For samplers that build
+        models in compiled code (:func:`phylo._kernels.models.packed_from_unconstrained`)."""
+        if self._cuda is not None:
+            raise ModelError("with_kernel_model is a CPU path; use with_model on a device")
+        if packed.shape != self._packed.shape or inv.shape != self._inv.shape:
+            raise ModelError(f"kernel model of shape {packed.shape}/{inv.shape}, expected "
+                             f"{self._packed.shape}/{self._inv.shape}")
+        view = copy.copy(self)
+        view._packed, view._inv = packed, inv
+        view._data = self._data._replace(model=packed, inv=inv)
+        view._model = None
+        view._buffer_home = self if self._buffer_home is None else self._buffer_home
+        view._incremental = None
+        view._pending = None
+        return view
 
     def _pattern_layout(self, values: np.ndarray) -> np.ndarray:
         """Per-pattern values (P,) laid out as the kernels' tip data (padded, blocked)."""
@@ -369,6 +414,9 @@ class TreeLikelihood:
 
     @property
     def model(self) -> Model:
+        if self._model is None:
+            raise ModelError("this likelihood was built from kernel arrays only "
+                             "(with_kernel_model); its Model is not known")
         return self._model
 
     def with_model(self, model: Model | str) -> "TreeLikelihood":
@@ -482,8 +530,10 @@ class TreeLikelihood:
         if self._nblocks > 1:
             with _threads(self._threads):
                 nchunk = min(self._nblocks, current_threads())
-        if self._grad_buffers is None or (self._nblocks > 1
-                                          and self._grad_buffers.hbuf.shape[0] != nchunk):
+        # a with_kernel_model view keeps its buffers on the engine it views
+        home = self if self._buffer_home is None else self._buffer_home
+        if home._grad_buffers is None or (self._nblocks > 1
+                                          and home._grad_buffers.hbuf.shape[0] != nchunk):
             st = self._state
             _, rows, c, _, npat = st.partials.shape[-5:]
             n = self._children.shape[0]
@@ -491,12 +541,12 @@ class TreeLikelihood:
             k = () if self._nblocks == 1 else (nchunk,)
             # H slabs (children of each internal node) and pre-order slabs (+1 row for
             # the root's third child): see phylo._kernels.gradient; per block if blocked
-            self._grad_buffers = GradientBuffers(
+            home._grad_buffers = GradientBuffers(
                 dpm=np.empty_like(st.pm), hbuf=_aligned(k + (rows, c, 3, 4, npat)),
                 pre=_aligned(k + (rows + 1, c, 3, 4, npat)), work=_aligned(k + (8, npat)),
                 loc=np.zeros(k + (n, 2), dtype=np.int32),
                 grads=np.empty((self._nblocks, n - 1)) if k else None)
-        g, st = self._grad_buffers, self._state
+        g, st = home._grad_buffers, self._state
         grad = np.empty(self._nb)
         if self._nblocks == 1:
             total = _grad.gradient(branch_lengths, *self._data, st.pm, g.dpm, st.ptab,
@@ -558,6 +608,34 @@ class TreeLikelihood:
                 return out
             _k.log_likelihood_batch(bl, *self._data, chunks, out)
             return out
+
+    def log_likelihood_batch_models(self, branch_lengths: np.ndarray, models: np.ndarray,
+                                    invs: np.ndarray, *, parallel: bool = True) -> np.ndarray:
+        """ln L of row r of ``branch_lengths`` (B, n_branches) under packed model
+        ``models[r]`` (B, L) with +I likelihoods ``invs[r]`` (B, n_blocks × block_size)
+        (:meth:`kernel_model` layout, flattened); every model with this likelihood's
+        number of rate categories. Nothing is validated (invalid lengths give NaN).
+        Rows run in parallel over :attr:`threads` threads (one pattern block), or one by
+        one pattern-parallel (several blocks); each value has the bits of
+        :meth:`log_likelihood` under its model. CPU only."""
+        bl = np.ascontiguousarray(branch_lengths, dtype=np.float64)
+        models = np.ascontiguousarray(models, dtype=np.float64)
+        invs = np.ascontiguousarray(invs, dtype=np.float64)
+        out = np.empty(bl.shape[0])
+        if bl.shape[0] == 0:
+            return out
+        with _threads(self._threads if parallel else 1):
+            if self._nblocks > 1:
+                d = self._data
+                for r in range(bl.shape[0]):
+                    out[r] = _blocks.log_likelihood(
+                        bl[r], d.children, d.n_children, d.tipx, d.tipc, models[r], d.weights,
+                        invs[r].reshape(self._inv.shape), *self._state)
+                return out
+            chunks = min(bl.shape[0], current_threads())
+            _k.log_likelihood_batch_models(bl, self._children, self._n_children, self._tipx,
+                                           self._tipc, models, self._weights, invs, chunks, out)
+        return out
 
     # -- incremental evaluation (MCMC) ------------------------------------------------------
     def set_branch_lengths(self, branch_lengths: Any = None) -> float:

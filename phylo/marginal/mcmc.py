@@ -17,8 +17,9 @@ When the problem offers a compiled log-likelihood
 Numba; a tree problem offering ``incremental_target()`` runs the Numba loop with
 incremental likelihood updates (only the partials on the path from a changed branch
 to the root are recomputed, as in MrBayes), and with free model parameters the
-moves on them are proposed in Python between calls of that loop (each rebuilds the
-model's eigensystem and rate categories, then evaluates the tree in full);
+moves on them are made in the same compiled loop (each builds the proposed model's
+eigensystem and rate categories in compiled code, :mod:`phylo._kernels.models`, and
+recomputes every partial into spare buffers);
 otherwise the same algorithm runs in Python on the problem's methods
 (``backend="python"``). Every engine counts one likelihood evaluation per
 generation, in one place (:meth:`Sampler._segment`).
@@ -35,7 +36,7 @@ import numpy as np
 
 from .._kernels import densities as _dens
 from .._kernels import mcmc as _k
-from ..errors import EstimatorError, PhyloError
+from ..errors import EstimatorError
 from ..threads import threads as _threads
 from .base_problem import BaseProblem
 
@@ -136,15 +137,12 @@ class ChainResult:
 
 
 class _TreeChain:
-    """The compiled incremental tree loop (:func:`phylo._kernels.mcmc.run_chain_tree`)
-    with moves on the model parameters u (z = (log t, u)) made here.
-
-    The compiled loop runs the branch moves and stops at a generation that draws a
-    model parameter; this proposes it (same random-walk move, acceptance rule and
-    adaptation as the loops), evaluates it in full on the loop's layout with the
-    model's new kernel arrays (:meth:`phylo.marginal.Problem.kernel_model`) and calls
-    the loop again. Calls have the signature of the compiled loops after their
-    likelihood arguments and return (ll, lp).
+    """The compiled incremental tree loop (:func:`phylo._kernels.mcmc.run_chain_tree`),
+    model-parameter moves included: each call hands it private copies of the model's
+    kernel arrays at u = z[n_branches:] (built in compiled code,
+    :meth:`phylo.marginal.Problem.kernel_model`) and the compiled model builder's
+    arrays (:meth:`phylo.marginal.Problem.model_spec`). Calls have the signature of the
+    compiled loops after their likelihood arguments and return (ll, lp).
     """
 
     def __init__(self, problem: BaseProblem, targs: tuple, prior_rate: float) -> None:
@@ -152,81 +150,30 @@ class _TreeChain:
         self.targs = targs
         self.prior_rate = float(prior_rate)
         self.n_branches = problem.n_branches
-        self._u_key: bytes | None = None
-        self._lp_model = 0.0
-
-    def _with_model(self, packed: np.ndarray, inv: np.ndarray):
-        """The kernel arguments with another model's arrays (buffers shared)."""
-        return self.targs._replace(data=self.targs.data._replace(model=packed, inv=inv))
-
-    def _use_model(self, u: np.ndarray) -> None:
-        key = u.tobytes()
-        if key != self._u_key:
-            self.targs = self._with_model(*self.problem.kernel_model(u))
-            self._lp_model = float(self.problem._model_log_prior(u))
-            self._u_key = key
+        spec = problem.model_spec() if hasattr(problem, "model_spec") else None
+        if spec is None:             # no free model parameters: the arrays are never read
+            self._spec = (np.zeros(5, dtype=np.int64), np.zeros(14), np.zeros(6),
+                          np.zeros((4, 1)))
+        else:
+            basis = spec.invariant_basis if spec.invariant_basis is not None else np.zeros((4, 1))
+            self._spec = (spec.free, spec.fixed, spec.prior, basis)
 
     def __call__(self, z, ll, lp, w_like, w_prior, w_ref, kind, a, b, ll_min, n_branches,
                  uniforms, scales, accepts, tries, adapt, thin, out_z, out_ll, out_lp):
         nb = self.n_branches
-        n = uniforms.shape[0]
+        targs = self.targs
         if z.shape[0] > nb:
-            self._use_model(z[nb:])
-        start, k = 0, 0
-        while start < n:
-            ll, lp, stop, k = _k.run_chain_tree(
-                self.targs, self.prior_rate, self._lp_model, start, k, z, ll, lp, w_like,
-                w_prior, w_ref, kind, a, b, ll_min, nb, uniforms[start:], scales, accepts,
-                tries, adapt, thin, out_z, out_ll, out_lp)
-            g = start + int(stop)
-            if g >= n:
-                break
-            ll, lp, k = self._model_move(g, z, ll, lp, (w_like, w_prior, w_ref), (kind, a, b),
-                                         ll_min, uniforms[g], scales, accepts, tries, adapt,
-                                         thin, out_z, out_ll, out_lp, int(k))
-            start = g + 1
+            packed, inv = self.problem.kernel_model(z[nb:])
+            packed, inv = packed.copy(), inv.copy()      # the loop overwrites them
+            targs = targs._replace(data=targs.data._replace(model=packed, inv=inv))
+        model_prop = np.empty_like(targs.data.model)
+        inv_prop = np.empty_like(targs.data.inv)
+        free, fixed, prior, basis = self._spec
+        ll, lp = _k.run_chain_tree(
+            targs, self.prior_rate, free, fixed, prior, basis, model_prop, inv_prop, z, ll,
+            lp, w_like, w_prior, w_ref, kind, a, b, ll_min, nb, uniforms, scales, accepts,
+            tries, adapt, thin, out_z, out_ll, out_lp)
         return ll, lp
-
-    def _model_move(self, g, z, ll, lp, weights, reference, ll_min, uniform, scales, accepts,
-                    tries, adapt, thin, out_z, out_ll, out_lp, k):
-        """Generation ``g``: a random-walk move on model coordinate j (as the loops)."""
-        w_like, w_prior, w_ref = weights
-        nb, d = self.n_branches, z.shape[0]
-        u0, u1, u2 = (float(x) for x in uniform)
-        p_all = 1.0 / (d + 1.0) if nb > 1 else 0.0
-        j = min(int((u0 - p_all) / (1.0 - p_all) * d), d - 1)
-        zp = z.copy()
-        zp[j] = z[j] + scales[j] * (u1 - 0.5)
-        lr = _dens.log_reference(z, *reference) if w_ref != 0.0 else 0.0
-        cur = w_like * ll + w_prior * lp + w_ref * lr
-        try:
-            with np.errstate(all="ignore"):
-                packed, inv = self.problem.kernel_model(zp[nb:])
-                lp_model = float(self.problem._model_log_prior(zp[nb:]))
-            targs = self._with_model(packed, inv)
-            llp = float(_k.tree_loglik_layout(zp, nb, targs))
-        except (PhyloError, FloatingPointError, np.linalg.LinAlgError):
-            llp, lp_model, targs = math.nan, math.nan, None    # not a valid model: reject
-        lpp = float(_dens.exp_prior_z(zp, (self.prior_rate, nb))) + lp_model
-        lrp = _dens.log_reference(zp, *reference) if w_ref != 0.0 else 0.0
-        new = w_like * llp + w_prior * lpp + w_ref * lrp
-        ok = (llp >= ll_min) and (new == new) and (math.log(u2) < new - cur)
-        tries[j] += 1
-        if ok:
-            accepts[j] += 1
-            z[j] = zp[j]
-            ll, lp = llp, lpp
-            self.targs, self._lp_model, self._u_key = targs, lp_model, z[nb:].tobytes()
-        if adapt:
-            gamma = 10.0 / math.sqrt(tries[j] + 100.0)
-            s = scales[j] * math.exp(gamma * ((1.0 if ok else 0.0) - 0.44))
-            scales[j] = min(max(s, _k.MIN_SCALE), _k.MAX_SCALE)
-        if (g + 1) % thin == 0 and k < out_ll.shape[0]:
-            out_ll[k], out_lp[k] = ll, lp
-            if out_z.shape[0]:
-                out_z[k] = z
-            k += 1
-        return ll, lp, k
 
 
 class Sampler:

@@ -18,17 +18,20 @@ Unconstrained vector z = (log t (n_branches,), u (n_model,)); see
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .._kernels import densities as _dens
-from ..errors import EstimatorError
+from .._kernels import models as _km
+from .._kernels.pruning import MODEL_PI
+from ..errors import EstimatorError, ModelError
 from ..io.alignment import Alignment
 from ..trees.tree import Tree
 from .base_problem import BaseProblem, NumbaTarget
-from .priors import (DEFAULT_BRANCH_PRIOR_RATE, ExponentialPrior, Prior, default_model_priors,
-                     parameter_groups, prior_table)
+from .priors import (DEFAULT_BRANCH_PRIOR_RATE, DirichletPrior, ExponentialPrior, GammaPrior,
+                     LogNormalPrior, Prior, UniformPrior, default_model_priors, parameter_groups,
+                     prior_table)
 
 #: Branch length used where the tree gives none (and for zero-length starting branches).
 DEFAULT_START_LENGTH = 0.1
@@ -38,6 +41,19 @@ def _kernel_arguments(lik) -> tuple:
     """The arguments after ``bl`` of :func:`phylo._kernels.pruning.log_likelihood`,
     with private scratch buffers (:meth:`TreeLikelihood.kernel_arguments`)."""
     return lik.kernel_arguments().loglik_args()
+
+
+class ModelSpec(NamedTuple):
+    """Arrays that let compiled code build the packed model and its prior at u:
+    ``free`` int64 (5,) FREE_* flags, ``fixed`` (N_FIXED,) values of the parts not
+    free, ``prior`` (N_PRIOR,) prior parameters (:mod:`phylo._kernels.models`),
+    ``invariant_basis`` (4, n_blocks × block_size) with +I (else None) and
+    ``packed_length`` (MODEL_RATES + 2C + 1)."""
+    free: np.ndarray
+    fixed: np.ndarray
+    prior: np.ndarray
+    invariant_basis: np.ndarray | None
+    packed_length: int
 
 
 class _Block:
@@ -94,6 +110,7 @@ class Problem(BaseProblem):
         self._blocks = self._model_blocks(self.model.free_parameters()) if estimate_model else []
         self.n_model = sum(b.n_free for b in self._blocks)
         self._cache: tuple[bytes, Any] | None = None
+        self._spec = self._compiled_spec() if self._blocks else None
         self._numba_args: tuple | None = None
         self._cuda = None          # device state, built on the first device="cuda" batch
 
@@ -121,6 +138,40 @@ class Problem(BaseProblem):
                 parts.append(b.prior.to_unconstrained(np.array([min(max(self.model.pinv, 0.01), 0.99)])))
         return np.concatenate(parts) if parts else np.zeros(0)
 
+    def _compiled_spec(self) -> "ModelSpec":
+        """The free blocks, fixed values and prior parameters as arrays for the compiled
+        model builder and prior (:func:`phylo._kernels.models.packed_from_unconstrained`,
+        :func:`phylo._kernels.densities.model_log_prior`)."""
+        m = self.model
+        free = np.zeros(_km.N_FREE_FLAGS, dtype=np.int64)
+        prior = np.zeros(_km.N_PRIOR)
+        flag = {"kappa": _km.FREE_KAPPA, "exchangeabilities": _km.FREE_EXCHANGEABILITIES,
+                "frequencies": _km.FREE_FREQUENCIES, "gamma_shape": _km.FREE_GAMMA_SHAPE,
+                "pinv": _km.FREE_PINV}
+        for b in self._blocks:
+            free[flag[b.key]] = 1
+            p = b.prior
+            if b.key == "kappa" and isinstance(p, LogNormalPrior):
+                prior[_km.PRIOR_KAPPA_MU], prior[_km.PRIOR_KAPPA_SIGMA] = p.mu, p.sigma
+            elif b.key == "exchangeabilities" and isinstance(p, DirichletPrior) and p.size == 6:
+                prior[_km.PRIOR_EXCH_CONC] = p.concentration
+            elif b.key == "frequencies" and isinstance(p, DirichletPrior) and p.size == 4:
+                prior[_km.PRIOR_FREQ_CONC] = p.concentration
+            elif b.key == "gamma_shape" and isinstance(p, GammaPrior):
+                prior[_km.PRIOR_SHAPE_SHAPE], prior[_km.PRIOR_SHAPE_RATE] = p.shape, p.rate
+            elif not (b.key == "pinv" and isinstance(p, UniformPrior)):
+                raise EstimatorError(f"no compiled density for the prior {p!r} of {b.key}")
+        fixed = np.zeros(_km.N_FIXED)
+        fixed[_km.FIXED_EXCH:_km.FIXED_EXCH + 6] = m.exchangeabilities
+        fixed[_km.FIXED_PI:_km.FIXED_PI + 4] = m.frequencies
+        fixed[_km.FIXED_SHAPE] = m.gamma_shape
+        fixed[_km.FIXED_PINV] = m.pinv
+        fixed[_km.FIXED_NCAT] = m.gamma_categories
+        fixed[_km.FIXED_KAPPA_MODEL] = 1.0 if m.name in ("K80", "HKY85") else 0.0
+        lik = self.likelihood
+        return ModelSpec(free, fixed, prior, lik.invariant_basis() if m.has_invariant else None,
+                         lik.kernel_model(m)[0].shape[0])
+
     def model_at(self, u: np.ndarray):
         """The :class:`phylo.models.Model` with unconstrained parameters ``u``."""
         changes: dict[str, Any] = {}
@@ -137,14 +188,26 @@ class Problem(BaseProblem):
         return self.model.replace(**changes)
 
     def _lik(self, u: np.ndarray):
+        """The likelihood at model parameters u: a view of :attr:`likelihood` with the
+        model's kernel arrays built in compiled code (no Model object, no new buffers)."""
         if not self._blocks:
             return self.likelihood
         key = np.asarray(u, dtype=np.float64).tobytes()
         if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self.likelihood.with_model(self.model_at(u)))
+            self._cache = (key, self.likelihood.with_kernel_model(*self.kernel_model(u)))
         return self._cache[1]
 
     def _model_log_prior(self, u: np.ndarray) -> float:
+        """log p(u) (Jacobians included) by the compiled twin of the prior objects
+        (:func:`phylo._kernels.densities.model_log_prior`)."""
+        if not self._blocks:
+            return 0.0
+        return float(_dens.model_log_prior(np.ascontiguousarray(u, dtype=np.float64),
+                                           self._spec.free, self._spec.prior))
+
+    def _model_log_prior_reference(self, u: np.ndarray) -> float:
+        """log p(u) summed over the prior objects (:mod:`phylo.marginal.priors`): the
+        reference the compiled :meth:`_model_log_prior` is tested against."""
         lp, i = 0.0, 0
         for b in self._blocks:
             lp += b.prior.log_density_unconstrained(u[i:i + b.n_free])
@@ -181,10 +244,34 @@ class Problem(BaseProblem):
         return float(self._lik(u).log_likelihood_unchecked(self._safe(t)))
 
     def _log_likelihood_batch(self, t: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Rows in parallel; with free model parameters each row's model is built in
+        compiled code (a row whose parameters the model refuses gets NaN)."""
         t = np.where(np.isfinite(t), t, 1e6)
         if not self._blocks:
             return self.likelihood.log_likelihood_batch(t, parallel=True, check=False)
-        return np.array([self._log_likelihood(ti, ui) for ti, ui in zip(t, u)])
+        models, invs, ok = self.kernel_models(u)
+        out = self.likelihood.log_likelihood_batch_models(t, models, invs)
+        out[~ok] = np.nan
+        return out
+
+    def kernel_models(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(packed models (B, L), +I likelihoods (B, n_blocks × block_size) or one shared
+        row of zeros (1, ·) without +I, valid (B,)) at the rows of ``u`` (B, n_model),
+        built in compiled code; an invalid row holds the problem's own model."""
+        u = np.ascontiguousarray(np.atleast_2d(u), dtype=np.float64)
+        sp = self._spec
+        models = np.empty((u.shape[0], sp.packed_length))
+        has_inv = sp.invariant_basis is not None
+        basis = sp.invariant_basis if has_inv else np.zeros((4, 1))
+        invs = np.empty((u.shape[0], basis.shape[1])) if has_inv else \
+            self.likelihood.no_invariant().reshape(1, -1)
+        ok = _km.packed_batch(u, sp.free, sp.fixed, models, basis, invs, has_inv)
+        if not ok.all():
+            packed, inv = self.likelihood.kernel_model(self.model)
+            models[~ok] = packed
+            if has_inv:
+                invs[~ok] = inv.reshape(-1)
+        return models, invs, ok
 
     def _log_likelihood_batch_cuda(self, t: np.ndarray, u: np.ndarray) -> np.ndarray:
         """The batch in one GPU launch (:mod:`phylo.likelihood.cuda`); with free model
@@ -223,9 +310,27 @@ class Problem(BaseProblem):
 
     def kernel_model(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The model-dependent kernel arrays (packed model, +I pattern likelihoods) at
-        unconstrained model parameters ``u`` (n_model,)
-        (:meth:`phylo.likelihood.TreeLikelihood.kernel_model`)."""
-        return self.likelihood.kernel_model(self.model_at(np.asarray(u, dtype=np.float64)))
+        unconstrained model parameters ``u`` (n_model,), built in compiled code
+        (:func:`phylo._kernels.models.packed_from_unconstrained`; the arrays of
+        :meth:`phylo.likelihood.TreeLikelihood.kernel_model` for :meth:`model_at`
+        (u), equal to rounding). Raises :class:`~phylo.errors.ModelError` for values
+        the model refuses."""
+        u = np.ascontiguousarray(u, dtype=np.float64)
+        if not self._blocks:
+            return self.likelihood.kernel_model(self.model)
+        sp = self._spec
+        packed = np.empty(sp.packed_length)
+        if not _km.packed_from_unconstrained(u, sp.free, sp.fixed, packed):
+            raise ModelError(f"model parameters out of range at u = {u.tolist()}")
+        if sp.invariant_basis is None:
+            return packed, self.likelihood.no_invariant()
+        inv = np.empty(sp.invariant_basis.shape[1])
+        _km.invariant_likelihoods_into(packed[MODEL_PI:MODEL_PI + 4], sp.invariant_basis, inv)
+        return packed, inv.reshape(self.likelihood.no_invariant().shape)
+
+    def model_spec(self) -> "ModelSpec | None":
+        """The compiled model builder's arrays (None without free model parameters)."""
+        return self._spec
 
     def prior_table(self) -> list[dict[str, object]]:
         """The priors of this posterior in words (:func:`phylo.marginal.priors.prior_table`)."""

@@ -10,7 +10,8 @@ BEAST and BEAGLE.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import gammainc, gammaincinv
+
+from .._kernels import models as _km
 
 
 def discrete_gamma_rates(alpha: float, k: int) -> np.ndarray:
@@ -19,14 +20,8 @@ def discrete_gamma_rates(alpha: float, k: int) -> np.ndarray:
     Returns float64 array, shape (k,), increasing, averaging exactly 1.
     With cut points x_j = F⁻¹(j/k), the mean of category j is
     k · [G(α+1, α x_{j+1}) − G(α+1, α x_j)] where G is the regularised lower
-    incomplete gamma function (Yang 1994, eq. 10).
+    incomplete gamma function (Yang 1994, eq. 10). Compiled
+    (:func:`phylo._kernels.models.discrete_gamma_rates`, shared with the samplers);
+    tests check it against SciPy's ``gammaincinv``/``gammainc`` to 1e-12.
     """
-    if k == 1:
-        return np.ones(1)
-    q = np.arange(1, k) / k
-    # cut points on the Gamma(α, 1) scale: F_{α,rate α}(x) = P(α, α x)
-    cuts = gammaincinv(alpha, q)                       # = α · x_j
-    upper = np.concatenate([gammainc(alpha + 1.0, cuts), [1.0]])
-    lower = np.concatenate([[0.0], upper[:-1]])
-    rates = (upper - lower) * k
-    return rates / rates.mean()  # exact mean 1 (removes the last ulp of drift)
+    return _km.discrete_gamma_rates(float(alpha), int(k))

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .._kernels import models as _km
 from ..errors import ModelError
 from .gamma import discrete_gamma_rates
 
@@ -33,9 +34,6 @@ VALID_NAMES = tuple(a for aliases in _ALIASES.values() for a in aliases)
 #: Exchangeability order used everywhere.
 EXCHANGEABILITY_ORDER = ("AC", "AG", "AT", "CG", "CT", "GT")
 _TRANSITIONS = np.array([False, True, False, False, True, False])  # AG and CT
-#: Upper-triangle indices of a 4 × 4 matrix in EXCHANGEABILITY_ORDER:
-#: (0,1)=AC (0,2)=AG (0,3)=AT (1,2)=CG (1,3)=CT (2,3)=GT.
-_UPPER = np.triu_indices(4, 1)
 _FREQ_TOL = 1e-6       # frequencies must sum to 1 within this ...
 _FREQ_RENORM = 1e-3    # ... or within this, after which they are renormalised (printed input)
 _EQUAL = np.full(4, 0.25)
@@ -309,12 +307,8 @@ class Model:
     def rate_matrix(self) -> np.ndarray:
         """Q, shape (4, 4), Q_ij = r_ij π_j, rows summing to 0, mean rate 1."""
         if "Q" not in self._cache:
-            r = np.zeros((4, 4))
-            r[_UPPER] = self.exchangeabilities
-            r = r + r.T
-            q = r * self.frequencies[None, :]
-            np.fill_diagonal(q, -q.sum(axis=1))
-            q /= -np.dot(self.frequencies, np.diag(q))
+            q = np.empty((4, 4))
+            _km.rate_matrix_into(self.exchangeabilities, self.frequencies, q)
             self._cache["Q"] = q
         return self._cache["Q"].copy()
 
@@ -322,17 +316,13 @@ class Model:
         """(λ (4,), V (4,4), V⁻¹ (4,4)) with Q = V diag(λ) V⁻¹, via the symmetric
         Π^{1/2} Q Π^{-1/2} = U diag(λ) Uᵀ: V = Π^{-1/2} U, V⁻¹ = Uᵀ Π^{1/2}."""
         if "eigen" not in self._cache:
-            q = self.rate_matrix()
-            s = np.sqrt(self.frequencies)
-            sym = (s[:, None] * q) / s[None, :]
-            lam, u = np.linalg.eigh((sym + sym.T) / 2)
+            # compiled (phylo._kernels.models), the one implementation samplers share.
             # A reversible rate matrix has exactly one zero eigenvalue (its stationary
-            # mode); eigh returns it as ±1e-17. At t = 1e20 that rounding became
-            # exp(±1000) = inf or 0 and ln L was nan; exactly 0 keeps exp(λ t) = 1, so
-            # P(t) tends to the stationary matrix (rows = π) for any huge finite t.
-            lam[np.argmin(np.abs(lam))] = 0.0
-            v = u / s[:, None]
-            vinv = u.T * s[None, :]
+            # mode); it comes out as ±1e-17. At t = 1e20 that rounding became
+            # exp(±1000) = inf or 0 and ln L was nan; the kernel sets it to exactly 0,
+            # so P(t) tends to the stationary matrix (rows = π) for any huge finite t.
+            lam, v, vinv = np.empty(4), np.empty((4, 4)), np.empty((4, 4))
+            _km.reversible_eigen_into(self.rate_matrix(), self.frequencies, lam, v, vinv)
             self._cache["eigen"] = (lam, v, vinv)
         lam, v, vinv = self._cache["eigen"]
         return lam.copy(), v.copy(), vinv.copy()

@@ -15,6 +15,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import optimize
 
+from ...threads import single_thread_blas
 from ..base import Estimate, MarginalLikelihoodEstimator
 from ..base_problem import BaseProblem
 
@@ -64,9 +65,10 @@ def maximize_natural(problem: BaseProblem, *, include_prior: bool = True,
         return -val, -np.concatenate([gt, gu])
 
     bounds = [(MIN_BRANCH, None)] * nb + [(None, None)] * problem.n_model
-    res = optimize.minimize(f, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                            options={"maxiter": max_iterations, "gtol": GRADIENT_TOLERANCE,
-                                     "ftol": 1e-13, "maxfun": 2 * max_iterations})
+    with single_thread_blas():      # see phylo.threads.single_thread_blas
+        res = optimize.minimize(f, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                                options={"maxiter": max_iterations, "gtol": GRADIENT_TOLERANCE,
+                                         "ftol": 1e-13, "maxfun": 2 * max_iterations})
     x = res.x
     return Optimum(np.maximum(x[:nb], MIN_BRANCH), x[nb:], float(-res.fun), int(res.nit), bool(res.success))
 
@@ -82,9 +84,10 @@ def maximize_unconstrained(problem: BaseProblem, *, max_iterations: int = 2000) 
     bounds = [LOG_BRANCH_BOUNDS] * problem.n_branches + [(None, None)] * problem.n_model
     z0 = np.clip(problem.initial_point(), *([LOG_BRANCH_BOUNDS[0], LOG_BRANCH_BOUNDS[1]]))
     z0[problem.n_branches:] = problem.initial_point()[problem.n_branches:]
-    res = optimize.minimize(f, z0, jac=True, method="L-BFGS-B", bounds=bounds,
-                            options={"maxiter": max_iterations, "gtol": GRADIENT_TOLERANCE,
-                                     "ftol": 1e-14, "maxfun": 2 * max_iterations})
+    with single_thread_blas():
+        res = optimize.minimize(f, z0, jac=True, method="L-BFGS-B", bounds=bounds,
+                                options={"maxiter": max_iterations, "gtol": GRADIENT_TOLERANCE,
+                                         "ftol": 1e-14, "maxfun": 2 * max_iterations})
     return res.x, float(-res.fun)
 
 

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import optimize
 
+from ...threads import single_thread_blas
 from ..base import Estimate, MarginalLikelihoodEstimator, check_device_setting, check_positive, log_mean_se, logmeanexp
 from ..base_problem import BaseProblem
 from .optimum import maximize_unconstrained
@@ -79,8 +80,9 @@ def fit_mean_field(problem: BaseProblem, *, rng: np.random.Generator, n_fit_draw
 
     x0 = np.concatenate([zhat, np.log(sd0)])
     bounds = [(None, None)] * d + [LOG_SIGMA_BOUNDS] * d
-    res = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                            options={"maxiter": max_iterations, "ftol": 1e-12, "gtol": 1e-6})
+    with single_thread_blas():      # see phylo.threads.single_thread_blas
+        res = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                                options={"maxiter": max_iterations, "ftol": 1e-12, "gtol": 1e-6})
     q = MeanFieldNormal(res.x[:d].copy(), np.exp(res.x[d:]))
     return q, {"fit_iterations": int(res.nit), "fit_converged": bool(res.success),
                "fit_elbo": float(-res.fun + 0.5 * d * (1 + math.log(2 * math.pi))),
