@@ -16,7 +16,7 @@ from .checks import (Linearity, PerfectPhylogeny, is_conflict_free, is_linear, l
 from .hypothesis import (Classification, TestResult, branching_probability, branching_test,
                          noise_probability, noise_test, parallel_mutation_probability)
 from .inference import (Solution, estimate_rates, log_likelihood, solve, solve_linear,
-                        tree_newick)
+                        tree_log_likelihood, tree_newick)
 from .io import MISSING, GenotypeMatrix, read_matrix, read_names, write_matrix, write_names
 from .model import ErrorModel
 from .posterior import Posterior, sample_posterior, write_posterior
@@ -31,6 +31,7 @@ __all__ = [
     "PerfectPhylogeny", "Linearity", "perfect_phylogeny", "is_conflict_free",
     "linearity", "is_linear",
     "Solution", "solve", "solve_linear", "log_likelihood", "estimate_rates", "tree_newick",
+    "tree_log_likelihood",
     "TestResult", "noise_test", "branching_test",
     "Classification", "noise_probability", "branching_probability",
     "parallel_mutation_probability",

@@ -16,12 +16,21 @@ attach to the root; identical columns are chains, an empty column is a mutation
 no cell attaches below), and conversely, so the ML conflict-free matrix is the
 ML over (mutation tree, attachments). For a fixed tree the best attachment of
 every cell follows from one pre-order accumulation of per-entry score
-differences (O(cells · mutations)). :func:`solve` searches trees by SCITE's moves
-(prune-and-reattach, where the best new position of a subtree is found for all
-positions in one pass, and node swaps) as an iterated local search with seeded
-restarts (each from its own seed, basin hopping between local optima), run
-until the best log-likelihood has been reached by several independent
-restarts; :func:`solve` with ``method='exact'`` enumerates every mutation tree
+differences (O(cells · mutations)). :func:`solve` searches trees as an
+iterated local search with seeded restarts (each from its own seed and a
+random recursive tree, basin hopping between local optima), run until the
+best log-likelihood has been reached by several independent restarts
+(:data:`CONFIRMATIONS`). The hill climb (:mod:`phylo._kernels.noise_search`)
+alternates two views of the same optimum: the mutation tree, with SCITE's
+moves (prune-and-reattach, the best position of a subtree found for all
+positions in one pass; node relocation; label swaps) plus block moves of
+chain segments; and the transposed view, a binary tree over the cells with
+every mutation on its best clade (SCITE's ``-transpose`` space), where moving
+a clade of cells moves every mutation between two attachment depths at once.
+Perturbations are random subtree moves in either view. On SCITE's Hou78 data
+the mutation-tree moves alone left restarts on local optima that differ only
+in the order of a 68-mutation chain; the cell moves reach the best tree from
+them. :func:`solve` with ``method='exact'`` enumerates every mutation tree
 (n ≤ 8) instead.
 """
 from __future__ import annotations
@@ -32,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._kernels import noise as _k
+from .._kernels import noise_search as _ks
 from ..errors import GenotypeError, PhyloError
 from .io import MISSING
 from .model import ErrorModel, entry_log_likelihood, log_tables
@@ -51,6 +61,9 @@ CONFIRMATIONS = 3
 #: accepted with probability exp(-d / BASIN_TEMPERATURE) (lets a restart cross
 #: the ridges of flat landscapes such as SCITE's Hou78 data)
 BASIN_TEMPERATURE = 2.0
+#: longest chain segment moved as a block by the local search (Or-opt moves;
+#: see :mod:`phylo._kernels.noise_search`)
+SEGMENT_MAX = 8
 _KICK_CAP = 20     # a restart makes at most _KICK_CAP * patience perturbations
 _GROWTH = 3        # restarts grow to at most 2^_GROWTH times the initial patience
 _MAX_ROUNDS = 1000  # local search stops earlier, at a local optimum
@@ -70,8 +83,10 @@ class Solution:
     ``false_negatives``: observed mutated → 0 and observed 0 → 1 corrections.
     ``alpha``/``beta`` are the model's false-positive/negative rates (floats
     for scalar models, else None). ``restarts``: independent restarts run;
-    ``hits``: how many of them reached the reported log-likelihood;
-    ``converged``: hits reached the requested confirmations."""
+    ``hits``: how many of them reached the reported log-likelihood (within
+    :data:`HIT_TOL`, relative); ``converged``: hits reached the requested
+    confirmations; ``restart_log_likelihoods``: the best log-likelihood of
+    every restart, in the order run (empty for ``method='exact'``)."""
 
     matrix: np.ndarray
     parent: np.ndarray
@@ -87,6 +102,7 @@ class Solution:
     restarts: int = 1
     hits: int = 1
     converged: bool = True
+    restart_log_likelihoods: tuple[float, ...] = ()
 
     def newick(self, mutations: list[str] | None = None, root: str = "root") -> str:
         """The mutation tree in Newick (mutation names as node labels)."""
@@ -162,6 +178,41 @@ def log_likelihood(observed, true, alpha: float | None = None, beta: float | Non
     return entry_log_likelihood(D, A, m)
 
 
+def _validate_parent(parent, n: int) -> np.ndarray:
+    """A mutation tree over n mutations: int64[n], values 0..n (n = root), no cycle."""
+    p = np.asarray(parent)
+    if p.shape != (n,) or not np.issubdtype(p.dtype, np.integer):
+        raise PhyloError(f"parent must be an integer array of {n} entries (one per "
+                         f"mutation), got shape {p.shape} and dtype {p.dtype}")
+    p = p.astype(np.int64)
+    if n and (p.min() < 0 or p.max() > n or np.any(p == np.arange(n))):
+        raise PhyloError(f"parent entries must lie in 0..{n} ({n} = root) and differ "
+                         "from the node itself")
+    if _k.preorder(p)[2][0] < 0:
+        raise PhyloError("parent array has a cycle: not a tree rooted at the normal genome")
+    return p
+
+
+def tree_log_likelihood(observed, parent, alpha: float | None = None,
+                        beta: float | None = None, *, model: ErrorModel | None = None
+                        ) -> float:
+    """Log-likelihood (natural log) of a fixed mutation tree ``parent``
+    (int[mutations], value ``mutations`` = root) with every cell at its best
+    attachment (the root included): SCITE's ML tree score, so a tree from
+    another program can be scored under our model. Rates as in :func:`solve`."""
+    D = _validate_observed(observed)
+    p = _validate_parent(parent, D.shape[1])
+    m = _model(alpha, beta, None, None, model)
+    if m is None:
+        raise PhyloError("tree_log_likelihood needs the rates (alpha and beta, or model=)")
+    m.probabilities(*D.shape)
+    _, deltaT = _tables(D, m)
+    acc = np.empty((p.size + 1, D.shape[0]))
+    order, _, _ = _k.preorder(p)
+    _k.path_sums(deltaT, p, order, acc)
+    return entry_log_likelihood(D, tree_matrix(p, _k.best_attachment(acc)), m)
+
+
 def _greedy_tree(D: np.ndarray) -> np.ndarray:
     """Starting tree: columns by decreasing count of observed mutated calls;
     each column's parent is the smallest earlier column holding at least half
@@ -188,7 +239,7 @@ def _tables(D, model: ErrorModel):
 
 
 def _build(D, parent, model: ErrorModel, deltaT, *, linear=False, restarts=1, hits=1,
-           converged=True) -> Solution:
+           converged=True, restart_scores=()) -> Solution:
     n = parent.size
     acc = np.empty((n + 1, D.shape[0]))
     order, _, size = _k.preorder(parent)
@@ -207,7 +258,8 @@ def _build(D, parent, model: ErrorModel, deltaT, *, linear=False, restarts=1, hi
                          "(e.g. --fp 0 and --fn 0 on a matrix with conflicts)")
     return Solution(A, parent, attachment, ll,
                     float(model.fp) if scalar else None, float(model.fn) if scalar else None,
-                    fp + fn, fp, fn, linear, model, restarts, hits, converged)
+                    fp + fn, fp, fn, linear, model, restarts, hits, converged,
+                    tuple(restart_scores))
 
 
 def _random_start(n: int, seed: int) -> np.ndarray:
@@ -246,6 +298,8 @@ def _search(D, model: ErrorModel, method: str, effort: _Effort, seed: int,
     init = _greedy_tree(D)
     seeds = _child_seeds(seed, effort.max_restarts)
     best_parent, best, hits, runs = init, -math.inf, 0, 0
+    scores: list[float] = []
+    total_base = float(base.sum())
     swaps = max(1, n // 10)
     for r in range(effort.max_restarts):
         # restart 0 climbs from the greedy tree, later ones from random
@@ -255,10 +309,11 @@ def _search(D, model: ErrorModel, method: str, effort: _Effort, seed: int,
         # patience doubles after every `confirmations` restarts (up to 2^_GROWTH)
         patience = effort.kicks * 2 ** min(r // effort.confirmations, _GROWTH)
         start = init if r == 0 else _random_start(n, seeds[r])
-        parent, score = _k.search_from(deltaT, start, seeds[r], 0,
-                                       patience, _KICK_CAP * patience, _KICK_SIZE,
-                                       swaps, _MAX_ROUNDS, BASIN_TEMPERATURE)
+        parent, score = _ks.search_both(deltaT, start, seeds[r], patience,
+                                        _KICK_CAP * patience, _KICK_SIZE, swaps, _MAX_ROUNDS,
+                                        BASIN_TEMPERATURE, SEGMENT_MAX, True)
         runs += 1
+        scores.append(float(score + total_base))
         tol = HIT_TOL * max(1.0, abs(score))
         if r == 0 or score > best + tol:
             best, best_parent, hits = score, parent, 1
@@ -269,7 +324,7 @@ def _search(D, model: ErrorModel, method: str, effort: _Effort, seed: int,
         if runs >= effort.min_restarts and hits >= effort.confirmations:
             break
     return _build(D, best_parent, model, deltaT, restarts=runs, hits=hits,
-                  converged=hits >= effort.confirmations)
+                  converged=hits >= effort.confirmations, restart_scores=scores)
 
 
 def default_effort(n_cells: int, n_mutations: int) -> tuple[int, int, int]:
