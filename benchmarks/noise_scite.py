@@ -131,26 +131,50 @@ def run_scite(binary: str, path: Path, shape: tuple[int, int], model: ErrorModel
             "command": " ".join(Path(c).name if c == binary else c for c in cmd[:-2])}
 
 
+def long_search(name: str, values, model: ErrorModel, restarts: int, patience: int) -> dict:
+    """``restarts`` independent restarts of patience ``patience`` (fixed, no
+    early stop): how often each restart reaches the best value."""
+    t = time.perf_counter()
+    sol = solve(values, model=model, restarts=restarts, kicks=patience, seed=777)
+    lls = np.array(sol.restart_log_likelihoods)
+    rec = {"data": name, "restarts": restarts, "patience": patience, "seed": 777,
+           "best": float(lls.max()),
+           "restarts_at_best": int(np.sum(lls >= lls.max() - SAME)),
+           "restart_log_likelihoods": [round(float(x), 6) for x in lls],
+           "seconds": round(time.perf_counter() - t, 1)}
+    print(name, "long search", rec, flush=True)
+    return rec
+
+
 def markdown(doc: dict) -> str:
     lines = ["# Default `noise solve` and SCITE on SCITE's data sets", "",
              f"Data: `{doc['data_dir']}`; SCITE: {doc['scite'] or 'not given (skipped)'}. "
              "Log-likelihoods are natural logs under the same error model for both "
              "programs (SCITE's ML score is our objective; `rescored` is SCITE's ML tree "
              "scored by `phylo`).", "",
-             "| data | cells × muts | model | phylo default: log L per seed (restarts/hits, s) "
-             "| SCITE: best score per seed (s) | best found | all phylo runs reach it |",
+             "| data | cells × muts | model | phylo default: log L per seed (restarts/hits, "
+             "CPU s) | SCITE README chain: best score per seed (CPU s) | best found "
+             "| all phylo runs reach it |",
              "|---|---|---|---|---|---|---|"]
     for r in doc["results"]:
         model = r["model"] if isinstance(r["model"], str) else (
             f"{r['model']['model']} fp={r['model']['fp']:.4g} fn={r['model']['fn']:.4g}")
         ours = "<br>".join(f"s{x['seed']}: {x['log_likelihood']:.4f} "
-                           f"({x['restarts']}/{x['hits']}, {x['seconds']:.0f})"
+                           f"({x['restarts']}/{x['hits']}, {x.get('cpu_seconds', x['seconds']):.0f})"
                            for x in r["default_runs"])
-        sc = "<br>".join(f"s{x['seed']}: {x['log_likelihood']:.4f} ({x['seconds']:.0f})"
+        sc = "<br>".join(f"s{x['seed']}: {x['log_likelihood']:.4f} "
+                         f"({x['cpu_seconds'] or x['seconds']:.0f})"
                          for x in r.get("scite_runs", [])) or "—"
         lines.append(f"| {r['data']} | {r['cells']} × {r['mutations']} | {model} | {ours} "
                      f"| {sc} | {r['best_found']:.4f} | "
                      f"{'yes' if all(r['default_reached_best']) else 'NO'} |")
+    for r in doc["results"]:
+        ls = r.get("long_search")
+        if ls:
+            lines.append(f"\nLong independent search on {r['data']}: {ls['restarts']} restarts "
+                         f"of patience {ls['patience']} (seed {ls['seed']}, {ls['seconds']:.0f} s): "
+                         f"best {ls['best']:.4f}, reached by {ls['restarts_at_best']} of "
+                         f"{ls['restarts']} restarts.")
     return "\n".join(lines) + "\n"
 
 
@@ -163,8 +187,15 @@ def main(argv=None) -> int:
     ap.add_argument("--scite-reps", type=int, default=SCITE_REPS)
     ap.add_argument("--scite-loops", type=int, default=SCITE_LOOPS)
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--long-search", type=int, nargs=2, metavar=("RESTARTS", "PATIENCE"),
+                    help="instead of the default runs: one long independent search "
+                    "(seed 777) recorded per restart under 'long_search'")
+    ap.add_argument("--rewrite", action="store_true",
+                    help="run nothing: rewrite the JSON/Markdown from the stored results")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
+    if args.rewrite:
+        args.sets = []
     scite = args.scite
     if scite and not (Path(scite).is_file() and os.access(scite, os.X_OK)):
         print(f"skip SCITE: {scite} is not an executable file")
@@ -172,6 +203,7 @@ def main(argv=None) -> int:
     elif not scite:
         print("skip SCITE: no binary given (--scite PATH or PHYLO_SCITE_BIN)")
     records = []
+    long_records = []
     for name in args.sets:
         path = DATA / f"data{name}.csv"
         if not path.is_file():
@@ -179,14 +211,20 @@ def main(argv=None) -> int:
             continue
         gm = read_matrix(path)
         model = _model(name, gm.values)
+        if args.long_search:
+            long_records.append(long_search(name, gm.values, model, *args.long_search))
+            continue
         runs = []
         for seed in args.seeds:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             sol = solve(gm.values, model=model, seed=seed)
             runs.append({"seed": seed, "log_likelihood": sol.log_likelihood,
                          "restarts": sol.restarts, "hits": sol.hits,
                          "converged": sol.converged,
-                         "seconds": round(time.perf_counter() - t, 2)})
+                         "seconds": round(time.perf_counter() - t, 2),
+                         "cpu_seconds": round(time.process_time() - c, 2),
+                         "restart_log_likelihoods": [round(x, 6) for x in
+                                                     sol.restart_log_likelihoods]})
             print(name, runs[-1], flush=True)
         rec = {"data": name, "cells": gm.shape[0], "mutations": gm.shape[1],
                "missing_fraction": gm.missing_fraction, "model": model.as_dict(),
@@ -215,14 +253,33 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     jpath = out / "noise_scite.json"
+    if args.long_search:
+        lpath = out / "noise_scite_long.json"
+        old = json.loads(lpath.read_text())["results"] if lpath.is_file() else []
+        done = {r["data"] for r in long_records}
+        lpath.write_text(json.dumps({"results": [r for r in old if r["data"] not in done]
+                                     + long_records}, indent=1) + "\n")
+        print(f"wrote {lpath}")
+        return 0
+    scite_name = Path(scite).name if scite else None
     if jpath.is_file():  # keep the data sets this run did not redo
         done = {r["data"] for r in records}
-        old = json.loads(jpath.read_text()).get("results", [])
-        records = [r for r in old if r["data"] not in done] + records
+        old_doc = json.loads(jpath.read_text())
+        records = [r for r in old_doc.get("results", []) if r["data"] not in done] + records
+        if args.rewrite:
+            scite_name = old_doc.get("scite")
     order = {k: i for i, k in enumerate(["Navin", "Xu", "Hou18", "Hou78"])}
     records.sort(key=lambda r: order.get(r["data"], 99))
-    doc = {"data_dir": str(DATA), "scite": Path(scite).name if scite else None,
-           "results": records}
+    doc = {"data_dir": str(DATA), "scite": scite_name, "results": records}
+    lpath = out / "noise_scite_long.json"
+    if lpath.is_file():  # a long independent search (--long-search) raises the bar
+        for lr in json.loads(lpath.read_text())["results"]:
+            for r in records:
+                if r["data"] == lr["data"]:
+                    r["long_search"] = lr
+                    r["best_found"] = max(r["best_found"], lr["best"])
+                    r["default_reached_best"] = [x["log_likelihood"] >= r["best_found"] - SAME
+                                                 for x in r["default_runs"]]
     jpath.write_text(json.dumps(doc, indent=1) + "\n")
     (out / "noise_scite.md").write_text(markdown(doc))
     print(f"wrote {jpath} and noise_scite.md")

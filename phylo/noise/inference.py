@@ -285,8 +285,15 @@ class _Effort:
 def _search(D, model: ErrorModel, method: str, effort: _Effort, seed: int,
             progress=None) -> Solution:
     """Independent seeded restarts of the iterated local search until the best
-    score has been reached by ``confirmations`` restarts (or the budget
-    ``max_restarts`` is spent)."""
+    score has been reached by ``confirmations`` restarts and at least as many
+    restarts have run after the one that first found it as before it (or the
+    budget ``max_restarts`` is spent).
+
+    The second condition is a doubling rule against sticky local optima: a
+    value found early and confirmed by cheap restarts (Navin: the first
+    restarts end at −458.33 almost always, the optimum −457.91 appears once
+    the patience has grown) is only accepted after the search has spent as
+    much again looking for something better."""
     base, deltaT = _tables(D, model)
     n = D.shape[1]
     if method == "exact":
@@ -297,7 +304,7 @@ def _search(D, model: ErrorModel, method: str, effort: _Effort, seed: int,
         return _build(D, parent, model, deltaT)
     init = _greedy_tree(D)
     seeds = _child_seeds(seed, effort.max_restarts)
-    best_parent, best, hits, runs = init, -math.inf, 0, 0
+    best_parent, best, hits, runs, found_at = init, -math.inf, 0, 0, 0
     scores: list[float] = []
     total_base = float(base.sum())
     swaps = max(1, n // 10)
@@ -316,12 +323,13 @@ def _search(D, model: ErrorModel, method: str, effort: _Effort, seed: int,
         scores.append(float(score + total_base))
         tol = HIT_TOL * max(1.0, abs(score))
         if r == 0 or score > best + tol:
-            best, best_parent, hits = score, parent, 1
+            best, best_parent, hits, found_at = score, parent, 1, runs
         elif score >= best - tol:
             hits += 1
         if progress is not None:
             progress(runs, hits, float(best + base.sum()))
-        if runs >= effort.min_restarts and hits >= effort.confirmations:
+        if (runs >= effort.min_restarts and hits >= effort.confirmations
+                and runs >= 2 * found_at - 1):
             break
     return _build(D, best_parent, model, deltaT, restarts=runs, hits=hits,
                   converged=hits >= effort.confirmations, restart_scores=scores)
@@ -380,8 +388,10 @@ def solve(observed, *, alpha: float | None = None, beta: float | None = None,
     restarts), 'exact' (all mutation trees, ≤ 8 mutations) or 'auto' (exact
     when ≤ 6 mutations). Effort: with ``restarts`` given, exactly that many
     restarts; by default the restarts continue until ``confirmations``
-    independent restarts have reached the best log-likelihood (and at least
-    the minimum of :func:`default_effort` have run), or ``max_restarts``
+    independent restarts have reached the best log-likelihood, at least as
+    many restarts have run after the one that first found it as before it
+    (a doubling rule against sticky local optima) and at least the minimum of
+    :func:`default_effort` have run, or ``max_restarts``
     (default by size, :func:`default_effort`) are spent;
     :attr:`Solution.hits` and :attr:`Solution.converged` report which.
     ``kicks``: patience of a restart (it stops after this many perturbations
