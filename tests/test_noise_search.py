@@ -283,3 +283,13 @@ def test_ternary_tree_log_likelihood_matches_direct_sum(rng):
             best = max(best, s)
         total += best
     assert ll == pytest.approx(total, abs=1e-10)
+
+
+def test_scite_newick_is_read_as_a_parent_array():
+    """SCITE's _ml*.newick (labels = mutation index + 1, root = n + 1), read by
+    the SCITE peer benchmark to rescore SCITE's tree under our model."""
+    from benchmarks.noise_scite import parse_scite_newick
+    np.testing.assert_array_equal(parse_scite_newick("((2)1,3)4\n", 3), [3, 0, 3])
+    np.testing.assert_array_equal(parse_scite_newick("(((3)2)1)4", 3), [3, 0, 1])
+    with pytest.raises(ValueError):
+        parse_scite_newick("((2)1)4", 3)          # mutation 3 missing

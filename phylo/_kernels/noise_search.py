@@ -611,14 +611,14 @@ def _cell_kick(deltaT, parent, acc, n_moves):
 
 
 @njit(cache=True)
-def local_search_both(deltaT, parent, acc, n_random_swaps, max_rounds, max_len):
+def local_search_both(deltaT, parent, acc, n_random_swaps, max_rounds, max_len, cells=True):
     """Hill-climb alternating the mutation-tree neighbourhoods
     (:func:`local_search_segments`) and the cell-tree one
     (:func:`cell_local_search`, through the best attachments and back) until
     neither improves. ``parent`` is updated in place; returns the score."""
     n, m = deltaT.shape
     score = local_search_segments(deltaT, parent, acc, n_random_swaps, max_rounds, max_len)
-    if m < 3:
+    if m < 3 or not cells:
         return score
     C = np.empty((2 * m, n))
     for _ in range(max_rounds):
@@ -644,13 +644,15 @@ def local_search_both(deltaT, parent, acc, n_random_swaps, max_rounds, max_len):
 
 @njit(cache=True)
 def search_both(deltaT, init_parent, seed, patience, max_kicks, kick_size,
-                n_random_swaps, max_rounds, temperature, max_len, cell_kicks):
-    """:func:`search_segments` with :func:`local_search_both` as the hill climb."""
+                n_random_swaps, max_rounds, temperature, max_len, cells):
+    """:func:`search_segments` with :func:`local_search_both` as the hill
+    climb; with ``cells`` the cell-tree neighbourhood is used in the climb and
+    half the perturbations are cell-tree moves (:func:`_cell_kick`)."""
     np.random.seed(seed)
     n, c = deltaT.shape
     acc = np.empty((n + 1, c))
     parent = init_parent.copy()
-    score = local_search_both(deltaT, parent, acc, n_random_swaps, max_rounds, max_len)
+    score = local_search_both(deltaT, parent, acc, n_random_swaps, max_rounds, max_len, cells)
     best_parent = parent.copy()
     best = score
     since = 0
@@ -659,11 +661,11 @@ def search_both(deltaT, init_parent, seed, patience, max_kicks, kick_size,
             break
         since += 1
         trial = parent.copy()
-        if cell_kicks and np.random.random() < 0.5:
+        if cells and np.random.random() < 0.5:
             _cell_kick(deltaT, trial, acc, kick_size)
         else:
             _kick(trial, kick_size)
-        s = local_search_both(deltaT, trial, acc, n_random_swaps, max_rounds, max_len)
+        s = local_search_both(deltaT, trial, acc, n_random_swaps, max_rounds, max_len, cells)
         if s >= score - _TOL or (temperature > 0.0
                                  and np.random.random() < np.exp((s - score) / temperature)):
             parent = trial

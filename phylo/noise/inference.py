@@ -64,6 +64,13 @@ BASIN_TEMPERATURE = 2.0
 #: longest chain segment moved as a block by the local search (Or-opt moves;
 #: see :mod:`phylo._kernels.noise_search`)
 SEGMENT_MAX = 8
+#: the extra neighbourhoods are used while their sweep stays cheap: segment
+#: moves cost about SEGMENT_MAX · mutations² · cells per sweep, cell-tree
+#: moves (2 · cells)² · mutations; above these (e.g. 10^4 cells × 200
+#: mutations) the search keeps SCITE's moves only, whose sweep is
+#: mutations² · cells
+SEGMENT_WORK_MAX = 5e7
+CELL_TREE_WORK_MAX = 5e7
 _KICK_CAP = 20     # a restart makes at most _KICK_CAP * patience perturbations
 _GROWTH = 3        # restarts grow to at most 2^_GROWTH times the initial patience
 _MAX_ROUNDS = 1000  # local search stops earlier, at a local optimum
@@ -308,6 +315,9 @@ def _search(D, model: ErrorModel, method: str, effort: _Effort, seed: int,
     scores: list[float] = []
     total_base = float(base.sum())
     swaps = max(1, n // 10)
+    c = D.shape[0]
+    max_len = SEGMENT_MAX if SEGMENT_MAX * n * n * c <= SEGMENT_WORK_MAX else 0
+    cells = 4.0 * c * c * n <= CELL_TREE_WORK_MAX
     for r in range(effort.max_restarts):
         # restart 0 climbs from the greedy tree, later ones from random
         # recursive trees: starts near the greedy tree fell into its basin
@@ -318,7 +328,7 @@ def _search(D, model: ErrorModel, method: str, effort: _Effort, seed: int,
         start = init if r == 0 else _random_start(n, seeds[r])
         parent, score = _ks.search_both(deltaT, start, seeds[r], patience,
                                         _KICK_CAP * patience, _KICK_SIZE, swaps, _MAX_ROUNDS,
-                                        BASIN_TEMPERATURE, SEGMENT_MAX, True)
+                                        BASIN_TEMPERATURE, max_len, cells)
         runs += 1
         scores.append(float(score + total_base))
         tol = HIT_TOL * max(1.0, abs(score))
