@@ -622,6 +622,7 @@ def local_search_both(deltaT, parent, acc, n_random_swaps, max_rounds, max_len, 
         return score
     C = np.empty((2 * m, n))
     for _ in range(max_rounds):
+        evaluate(deltaT, parent, acc)   # attachments from this very tree
         att = np.empty(m, dtype=np.int64)
         best = acc[n, :].copy()
         att[:] = n
