@@ -435,6 +435,34 @@ def _swap_labels(parent, a, b, out):
 
 
 @njit(cache=True)
+def tree_move(parent, trial, p_prune):
+    """Propose a neighbour of ``parent`` into ``trial``: with probability ``p_prune``
+    prune a subtree and reattach it to a uniform node outside it (the root
+    included), else swap two mutations' labels (SCITE's moves; both symmetric, so a
+    Metropolis ratio needs no proposal term). Root = parent.size. The random numbers
+    are drawn in a fixed order, so seeded chains are reproducible."""
+    n = parent.size
+    if n == 1 or np.random.random() < p_prune:
+        v = np.random.randint(n)
+        order, pos, size = preorder(parent)
+        lo = pos[v]
+        hi = lo + size[v]
+        t = np.random.randint(n + 1 - size[v]) - 1
+        if t < 0:
+            u = n
+        else:
+            u = order[t] if t < lo else order[t + (hi - lo)]
+        trial[:] = parent
+        trial[v] = u
+    else:
+        a = np.random.randint(n)
+        b = np.random.randint(n - 1)
+        if b >= a:
+            b += 1
+        _swap_labels(parent, a, b, trial)
+
+
+@njit(cache=True)
 def _best_relocate(v, parent, order, pos, size, acc, deltaT, ws, parent2):
     """Best new place of the single node v (its children move up to its
     parent p): as a leaf under any u, or inserted above any node w.
@@ -1078,25 +1106,7 @@ def mcmc_trees(deltaT, init_parent, seed, n_iter, burn_in, thin, p_prune):
     accepted = 0
     k = 0
     for it in range(n_iter):
-        if n == 1 or np.random.random() < p_prune:
-            v = np.random.randint(n)
-            order, pos, size = preorder(parent)
-            lo = pos[v]
-            hi = lo + size[v]
-            t = np.random.randint(n + 1 - size[v]) - 1  # -1: the root
-            if t < 0:
-                u = n
-            else:
-                # the t-th node of the pre-order outside v's subtree
-                u = order[t] if t < lo else order[t + (hi - lo)]
-            trial[:] = parent
-            trial[v] = u
-        else:
-            a = np.random.randint(n)
-            b = np.random.randint(n - 1)
-            if b >= a:
-                b += 1
-            _swap_labels(parent, a, b, trial)
+        tree_move(parent, trial, p_prune)
         s = sum_score(deltaT, trial, acc)
         if s >= score or np.random.random() < np.exp(s - score):
             parent[:] = trial
@@ -1176,24 +1186,7 @@ def mcmc_trees_beta(D, alpha, beta0, prior_a, prior_b, init_parent, seed, n_iter
                     score = s
                     accepted += 1
         else:
-            if n == 1 or np.random.random() < p_prune:
-                v = np.random.randint(n)
-                order, pos, size = preorder(parent)
-                lo = pos[v]
-                hi = lo + size[v]
-                t = np.random.randint(n + 1 - size[v]) - 1
-                if t < 0:
-                    u = n
-                else:
-                    u = order[t] if t < lo else order[t + (hi - lo)]
-                trial[:] = parent
-                trial[v] = u
-            else:
-                a = np.random.randint(n)
-                b = np.random.randint(n - 1)
-                if b >= a:
-                    b += 1
-                _swap_labels(parent, a, b, trial)
+            tree_move(parent, trial, p_prune)
             s = sum_score(deltaT, trial, acc) + base.sum()
             if s >= score or np.random.random() < np.exp(s - score):
                 parent[:] = trial

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .noise import _prufer_parent, _swap_labels, path_sums, preorder
+from .noise import _prufer_parent, path_sums, preorder, tree_move
 
 
 @njit(cache=True)
@@ -141,24 +141,7 @@ def mcmc_trees_chain_prior(deltaT, mis, ones, init_parent, seed, n_iter, burn_in
     accepted = 0
     k = 0
     for it in range(n_iter):
-        if n == 1 or np.random.random() < p_prune:
-            v = np.random.randint(n)
-            order, pos, size = preorder(parent)
-            lo = pos[v]
-            hi = lo + size[v]
-            t = np.random.randint(n + 1 - size[v]) - 1  # -1: the root
-            if t < 0:
-                u = n
-            else:
-                u = order[t] if t < lo else order[t + (hi - lo)]
-            trial[:] = parent
-            trial[v] = u
-        else:
-            a = np.random.randint(n)
-            b = np.random.randint(n - 1)
-            if b >= a:
-                b += 1
-            _swap_labels(parent, a, b, trial)
+        tree_move(parent, trial, p_prune)
         s, t0 = tree_terms(deltaT, mis, ones, trial, acc, accm)
         tch = is_chain(trial)
         delta = s - score
@@ -200,31 +183,6 @@ def _related(parent, a, b, root):
             return True
         x = parent[x]
     return False
-
-
-@njit(cache=True)
-def _tree_move(parent, trial, p_prune):
-    """Propose a prune-and-reattach or label-swap neighbour of ``parent`` into
-    ``trial`` (symmetric proposals; root = parent.size)."""
-    n = parent.size
-    if n == 1 or np.random.random() < p_prune:
-        v = np.random.randint(n)
-        order, pos, size = preorder(parent)
-        lo = pos[v]
-        hi = lo + size[v]
-        t = np.random.randint(n + 1 - size[v]) - 1
-        if t < 0:
-            u = n
-        else:
-            u = order[t] if t < lo else order[t + (hi - lo)]
-        trial[:] = parent
-        trial[v] = u
-    else:
-        a = np.random.randint(n)
-        b = np.random.randint(n - 1)
-        if b >= a:
-            b += 1
-        _swap_labels(parent, a, b, trial)
 
 
 @njit(cache=True)
@@ -341,14 +299,14 @@ def mcmc_parallel(deltaT, init_parent, seed, n_iter, burn_in, thin, p_prune, p_s
                 else:
                     d1[n] = deltaT[j]
         elif cls == 0:
-            _tree_move(par0, trial0, p_prune)
+            tree_move(par0, trial0, p_prune)
             s = _summed(deltaT, trial0, acc0)
             if s >= score or np.random.random() < np.exp(s - score):
                 par0[:] = trial0
                 score = s
                 accepted += 1
         else:
-            _tree_move(par1, trial1, p_prune)
+            tree_move(par1, trial1, p_prune)
             # the labels of j and its copy may have moved with a swap
             if not _related(trial1, n, j, n + 1):
                 s = _summed(d1, trial1, acc1)
