@@ -4,12 +4,17 @@ deterministic quadrature (tests/naive_marginal.py): every estimator against it. 
 path of the sampler), against a 4-dimensional quadrature over κ and the branches."""
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
 from phylo.io.newick import parse_newick
 from phylo.likelihood import simulate_alignment
 from phylo.marginal import Problem, available_estimators, get_estimator
+from phylo.marginal.estimators.laplace import GammaLaplusIS
+from phylo.marginal.psis import KHAT_UNRELIABLE
 
 from naive_marginal import (jc3_log_z_quadrature, jc3_pattern_log_likelihoods,
                             k80_3_log_likelihood, k80_3_log_z_quadrature)
@@ -134,3 +139,37 @@ def test_k80_free_kappa_within_reported_error(k80, name):
     res = get_estimator(name, **K80_ESTIMATORS[name]).run(problem, seed=7)
     assert abs(res.log_marginal_likelihood - exact) < N_SE * res.std_error + ABS_SLACK, \
         (res.log_marginal_likelihood, res.std_error, exact)
+
+
+# -- importance-weight tail diagnostics of Gamma-Laplus IS -------------------------------
+#: A proposal with the Gamma Laplus product's modes but rates × NARROW (each Gamma
+#: about 1/√NARROW as wide): the weights p/q grow without bound in the tails.
+NARROW = 16.0
+
+
+@dataclass
+class _NarrowGammaLaplusIS(GammaLaplusIS):
+    """Gamma-Laplus IS with a deliberately too narrow proposal (heavy-tailed weights)."""
+
+    def _proposal(self, problem):
+        q, f0, diag = super()._proposal(problem)
+        m = np.asarray(diag["map_branch_lengths"])
+        b = q.b * NARROW
+        a = np.where(np.array(q.family) == "gamma", b * m + 1.0, q.a)
+        return dataclasses.replace(q, a=a, b=b), f0, diag
+
+
+def test_gamma_laplus_is_reports_tail_diagnostics(jc3):
+    problem, _ = jc3
+    d = get_estimator("gamma-laplus-is").run(problem, seed=7).diagnostics
+    assert d["pareto_k"] < KHAT_UNRELIABLE
+    assert 0.5 * d["n_draws"] < d["importance_ess"] <= d["n_draws"]
+    assert d["warnings"] == []
+
+
+def test_gamma_laplus_is_warns_on_heavy_tailed_weights(jc3):
+    problem, _ = jc3
+    d = _NarrowGammaLaplusIS().run(problem, seed=7).diagnostics
+    assert d["pareto_k"] > KHAT_UNRELIABLE
+    assert d["importance_ess"] < 0.2 * d["n_draws"]
+    assert len(d["warnings"]) == 1 and "Pareto k-hat" in d["warnings"][0]

@@ -29,6 +29,7 @@ from scipy import special
 from ...errors import EstimatorError
 from ..base import Estimate, MarginalLikelihoodEstimator, check_device_setting, check_positive, log_mean_se, logmeanexp
 from ..base_problem import BaseProblem
+from ..psis import KHAT_UNRELIABLE, importance_ess, pareto_khat
 from .optimum import maximize_natural, maximize_unconstrained
 
 #: Branches whose MAP length is below this (substitutions per site) count as "at zero".
@@ -179,7 +180,15 @@ class BetaPrimeLaplus(GammaLaplus):
 class GammaLaplusIS(MarginalLikelihoodEstimator):
     """Importance sampling with the Gamma Laplus product as proposal (``n_samples`` = 10⁴
     draws, Fourment et al. 2020 "GLIS"): log Z = log mean p(D, θ_i)/q(θ_i).
-    Error: delta method."""
+    Error: delta method.
+
+    The delta-method error assumes the weights have a finite variance, which a product
+    proposal fitted to local curvature does not guarantee (several branches at the
+    bound, DS6). The diagnostics therefore hold the PSIS Pareto k̂ of the log weights
+    (``pareto_k``, :func:`phylo.marginal.psis.pareto_khat`) and their Kish effective
+    sample size (``importance_ess``), and ``warnings`` names k̂ above
+    :data:`~phylo.marginal.psis.KHAT_UNRELIABLE`: the estimate and its standard error
+    are then unreliable (Vehtari et al. 2024)."""
 
     name: ClassVar[str] = "gamma-laplus-is"
     setting_roles: ClassVar[dict[str, str]] = {"samples": "n_samples"}
@@ -192,9 +201,13 @@ class GammaLaplusIS(MarginalLikelihoodEstimator):
         check_positive(self.name, n_samples=self.n_samples)
         check_device_setting(self.name, self.device)
 
+    def _proposal(self, problem: BaseProblem) -> tuple[ProductApproximation, float, dict]:
+        """The importance density: the Gamma Laplus product at the MAP (:func:`fit_laplus`)."""
+        return fit_laplus(problem, "gamma", max_iterations=self.max_iterations)
+
     def _estimate(self, problem, *, rng, budget, progress, **options) -> Estimate:
         start = problem.n_likelihood_evaluations
-        q, f0, diag = fit_laplus(problem, "gamma", max_iterations=self.max_iterations)
+        q, f0, diag = self._proposal(problem)
         n = self.n_samples if budget is None else max(2, budget - (problem.n_likelihood_evaluations - start))
         t, u = q.sample(n, rng=rng)
         t = np.maximum(t, np.finfo(float).tiny)
@@ -208,7 +221,27 @@ class GammaLaplusIS(MarginalLikelihoodEstimator):
             raise EstimatorError(f"{self.name}: every importance weight is zero")
         diag.update({"n_draws": n, "laplus_log_z": f0 - float(
             q.log_density(np.asarray(diag['map_branch_lengths'])[None, :], q.mu[None, :])[0])})
+        diag.update(importance_diagnostics(logw, diag["branches_at_zero"]))
         return Estimate(logmeanexp(logw), log_mean_se(logw), diag)
+
+
+def importance_diagnostics(logw: np.ndarray, branches_at_zero: int = 0) -> dict[str, Any]:
+    """``pareto_k`` (PSIS k̂; None with too few draws), ``importance_ess`` (Kish) of the
+    log importance weights ``logw`` (n,), and ``warnings`` (a list; one sentence when
+    k̂ > :data:`~phylo.marginal.psis.KHAT_UNRELIABLE`)."""
+    khat = pareto_khat(logw)
+    ess = importance_ess(logw)
+    warnings = []
+    if math.isfinite(khat) and khat > KHAT_UNRELIABLE:
+        at_zero = (f"; {branches_at_zero} branch lengths have their MAP at 0, where the "
+                   "proposal's tail is only an approximation" if branches_at_zero else "")
+        warnings.append(
+            f"Pareto k-hat of the importance weights = {khat:.2f} > {KHAT_UNRELIABLE} "
+            f"(ESS {ess:.1f} of {logw.shape[0]} draws){at_zero}: the weights are heavy-tailed, "
+            "so log Z and its standard error are unreliable (check with a consistent "
+            "estimator such as stepping-stone, or more draws)")
+    return {"pareto_k": float(khat) if math.isfinite(khat) else None,
+            "importance_ess": float(ess), "warnings": warnings}
 
 
 @dataclass
