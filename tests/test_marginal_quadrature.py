@@ -154,8 +154,9 @@ class _NarrowGammaLaplusIS(GammaLaplusIS):
     def _proposal(self, problem):
         q, f0, diag = super()._proposal(problem)
         m = np.asarray(diag["map_branch_lengths"])
-        b = q.b * NARROW
-        a = np.where(np.array(q.family) == "gamma", b * m + 1.0, q.a)
+        fam = np.array(q.family)
+        b = np.where((fam == "gamma") | (fam == "exponential"), q.b * NARROW, q.b)
+        a = np.where(fam == "gamma", b * m + 1.0, q.a)
         return dataclasses.replace(q, a=a, b=b), f0, diag
 
 
@@ -173,3 +174,35 @@ def test_gamma_laplus_is_warns_on_heavy_tailed_weights(jc3):
     assert d["pareto_k"] > KHAT_UNRELIABLE
     assert d["importance_ess"] < 0.2 * d["n_draws"]
     assert len(d["warnings"]) == 1 and "Pareto k-hat" in d["warnings"][0]
+
+
+
+@pytest.mark.parametrize("loc, scale", [(-0.002, 0.0035), (0.01, 0.02), (-0.3, 0.02)])
+def test_truncated_normal_proposal_density_and_draws(loc, scale):
+    """The 'truncnormal' family of the product proposal (branches at the bound) against
+    scipy.stats.truncnorm: log density, and draws (Kolmogorov-Smirnov), including a bound
+    15 standard deviations above the centre."""
+    from scipy import stats
+    from phylo.marginal.estimators.laplace import ProductApproximation
+    q = ProductApproximation(("truncnormal",), np.array([loc]), np.array([scale]),
+                             np.zeros(0), np.zeros(0))
+    ref = stats.truncnorm(-loc / scale, np.inf, loc=loc, scale=scale)
+    x = ref.ppf(np.linspace(0.001, 0.999, 50))[:, None]
+    assert np.allclose(q.log_density(x, np.zeros((50, 0))), ref.logpdf(x[:, 0]), rtol=1e-9, atol=1e-9)
+    t, _ = q.sample(20_000, rng=np.random.default_rng(4))
+    assert t.min() >= 0.0
+    assert stats.kstest(t[:, 0], ref.cdf).pvalue > 1e-3
+
+
+def test_boundary_normals_only_for_concave_bound_branches():
+    from phylo.marginal.estimators.laplace import (BOUNDARY_NORMAL_MAX_ALPHA, ProductApproximation,
+                                                   with_boundary_normals)
+    q = ProductApproximation(("gamma", "exponential", "exponential", "exponential"),
+                             np.array([3.0, 1.0, 1.0, 1.0]), np.array([30.0, 500.0, 900.0, 400.0]),
+                             np.zeros(0), np.zeros(0))
+    g = np.array([0.0, -500.0, -900.0, -400.0])
+    h = np.array([-1e4, -8e4, 300.0, -(400.0 / (2 * BOUNDARY_NORMAL_MAX_ALPHA)) ** 2])
+    out, n = with_boundary_normals(q, g, h)
+    # gamma kept; concave bound branch replaced; convex one and a far-out one keep the exponential
+    assert out.family == ("gamma", "truncnormal", "exponential", "exponential") and n == 1
+    assert out.b[1] == pytest.approx(1 / np.sqrt(8e4)) and out.a[1] == pytest.approx(-500 / 8e4)

@@ -15,7 +15,11 @@ then log Z ≈ f(m) − Σ_i log q_i(m_i).
 Free model parameters (unconstrained u) get a normal with the matching curvature.
 Laplace proper works on z = log t with the full Hessian (Kass & Raftery 1995).
 Gamma Laplus IS uses the Gamma Laplus product as an importance density with 10⁴
-draws (Fourment et al. 2020, "GLIS").
+draws (Fourment et al. 2020, "GLIS"), with one change at the bound: a branch whose
+MAP is 0 and whose log density is concave there (∂f/∂t < 0, ∂²f/∂t² < 0 at 0) gets
+the normal with that slope and curvature truncated to t ≥ 0,
+q ∝ exp(f′ t + ½ f″ t²), instead of the exponential, whose tail is exp(f′ t) alone
+(see :class:`GammaLaplusIS` for the measurements behind it).
 """
 from __future__ import annotations
 
@@ -36,6 +40,11 @@ from .optimum import maximize_natural, maximize_unconstrained
 ZERO_BRANCH = 1e-6
 #: Relative finite-difference step for second derivatives from analytic gradients.
 HESSIAN_STEP = 1e-4
+#: A branch at the bound keeps its exponential when its truncated normal would start
+#: this many standard deviations above the normal's centre (−f′ / √(−f″)): that far
+#: out the truncated normal is the exponential of rate −f′ to within ~1/α², and its
+#: inverse survival function needs no extreme arguments.
+BOUNDARY_NORMAL_MAX_ALPHA = 20.0
 
 
 def _second_derivatives(problem: BaseProblem, t: np.ndarray, u: np.ndarray
@@ -71,8 +80,9 @@ def _second_derivatives(problem: BaseProblem, t: np.ndarray, u: np.ndarray
 @dataclass(frozen=True)
 class ProductApproximation:
     """Independent per-coordinate densities: per branch ``family`` 'gamma' (shape a,
-    rate b), 'betaprime' (α = a, β = b) or 'exponential' (rate b); per model parameter
-    a normal (mean mu, sd sd)."""
+    rate b), 'betaprime' (α = a, β = b), 'exponential' (rate b) or 'truncnormal'
+    (a normal of location a and scale b truncated to t ≥ 0); per model parameter a
+    normal (mean mu, sd sd)."""
 
     family: tuple[str, ...]
     a: np.ndarray
@@ -91,6 +101,10 @@ class ProductApproximation:
                     out += a * math.log(b) - special.gammaln(a) + special.xlogy(a - 1, x) - b * x
                 elif fam == "betaprime":
                     out += (special.xlogy(a - 1, x) - (a + b) * np.log1p(x) - special.betaln(a, b))
+                elif fam == "truncnormal":
+                    r = (x - a) / b
+                    out += np.where(x >= 0, -0.5 * r * r - math.log(b) - 0.5 * math.log(2 * math.pi)
+                                    - special.log_ndtr(a / b), -np.inf)
                 else:
                     out += math.log(b) - b * x
         if self.mu.size:
@@ -106,10 +120,36 @@ class ProductApproximation:
             elif fam == "betaprime":
                 x = rng.beta(self.a[i], self.b[i], size=n)
                 t[:, i] = x / (1.0 - x)
+            elif fam == "truncnormal":
+                # inverse survival function on the log scale: exact far in the tail
+                alpha = -self.a[i] / self.b[i]          # the bound 0 in standard units
+                log_u = np.log(rng.random(size=n))
+                zs = -special.ndtri_exp(log_u + special.log_ndtr(-alpha))
+                t[:, i] = np.maximum(self.a[i] + self.b[i] * zs, 0.0)
             else:
                 t[:, i] = rng.exponential(1.0 / self.b[i], size=n)
         u = self.mu + self.sd * rng.standard_normal((n, self.mu.size))
         return t, u
+
+
+def with_boundary_normals(q: ProductApproximation, gradient: np.ndarray, curvature: np.ndarray
+                          ) -> tuple[ProductApproximation, int]:
+    """``q`` with each 'exponential' branch (MAP at the bound) whose log joint has a
+    negative slope f′ and a negative curvature f″ at the MAP replaced by the normal
+    N(f′ / (−f″), 1 / (−f″)) truncated to t ≥ 0, i.e. q ∝ exp(f′ t + ½ f″ t²): the
+    second-order expansion of the log posterior at the bound, where the exponential
+    keeps only its first-order term. Returns (q, number of branches replaced)."""
+    fams, a, b = list(q.family), q.a.copy(), q.b.copy()
+    replaced = 0
+    for i, fam in enumerate(fams):
+        if not (fam == "exponential" and gradient[i] < 0 and curvature[i] < 0):
+            continue
+        if -gradient[i] / math.sqrt(-curvature[i]) < BOUNDARY_NORMAL_MAX_ALPHA:
+            fams[i] = "truncnormal"
+            b[i] = 1.0 / math.sqrt(-curvature[i])
+            a[i] = gradient[i] / (-curvature[i])
+            replaced += 1
+    return ProductApproximation(tuple(fams), a, b, q.mu, q.sd), replaced
 
 
 def fit_laplus(problem: BaseProblem, family: str, *, max_iterations: int = 2000
@@ -147,6 +187,7 @@ def fit_laplus(problem: BaseProblem, family: str, *, max_iterations: int = 2000
     sd = 1.0 / np.sqrt(np.maximum(-d2u, 1e-12))
     q = ProductApproximation(tuple(fams), a, b, u.copy(), sd)
     diag = {"map_branch_lengths": m.tolist(), "log_joint_at_map": f0,
+            "gradient_at_map": g.tolist(), "curvature_at_map": d2t.tolist(),
             "branches_at_zero": int(n_fallback), "families": list(fams),
             "optimizer_iterations": opt.iterations, "optimizer_converged": opt.converged}
     return q, f0, diag
@@ -188,7 +229,23 @@ class GammaLaplusIS(MarginalLikelihoodEstimator):
     (``pareto_k``, :func:`phylo.marginal.psis.pareto_khat`) and their Kish effective
     sample size (``importance_ess``), and ``warnings`` names k̂ above
     :data:`~phylo.marginal.psis.KHAT_UNRELIABLE`: the estimate and its standard error
-    are then unreliable (Vehtari et al. 2024)."""
+    are then unreliable (Vehtari et al. 2024).
+
+    Branches at the bound: the paper states no density for a MAP length of 0. Our
+    earlier Exponential(rate −f′(0)) there gave heavy-tailed weights where many
+    branches sit at 0: on the most frequent DS6 topology (50 taxa, 14 branches at 0)
+    Pareto k̂ 5.3–6.4 and ESS 3–15 of 10⁴, log Z −6560.85 … −6559.89 over seeds. Its
+    density falls off too slowly near 0 where the posterior also curves down
+    (f″(0) ≈ −3·10⁴ … −4·10⁵ there), so most draws of the 14-branch product land where
+    the posterior is small. Where f″(0) < 0 the proposal is now the normal with the
+    posterior's slope and curvature at 0, truncated to t ≥ 0
+    (:func:`with_boundary_normals`): on that topology k̂ 0.80–0.92, ESS 149–274 and
+    log Z −6560.27 … −6560.17 over three seeds (10⁵ draws of the old proposal:
+    −6560.27 ± 0.13). Widening the exponential (rate / 2, / 4), widening every Gamma
+    (rate / 2) or a defensive mixture with such a wider product (Hesterberg 1995,
+    weights 0.1 and 0.3) all made k̂ worse (7–27) on DS6; moment-matching a Gamma to
+    the truncated normal gave k̂ 0.68–0.82 with a smaller ESS (16–255).
+    ``diagnostics["boundary_normals"]``: the branches so treated."""
 
     name: ClassVar[str] = "gamma-laplus-is"
     setting_roles: ClassVar[dict[str, str]] = {"samples": "n_samples"}
@@ -202,8 +259,18 @@ class GammaLaplusIS(MarginalLikelihoodEstimator):
         check_device_setting(self.name, self.device)
 
     def _proposal(self, problem: BaseProblem) -> tuple[ProductApproximation, float, dict]:
-        """The importance density: the Gamma Laplus product at the MAP (:func:`fit_laplus`)."""
-        return fit_laplus(problem, "gamma", max_iterations=self.max_iterations)
+        """The importance density: the Gamma Laplus product at the MAP (:func:`fit_laplus`)
+        with truncated normals for concave branches at the bound
+        (:func:`with_boundary_normals`). Adds ``laplus_log_z`` (the Gamma Laplus
+        value, from the product before that change) to the diagnostics."""
+        q, f0, diag = fit_laplus(problem, "gamma", max_iterations=self.max_iterations)
+        m = np.asarray(diag["map_branch_lengths"])
+        diag["laplus_log_z"] = f0 - float(q.log_density(m[None, :], q.mu[None, :])[0])
+        q, replaced = with_boundary_normals(q, np.asarray(diag["gradient_at_map"]),
+                                            np.asarray(diag["curvature_at_map"]))
+        diag["boundary_normals"] = replaced
+        diag["families"] = list(q.family)
+        return q, f0, diag
 
     def _estimate(self, problem, *, rng, budget, progress, **options) -> Estimate:
         start = problem.n_likelihood_evaluations
@@ -219,8 +286,7 @@ class GammaLaplusIS(MarginalLikelihoodEstimator):
         logw = np.where(np.isnan(logw), -np.inf, logw)
         if not np.isfinite(logw).any():
             raise EstimatorError(f"{self.name}: every importance weight is zero")
-        diag.update({"n_draws": n, "laplus_log_z": f0 - float(
-            q.log_density(np.asarray(diag['map_branch_lengths'])[None, :], q.mu[None, :])[0])})
+        diag["n_draws"] = n
         diag.update(importance_diagnostics(logw, diag["branches_at_zero"]))
         return Estimate(logmeanexp(logw), log_mean_se(logw), diag)
 
