@@ -13,7 +13,7 @@ import pytest
 from phylo.io.newick import parse_newick
 from phylo.likelihood import simulate_alignment
 from phylo.marginal import Problem, available_estimators, get_estimator
-from phylo.marginal.estimators.laplace import GammaLaplusIS
+from phylo.marginal.estimators.laplace import GammaLaplusIS, fit_laplus
 from phylo.marginal.psis import KHAT_UNRELIABLE
 
 from naive_marginal import (jc3_log_z_quadrature, jc3_pattern_log_likelihoods,
@@ -152,7 +152,7 @@ class _NarrowGammaLaplusIS(GammaLaplusIS):
     """Gamma-Laplus IS with a deliberately too narrow proposal (heavy-tailed weights)."""
 
     def _proposal(self, problem):
-        q, f0, diag = super()._proposal(problem)
+        q, f0, diag = fit_laplus(problem, "gamma")
         m = np.asarray(diag["map_branch_lengths"])
         fam = np.array(q.family)
         b = np.where((fam == "gamma") | (fam == "exponential"), q.b * NARROW, q.b)
@@ -206,3 +206,21 @@ def test_boundary_normals_only_for_concave_bound_branches():
     # gamma kept; concave bound branch replaced; convex one and a far-out one keep the exponential
     assert out.family == ("gamma", "truncnormal", "exponential", "exponential") and n == 1
     assert out.b[1] == pytest.approx(1 / np.sqrt(8e4)) and out.a[1] == pytest.approx(-500 / 8e4)
+
+
+def test_defensive_mixture_density_and_draws():
+    """MixtureApproximation (the proposal when branches sit at the bound): density is the
+    equal mixture of its components', draws follow it (Kolmogorov-Smirnov)."""
+    from scipy import stats
+    from phylo.marginal.estimators.laplace import MixtureApproximation, ProductApproximation
+    none = np.zeros(0)
+    expo = ProductApproximation(("exponential",), np.array([1.0]), np.array([500.0]), none, none)
+    tn = ProductApproximation(("truncnormal",), np.array([-0.002]), np.array([0.0035]), none, none)
+    mix = MixtureApproximation((expo, tn))
+    ref_e = stats.expon(scale=1 / 500.0)
+    ref_t = stats.truncnorm(0.002 / 0.0035, np.inf, loc=-0.002, scale=0.0035)
+    x = np.linspace(1e-5, 0.02, 40)[:, None]
+    want = np.log(0.5 * ref_e.pdf(x[:, 0]) + 0.5 * ref_t.pdf(x[:, 0]))
+    assert np.allclose(mix.log_density(x, np.zeros((40, 0))), want, rtol=1e-10)
+    t, _ = mix.sample(20_000, rng=np.random.default_rng(5))
+    assert stats.kstest(t[:, 0], lambda v: 0.5 * ref_e.cdf(v) + 0.5 * ref_t.cdf(v)).pvalue > 1e-3
