@@ -20,7 +20,7 @@ from phylo.errors import EstimatorError, PhyloError, TaxonMismatchError, TreeErr
 from phylo.io.newick import parse_newick
 from phylo.likelihood import simulate_alignment
 from phylo.marginal import tree_space_marginal
-from phylo.marginal.psis import gpd_fit, pareto_khat
+from phylo.marginal.psis import KHAT_UNRELIABLE, gpd_fit, pareto_khat
 from phylo.marginal.tree_space import (clade_bayes_factor, log_n_resolutions,
                                        log_n_unrooted_topologies, log_odd_double_factorial,
                                        read_topology_probabilities, read_tree_sample)
@@ -518,3 +518,29 @@ def test_primates_mrbayes_runs(shared_dir):
     assert abs(row.log_z - PRIMATES_MB_SS) < PRIMATES_TOL
     assert res.diagnostics["implied_spread"] < 0.1 and not res.diagnostics["warnings"]
     assert "between-run" in res.diagnostics["posterior_mass_error_method"]
+
+
+# -- the inner estimator's importance-weight tails -----------------------------------------
+
+def test_inner_pareto_k_per_topology(quartet):
+    """Gamma-Laplus IS reports its k-hat per topology; well-behaved weights: no warning."""
+    res = tree_space_marginal(quartet["aln"], quartet["runs"], "JC", seed=1, target_mass=1.0)
+    ks = [row.inner_pareto_k for row in res.per_topology]
+    assert all(k is not None and k < KHAT_UNRELIABLE for k in ks), ks
+    d = res.diagnostics
+    assert d["inner_unreliable_topologies"] == 0 and d["inner_pareto_k_max"] == max(ks)
+    assert not any("heavy-tailed" in w for w in d["warnings"])
+
+
+def test_heavy_tailed_inner_weights_are_flagged(quartet):
+    """A deliberately too narrow inner proposal: every topology's k-hat > 0.7, and the
+    tree-space result names how many and the share of the estimate they carry."""
+    from test_marginal_quadrature import _NarrowGammaLaplusIS
+    res = tree_space_marginal(quartet["aln"], quartet["runs"], "JC", seed=1, target_mass=1.0,
+                              estimator=_NarrowGammaLaplusIS())
+    assert all(row.inner_pareto_k > KHAT_UNRELIABLE for row in res.per_topology)
+    d = res.diagnostics
+    assert d["inner_unreliable_topologies"] == 3
+    assert d["inner_unreliable_share"] == pytest.approx(1.0)
+    msg = [w for w in d["warnings"] if "heavy-tailed" in w]
+    assert len(msg) == 1 and "on 3 of 3 topologies" in msg[0] and "100.0%" in msg[0]

@@ -202,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
                                          else f"{args.checkpoint}.{est.name}.{r}")
             task, res = run_repeat(problem, est, seed=args.seed, repeat=r, identity=identity,
                                    budget=args.budget, progress=progress, **options)
+            for warning in res.diagnostics.get("warnings", []):
+                print(f"phylo marginal: warning: {res.estimator}: {warning}", file=sys.stderr)
             rows.append({"estimator": res.estimator, "repeat": r, "seed": args.seed,
                          "run_seed": res.seed,
                          "log_marginal_likelihood": res.log_marginal_likelihood,

@@ -18,7 +18,11 @@ Diagnostics keys with a fixed meaning (the report command reads them):
 ``loglik_trace``          list[float], the log-likelihood trace of the main chain
                           (posterior samples, or the β = 1 step of a ladder);
 ``ess``                   effective sample size of that trace;
-``acceptance``            mean acceptance rate of the MCMC moves.
+``acceptance``            mean acceptance rate of the MCMC moves;
+``pareto_k``              PSIS Pareto k̂ of importance weights (:mod:`phylo.marginal.psis`;
+                          above 0.7 the estimate is unreliable);
+``importance_ess``        Kish effective sample size of those weights;
+``warnings``              list[str], sentences a user must see (printed by the CLI).
 """
 from __future__ import annotations
 

@@ -392,6 +392,9 @@ class TopologyEstimate:
     log_q: sbn-is: log q(τ) under the SBN proposal; draws: how many of the n draws.
     share: the topology's share of the estimate (p Z_τ over the sum over S, or of the
         importance weights).
+    inner_pareto_k: the PSIS Pareto k̂ of the inner estimator's own importance weights
+        (importance-sampling inner estimators such as gamma-laplus-is; None for
+        others): above 0.7 log Z_τ and its standard error are unreliable.
     """
 
     newick: str
@@ -404,6 +407,7 @@ class TopologyEstimate:
     log_q: float | None = None
     draws: int | None = None
     share: float = 0.0
+    inner_pareto_k: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -444,9 +448,11 @@ class _InnerRunner:
         self.progress = progress
         self.evaluations = 0
         self.problem = None
-        self._cache: dict[bytes, tuple[float, float | None]] = {}
+        self._cache: dict[bytes, tuple[float, float | None, float | None]] = {}
 
-    def __call__(self, sample: TopologySample, u: int) -> tuple[float, float | None]:
+    def __call__(self, sample: TopologySample, u: int) -> tuple[float, float | None, float | None]:
+        """(log Z_τ, its standard error or None, the inner Pareto k̂ or None) of
+        topology ``u`` of ``sample`` (computed once per topology)."""
         from .problem import Problem
         key = sample.keys[u]
         k = key.tobytes()
@@ -458,7 +464,9 @@ class _InnerRunner:
             self.problem = problem
         res = self.estimator.run(problem, seed=_topology_seed(self.seed, key))
         self.evaluations += res.likelihood_evaluations
-        out = (res.log_marginal_likelihood, res.std_error)
+        khat = res.diagnostics.get("pareto_k")
+        khat = float(khat) if khat is not None and math.isfinite(khat) else None
+        out = (res.log_marginal_likelihood, res.std_error, khat)
         self._cache[k] = out
         return out
 
@@ -571,6 +579,7 @@ def tree_space_marginal(alignment: Alignment, samples: Any, model: Any = "JC", *
         out = _sbn_is(tss, sbn, runner, log_prior_tau, n_draws, int(seed), sbn_method,
                       SBN_ALPHA_PROPOSAL if sbn_alpha is None else sbn_alpha, warnings)
     log_z, se, rows, diag = out
+    diag.update(_inner_tail_summary(rows, est.name, warnings))
     problem = runner.problem
     diag.update({"method": method, "requested_method": requested, "method_reason": reason,
                  "model": model_name, "sample_model": src_model,
@@ -592,6 +601,28 @@ def tree_space_marginal(alignment: Alignment, samples: Any, model: Any = "JC", *
         likelihood_evaluations=runner.evaluations, seconds=time.perf_counter() - start,
         estimator=f"tree-space-{method}", settings=settings, seed=int(seed),
         diagnostics=diag, per_topology=tuple(rows))
+
+
+def _inner_tail_summary(rows: Sequence[TopologyEstimate], inner_name: str,
+                        warnings: list[str]) -> dict[str, Any]:
+    """How many topologies' inner estimates have heavy-tailed importance weights
+    (inner Pareto k̂ > :data:`KHAT_UNRELIABLE`) and the share of the estimate they
+    carry; appends a warning when there are any. Empty for inner estimators that
+    report no k̂."""
+    ks = [r.inner_pareto_k for r in rows if r.inner_pareto_k is not None]
+    if not ks:
+        return {}
+    bad = [r for r in rows if r.inner_pareto_k is not None and r.inner_pareto_k > KHAT_UNRELIABLE]
+    bad_share = float(sum(r.share for r in bad))
+    if bad:
+        worst = max(r.inner_pareto_k for r in bad)
+        warnings.append(
+            f"the inner estimator {inner_name} has heavy-tailed importance weights (Pareto "
+            f"k-hat > {KHAT_UNRELIABLE}, worst {worst:.2f}) on {len(bad)} of {len(ks)} "
+            f"topologies, which carry {bad_share:.1%} of the estimate: their log Z_tau and "
+            "standard errors are unreliable, and so is the standard error of the total")
+    return {"inner_pareto_k_max": float(max(ks)), "inner_pareto_k_median": float(np.median(ks)),
+            "inner_unreliable_topologies": len(bad), "inner_unreliable_share": bad_share}
 
 
 def _coerce_samples(samples, alignment, burnin, sample_model, sbn):
@@ -687,8 +718,9 @@ def _odds(tss, sbn, posterior, runner, log_prior_tau, target_mass, max_topologie
             "use method='sbn-is'", path=tss.sources[0] if tss.sources else None)
     logz_tau = np.empty(chosen.size)
     se_tau = np.full(chosen.size, np.nan)
+    khat_tau: list[float | None] = [None] * chosen.size
     for i, u in enumerate(_bar(chosen, runner.progress, "log Z per topology")):
-        lz, s = runner(tss.pooled, int(u))
+        lz, s, khat_tau[i] = runner(tss.pooled, int(u))
         logz_tau[i] = lz
         if s is not None:
             se_tau[i] = s
@@ -713,7 +745,7 @@ def _odds(tss, sbn, posterior, runner, log_prior_tau, target_mass, max_topologie
             posterior_se=float(p_se[i]), log_z=float(logz_tau[i]),
             log_z_se=None if np.isnan(se_tau[i]) else float(se_tau[i]),
             implied_log_z=float(implied[i]), implied_se=float(implied_se[i]),
-            share=float(share[i])))
+            share=float(share[i]), inner_pareto_k=khat_tau[i]))
     spread = float(np.max(implied) - np.min(implied)) if implied.size > 1 else 0.0
     wsd = float(math.sqrt(np.sum(share * (implied - log_z) ** 2)))
     dev = np.abs(implied - log_z)
@@ -752,8 +784,9 @@ def _sbn_is(tss, sbn, runner, log_prior_tau, n_draws, seed, sbn_method, sbn_alph
     u_n = draws.n_topologies
     logz = np.empty(u_n)
     se_in = np.full(u_n, np.nan)
+    khat_in: list[float | None] = [None] * u_n
     for u in _bar(range(u_n), runner.progress, "log Z per sampled topology"):
-        lz, s = runner(draws, u)
+        lz, s, khat_in[u] = runner(draws, u)
         logz[u] = lz
         if s is not None:
             se_in[u] = s
@@ -787,7 +820,8 @@ def _sbn_is(tss, sbn, runner, log_prior_tau, n_draws, seed, sbn_method, sbn_alph
             newick=draws.tree(int(u)).to_newick(lengths=False),
             posterior=None if i is None else float(freqs[i]), posterior_se=None,
             log_z=float(logz[u]), log_z_se=None if np.isnan(se_in[u]) else float(se_in[u]),
-            log_q=float(log_q[u]), draws=int(counts[u]), share=float(share[u])))
+            log_q=float(log_q[u]), draws=int(counts[u]), share=float(share[u]),
+            inner_pareto_k=khat_in[u]))
     diag = {"n_topologies": int(u_n), "n_draws": n, "ess": ess, "pareto_k": khat,
             "sbn_method": sbn.method, "sbn_alpha": getattr(sbn.info, "alpha", None),
             "std_error_parts": {"draws": math.sqrt(var_draws), "inner": math.sqrt(var_inner)}}

@@ -63,7 +63,8 @@ ROW_KEYS = ("problem", "estimator", "repeat", "seed", "run_seed", "log_marginal_
 DIAGNOSTIC_KEYS = ("ladder_betas", "ladder_contributions", "loglik_trace", "ess", "acceptance",
                    "per_topology", "method", "method_reason", "n_topologies", "posterior_mass",
                    "posterior_mass_se", "posterior_mass_error_method", "pareto_k", "warnings",
-                   "priors")
+                   "priors", "importance_ess", "inner_pareto_k_max", "inner_unreliable_topologies",
+                   "inner_unreliable_share")
 
 #: How the report and ``--help`` word the convention (kept next to the code it describes).
 SEED_CONVENTION = ("repeat r of a candidate runs with derive_seed(seed, identity, estimator, r): "
