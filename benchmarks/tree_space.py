@@ -165,26 +165,23 @@ def inner_tail_check(aln, tss, seed: int, n_samples: int = 10_000) -> dict:
     10⁴ draws) on a few of the sample's topologies: whether each log Z_tau is itself
     reliable (k̂ < 0.7), which the outer SBN-IS diagnostics do not separate."""
     import numpy as np
-    from phylo.marginal.estimators.laplace import fit_laplus
+    from phylo.marginal import get_estimator
     from phylo.marginal.problem import Problem
-    from phylo.marginal.psis import importance_ess, pareto_khat
     order = np.argsort(-tss.frequencies(), kind="stable")
     rng = np.random.default_rng(seed)
     pool = order[INNER_CHECK_TOP:2000]
     picks = list(order[:INNER_CHECK_TOP]) + list(rng.choice(pool, min(INNER_CHECK_RANDOM, pool.size),
                                                             replace=False))
+    # the shipped estimator, whose diagnostics carry its weights' k̂ and ESS
+    estimator = get_estimator("gamma-laplus-is", n_samples=n_samples)
     out = []
     for u in picks:
         tree = tss.pooled.tree(int(u)).with_taxa_order(aln.taxa)
         problem = Problem(aln, tree, "JC", branch_prior_rate=10.0)
-        q, _, diag = fit_laplus(problem, "gamma")
-        t, v = q.sample(n_samples, rng=np.random.default_rng([seed, int(u)]))
-        t = np.maximum(t, np.finfo(float).tiny)
-        z = np.hstack([np.log(t), v])
-        lw = (problem.log_likelihood_batch(z) + problem.log_prior_batch(z)
-              - np.log(t).sum(axis=1) - q.log_density(t, v))
-        out.append({"rank": int(np.flatnonzero(order == u)[0]), "pareto_k": float(pareto_khat(lw)),
-                    "ess": float(importance_ess(lw)), "map_branches_at_zero": diag["branches_at_zero"]})
+        d = estimator.run(problem, seed=int(np.random.SeedSequence([seed, int(u)]).generate_state(1)[0])).diagnostics
+        out.append({"rank": int(np.flatnonzero(order == u)[0]), "pareto_k": float(d["pareto_k"]),
+                    "ess": float(d["importance_ess"]),
+                    "map_branches_at_zero": d.get("branches_at_zero")})
     ks = [o["pareto_k"] for o in out]
     return {"n_samples": n_samples, "topologies": out, "median_pareto_k": float(np.median(ks)),
             "n_above_0.7": int(sum(k > 0.7 for k in ks))}
