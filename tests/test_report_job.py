@@ -184,3 +184,30 @@ def test_interrupted_job_writes_partial_report(tmp_path, monkeypatch, alignment)
     assert info.value.finished == 1 and info.value.total == 2
     report = json.loads(Path(info.value.paths["json"]).read_text())
     assert report["status"] == "partial" and len(report["missing"]) == 1
+
+
+def test_estimator_warnings_reach_the_report(tmp_path, alignment):
+    """A fixed-topology estimate whose importance weights are heavy-tailed (a
+    deliberately narrow Gamma-Laplus proposal) is named with its warning in the
+    report's notes, not only kept in the stored diagnostics."""
+    import dataclasses
+
+    import numpy as np
+
+    from phylo.marginal.estimators.laplace import GammaLaplusIS, fit_laplus
+
+    class NarrowGammaLaplusIS(GammaLaplusIS):
+        def _proposal(self, problem):
+            q, f0, diag = fit_laplus(problem, "gamma")
+            m = np.asarray(diag["map_branch_lengths"])
+            fam = np.array(q.family)
+            b = np.where((fam == "gamma") | (fam == "exponential"), q.b * 16.0, q.b)
+            a = np.where(fam == "gamma", b * m + 1.0, q.a)
+            return dataclasses.replace(q, a=a, b=b), f0, diag
+
+    made = fixed_topology_candidates(alignment, ["JC"], tree_files=TREES[:1])
+    done = model_comparison_report(alignment, made, NarrowGammaLaplusIS(n_samples=2000),
+                                   out=tmp_path / "warned", seed=2)
+    warned = [n for n in done.report["notes"] if n.startswith("JC on true: WARNING")]
+    assert len(warned) == 1 and "Pareto k-hat" in warned[0]
+    assert "Pareto k-hat" in (tmp_path / "warned" / "report.html").read_text()

@@ -196,10 +196,16 @@ def model_comparison_report(alignment, candidates, estimator, *, out: str | os.P
         diagnostics = {c.name: finished[(c.name, 0)].diagnostics for c in done}
         prov["total_seconds_this_run"] = round(time.perf_counter() - started, 2)
         all_notes = list(run_notes)
-        if tree_space:
+        if tree_space:   # its notes carry the estimator's warnings too
             for c in done:
                 all_notes += tree_space_notes(c.name, diagnostics[c.name])
             _write_tree_space_json(out, done, diagnostics, clade_rows)
+        else:            # e.g. heavy-tailed importance weights (Pareto k-hat > 0.7)
+            for c in done:
+                for r in range(repeats):
+                    for w in (finished[(c.name, r)].diagnostics or {}).get("warnings", []):
+                        all_notes.append(f"{c.name}" + (f" (repeat {r + 1})" if repeats > 1 else "")
+                                         + f": WARNING {w}")
         report = build_report(rows, candidates=cand_info, diagnostics=diagnostics,
                               settings=report_settings, provenance=prov, notes=all_notes,
                               expected=[c.name for c in candidates], title=title,
