@@ -818,45 +818,6 @@ def _kick(parent, n_moves):
                 break
 
 
-@njit(cache=True)
-def search_from(deltaT, init_parent, seed, start_kick, patience, max_kicks, kick_size,
-                n_random_swaps, max_rounds, temperature):
-    """One iterated local search from ``init_parent`` (first perturbed by
-    ``start_kick`` random subtree moves when > 0): hill-climb to a local
-    optimum, then repeatedly perturb it (``kick_size`` random subtree
-    moves), climb again and move there when at least as good, or when worse
-    by d with probability exp(−d / ``temperature``) (basin hopping; 0 = only
-    uphill); stop after ``patience`` perturbations in a row without a new
-    best, or ``max_kicks`` in all. Seeded, so a restart is reproducible on its own. Returns the best
-    ``(parent, score)`` visited (score without the base)."""
-    np.random.seed(seed)
-    n, c = deltaT.shape
-    acc = np.empty((n + 1, c))
-    parent = init_parent.copy()
-    if start_kick > 0:
-        _kick(parent, start_kick)
-    score = local_search(deltaT, parent, acc, n_random_swaps, max_rounds)
-    best_parent = parent.copy()
-    best = score
-    since = 0
-    for _k in range(max_kicks):
-        if since >= patience:
-            break
-        since += 1
-        trial = parent.copy()
-        _kick(trial, kick_size)
-        s = local_search(deltaT, trial, acc, n_random_swaps, max_rounds)
-        if s >= score - _TOL or (temperature > 0.0
-                                 and np.random.random() < np.exp((s - score) / temperature)):
-            parent = trial
-            score = s
-            if s > best + _TOL:
-                best = s
-                best_parent = parent.copy()
-                since = 0
-    return best_parent, best
-
-
 # --------------------------------------------------------------------------
 # exact enumeration of all mutation trees (small n)
 # --------------------------------------------------------------------------

@@ -221,43 +221,6 @@ def local_search_segments(deltaT, parent, acc, n_random_swaps, max_rounds, max_l
     return score
 
 
-@njit(cache=True)
-def search_segments(deltaT, init_parent, seed, patience, max_kicks, kick_size,
-                    n_random_swaps, max_rounds, temperature, max_len):
-    """:func:`phylo._kernels.noise.search_from` with
-    :func:`local_search_segments` as the hill climb: from ``init_parent``,
-    climb; then repeatedly perturb the current tree (``kick_size`` random
-    subtree moves), climb, and move there when at least as good or, when worse
-    by d, with probability exp(−d / ``temperature``) (basin hopping); stop
-    after ``patience`` perturbations in a row without a new best or
-    ``max_kicks`` in all. Seeded (one restart is reproducible on its own).
-    Returns the best ``(parent, score)`` visited (score without the base)."""
-    np.random.seed(seed)
-    n, c = deltaT.shape
-    acc = np.empty((n + 1, c))
-    parent = init_parent.copy()
-    score = local_search_segments(deltaT, parent, acc, n_random_swaps, max_rounds, max_len)
-    best_parent = parent.copy()
-    best = score
-    since = 0
-    for _k in range(max_kicks):
-        if since >= patience:
-            break
-        since += 1
-        trial = parent.copy()
-        _kick(trial, kick_size)
-        s = local_search_segments(deltaT, trial, acc, n_random_swaps, max_rounds, max_len)
-        if s >= score - _TOL or (temperature > 0.0
-                                 and np.random.random() < np.exp((s - score) / temperature)):
-            parent = trial
-            score = s
-            if s > best + _TOL:
-                best = s
-                best_parent = parent.copy()
-                since = 0
-    return best_parent, best
-
-
 # --------------------------------------------------------------------------
 # the transposed view: binary trees over cells (SCITE's -transpose)
 # --------------------------------------------------------------------------
@@ -646,9 +609,15 @@ def local_search_both(deltaT, parent, acc, n_random_swaps, max_rounds, max_len, 
 @njit(cache=True)
 def search_both(deltaT, init_parent, seed, patience, max_kicks, kick_size,
                 n_random_swaps, max_rounds, temperature, max_len, cells):
-    """:func:`search_segments` with :func:`local_search_both` as the hill
-    climb; with ``cells`` the cell-tree neighbourhood is used in the climb and
-    half the perturbations are cell-tree moves (:func:`_cell_kick`)."""
+    """One seeded restart of the search (iterated local search, basin hopping):
+    from ``init_parent`` climb with :func:`local_search_both`; then repeatedly
+    perturb the current tree (``kick_size`` random subtree moves, or with
+    ``cells`` half the time a cell-tree move, :func:`_cell_kick`), climb, and
+    move there when at least as good or, when worse by d, with probability
+    exp(−d / ``temperature``); stop after ``patience`` perturbations in a row
+    without a new best or ``max_kicks`` in all. ``max_len``: longest chain
+    segment moved as a block (< 2: none). Returns the best ``(parent, score)``
+    visited (score without the base)."""
     np.random.seed(seed)
     n, c = deltaT.shape
     acc = np.empty((n + 1, c))
