@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .noise import _prufer_parent, path_sums, preorder, tree_move
+from .noise import _prufer_parent, path_sums, preorder, sum_score, tree_move
 
 
 @njit(cache=True)
@@ -186,27 +186,6 @@ def _related(parent, a, b, root):
 
 
 @njit(cache=True)
-def _summed(deltaT, parent, acc):
-    """Σ_c log Σ_v exp(acc[v, c]); −inf for a cyclic parent array."""
-    order, pos, size = preorder(parent)
-    if size[0] < 0:
-        return -np.inf
-    path_sums(deltaT, parent, order, acc)
-    n1, c = acc.shape
-    total = 0.0
-    for i in range(c):
-        mx = acc[0, i]
-        for v in range(1, n1):
-            if acc[v, i] > mx:
-                mx = acc[v, i]
-        s = 0.0
-        for v in range(n1):
-            s += np.exp(acc[v, i] - mx)
-        total += mx + np.log(s)
-    return total
-
-
-@njit(cache=True)
 def mcmc_parallel(deltaT, init_parent, seed, n_iter, burn_in, thin, p_prune, p_switch,
                   p_relabel, log_switch):
     """Reversible-jump chain over class 0 (a mutation tree on n nodes, root n)
@@ -233,7 +212,7 @@ def mcmc_parallel(deltaT, init_parent, seed, n_iter, burn_in, thin, p_prune, p_s
     trial1 = np.empty(n + 1, dtype=np.int64)
     cls = 0
     j = 0
-    score = _summed(deltaT, par0, acc0)
+    score = sum_score(deltaT, par0, acc0)
     k_max = 0
     if n_iter > burn_in:
         k_max = (n_iter - burn_in + thin - 1) // thin
@@ -258,7 +237,7 @@ def mcmc_parallel(deltaT, init_parent, seed, n_iter, burn_in, thin, p_prune, p_s
                     par1[v] = n + 1 if par0[v] == n else par0[v]
                 par1[n] = u
                 d1[n] = deltaT[jj]
-                s = _summed(d1, par1, acc1)
+                s = sum_score(d1, par1, acc1)
                 delta = s - score + log_switch + np.log(n * e)
                 if delta >= 0.0 or np.random.random() < np.exp(delta):
                     cls = 1
@@ -278,7 +257,7 @@ def mcmc_parallel(deltaT, init_parent, seed, n_iter, burn_in, thin, p_prune, p_s
                         trial0[v] = n if par1[v] == n + 1 else par1[v]
                     order, pos, size = preorder(trial0)
                     e = n + 1 - size[j]
-                    s = _summed(deltaT, trial0, acc0)
+                    s = sum_score(deltaT, trial0, acc0)
                     delta = s - score - log_switch - np.log(n * e)
                     if delta >= 0.0 or np.random.random() < np.exp(delta):
                         cls = 0
@@ -291,7 +270,7 @@ def mcmc_parallel(deltaT, init_parent, seed, n_iter, burn_in, thin, p_prune, p_s
                 jj += 1
             if not _related(par1, n, jj, n + 1):
                 d1[n] = deltaT[jj]
-                s = _summed(d1, par1, acc1)
+                s = sum_score(d1, par1, acc1)
                 if s >= score or np.random.random() < np.exp(s - score):
                     j = jj
                     score = s
@@ -300,7 +279,7 @@ def mcmc_parallel(deltaT, init_parent, seed, n_iter, burn_in, thin, p_prune, p_s
                     d1[n] = deltaT[j]
         elif cls == 0:
             tree_move(par0, trial0, p_prune)
-            s = _summed(deltaT, trial0, acc0)
+            s = sum_score(deltaT, trial0, acc0)
             if s >= score or np.random.random() < np.exp(s - score):
                 par0[:] = trial0
                 score = s
@@ -309,7 +288,7 @@ def mcmc_parallel(deltaT, init_parent, seed, n_iter, burn_in, thin, p_prune, p_s
             tree_move(par1, trial1, p_prune)
             # the labels of j and its copy may have moved with a swap
             if not _related(trial1, n, j, n + 1):
-                s = _summed(d1, trial1, acc1)
+                s = sum_score(d1, trial1, acc1)
                 if s >= score or np.random.random() < np.exp(s - score):
                     par1[:] = trial1
                     score = s
