@@ -387,22 +387,47 @@ def cell_to_mutation_tree(deltaT, cpar, C):
 
 
 @njit(cache=True)
+def _sibling(cpar, x):
+    """The other child of x's parent in the cell tree."""
+    p = cpar[x]
+    for z in range(cpar.size - 1):
+        if z != x and cpar[z] == p:
+            return z
+    return -1
+
+
+@njit(cache=True)
+def _without_clade(cpar, x, sib):
+    """A copy of the cell tree with x's clade pruned: x's parent is removed and
+    the sibling ``sib`` takes its place; x and its old parent get -1."""
+    p = cpar[x]
+    tmp = cpar.copy()
+    tmp[sib] = cpar[p]
+    tmp[p] = -1
+    tmp[x] = -1
+    return tmp
+
+
+@njit(cache=True)
+def _regraft(cpar, x, sib, y):
+    """Prune x's clade (its parent p removed, ``sib`` in p's place) and regraft
+    it above y, reusing p as the new parent of x and y (in place)."""
+    p = cpar[x]
+    cpar[sib] = cpar[p]
+    cpar[p] = cpar[y]
+    cpar[y] = p
+    cpar[x] = p
+
+
+@njit(cache=True)
 def _cell_spr_best(x, cpar, C, Cx, Cp, M, A, Nn, Xm, n):
     """Best regraft of the clade x (pruned with its parent) in the cell tree:
     returns (y, score) for placing x above y, all y in one pass."""
     N = cpar.size
     S = N - 1
-    p = cpar[x]
-    # T' = tree without x's clade; p is removed (the sibling takes its place)
-    sib = -1
-    for z in range(N - 1):
-        if z != x and cpar[z] == p:
-            sib = z
-            break
-    tmp = cpar.copy()
-    tmp[sib] = cpar[p]
-    tmp[p] = -1
-    tmp[x] = -1
+    # T' = tree without x's clade; x's parent is removed (the sibling takes its place)
+    sib = _sibling(cpar, x)
+    tmp = _without_clade(cpar, x, sib)
     order, first, second = _cell_order(tmp)
     for j in range(n):
         Cx[j] = C[x, j]
@@ -511,15 +536,7 @@ def cell_local_search(deltaT, cpar, max_rounds):
             _clade_max(x, cpar, C, Xm, n)
             y, s = _cell_spr_best(x, cpar, C, Cx, Cp, M, A, Nn, Xm, n)
             if s > score + _TOL:
-                sib = -1
-                for z in range(N - 1):
-                    if z != x and cpar[z] == p:
-                        sib = z
-                        break
-                cpar[sib] = cpar[p]        # remove p
-                cpar[p] = cpar[y]          # reuse p above y
-                cpar[y] = p
-                cpar[x] = p
+                _regraft(cpar, x, _sibling(cpar, x), y)
                 score = cell_tree_score(deltaT, cpar, C)
                 improved = True
         if not improved:
@@ -554,21 +571,10 @@ def _cell_kick(deltaT, parent, acc, n_moves):
         p = cpar[x]
         if p == S or p < 0:
             continue
-        sib = -1
-        for z in range(N - 1):
-            if z != x and cpar[z] == p:
-                sib = z
-                break
-        tmp = cpar.copy()
-        tmp[sib] = cpar[p]
-        tmp[p] = -1
-        tmp[x] = -1
-        order, first, second = _cell_order(tmp)
+        sib = _sibling(cpar, x)
+        order, first, second = _cell_order(_without_clade(cpar, x, sib))
         y = order[np.random.randint(order.size)]
-        cpar[sib] = cpar[p]
-        cpar[p] = cpar[y]
-        cpar[y] = p
-        cpar[x] = p
+        _regraft(cpar, x, sib, y)
     C = np.empty((N, n))
     parent[:] = cell_to_mutation_tree(deltaT, cpar, C)
 
