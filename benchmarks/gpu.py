@@ -47,10 +47,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from phylo.io.alignment import read_alignment  # noqa: E402
-from phylo.io.newick import parse_newick  # noqa: E402
+from benchmarks.likelihood import load_inputs  # noqa: E402
 
-SHARED = Path(os.environ.get("PHYLO_SHARED", REPO.parent / "shared"))
 GTR_G4 = "GTR{1,2,1,1,2}+F{0.3,0.2,0.2,0.3}+G4{0.5}"
 AGREEMENT_TOL = 1e-6           # |lnL(GPU) - lnL(CPU)|, asserted
 #: FP64 (non-tensor) peak of the GPUs we know, for the fraction-of-peak figure
@@ -61,16 +59,11 @@ TARGETS = {"DS1 GTR+G4 evals/s": 1.5e6, "500 taxa GTR+G4 evals/s": 3000,
 
 # --- cases ---------------------------------------------------------------------------
 def ds1_case():
-    aln_path = SHARED / "data" / "DS1" / "DS1.fasta"
-    trees_path = SHARED / "data" / "DS1" / "JC_no_gamma_credible_set_ds1"
-    if not aln_path.exists():
-        sys.exit(f"DS1 not found at {aln_path}; set PHYLO_SHARED")
-    aln = read_alignment(aln_path)
-    first = trees_path.read_text().splitlines()[0]
-    newick = first.split("\t", 1)[1] if "\t" in first else first
-    tree = parse_newick(newick, taxa=aln.taxa, rooted=False, source=str(trees_path), line=1)
-    rng = np.random.default_rng(1)
-    return aln, tree.with_branch_lengths(rng.uniform(0.02, 0.1, size=tree.n_branches))
+    """DS1 and its most probable topology with seeded uniform(0.02, 0.1) branch
+    lengths: the inputs of benchmarks/likelihood.py, so the two benchmarks time
+    the same likelihood."""
+    aln, tree, _ = load_inputs(1)
+    return aln, tree
 
 
 def simulated_case(n_taxa: int, n_sites: int, seed: int):
