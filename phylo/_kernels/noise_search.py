@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .noise import _kick, evaluate, local_search, preorder
+from .noise import _kick, best_attachment, evaluate, local_search, preorder
 
 _TOL = 1e-9
 
@@ -555,15 +555,7 @@ def _cell_kick(deltaT, parent, acc, n_moves):
         _kick(parent, n_moves)
         return
     evaluate(deltaT, parent, acc)
-    att = np.empty(m, dtype=np.int64)
-    best = acc[n, :].copy()
-    att[:] = n
-    for v in range(n):
-        for i in range(m):
-            if acc[v, i] > best[i] + _TOL:
-                best[i] = acc[v, i]
-                att[i] = v
-    cpar = mutation_to_cell_tree(parent, att, m)
+    cpar = mutation_to_cell_tree(parent, best_attachment(acc), m)
     N = cpar.size
     S = N - 1
     for _ in range(n_moves):
@@ -592,15 +584,7 @@ def local_search_both(deltaT, parent, acc, n_random_swaps, max_rounds, max_len, 
     C = np.empty((2 * m, n))
     for _ in range(max_rounds):
         evaluate(deltaT, parent, acc)   # attachments from this very tree
-        att = np.empty(m, dtype=np.int64)
-        best = acc[n, :].copy()
-        att[:] = n
-        for v in range(n):
-            for i in range(m):
-                if acc[v, i] > best[i] + _TOL:
-                    best[i] = acc[v, i]
-                    att[i] = v
-        cpar = mutation_to_cell_tree(parent, att, m)
+        cpar = mutation_to_cell_tree(parent, best_attachment(acc), m)
         cell_local_search(deltaT, cpar, max_rounds)
         trial = cell_to_mutation_tree(deltaT, cpar, C)
         s = evaluate(deltaT, trial, acc)
