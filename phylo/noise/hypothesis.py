@@ -265,6 +265,32 @@ def _method(method: str, n: int) -> str:
     return method
 
 
+@dataclass(frozen=True)
+class _ChainSettings:
+    """Validated settings of the classifiers' seeded chains: ``chains`` ≥ 2 chains of
+    ``iterations`` steps, the first ``burn_in`` dropped, every ``thin``-th kept
+    (about :data:`_KEEP` per chain)."""
+
+    chains: int
+    iterations: int
+    burn_in: int
+    thin: int
+
+
+def _chain_settings(chains, iterations, burn_in, default_iterations: int) -> _ChainSettings:
+    """Settings from the user's values (None: ``default_iterations``, a quarter
+    burn-in); a :class:`PhyloError` for fewer than 2 chains or 4 kept iterations."""
+    chains = int(chains)
+    if chains < 2:
+        raise PhyloError(f"need at least 2 chains, got {chains}")
+    iterations = int(iterations) if iterations is not None else default_iterations
+    burn_in = iterations // 4 if burn_in is None else int(burn_in)
+    if burn_in < 0 or iterations - burn_in < 4:
+        raise PhyloError(f"need 0 <= burn_in and at least 4 kept iterations "
+                         f"(iterations {iterations}, burn_in {burn_in})")
+    return _ChainSettings(chains, iterations, burn_in, max(1, (iterations - burn_in) // _KEEP))
+
+
 def _run_chains(D, alpha, beta, tables, chains, iterations, burn_in, chain_bonus, seed,
                 extra_start=None):
     """Seeded chains of :func:`mcmc_trees_chain_prior` started in turn at the
@@ -274,16 +300,9 @@ def _run_chains(D, alpha, beta, tables, chains, iterations, burn_in, chain_bonus
     Returns per-chain tuples (chain flags, l1, l0) and the same for the start
     trees."""
     _, deltaT, mis, ones = tables
-    chains = int(chains)
-    if chains < 2:
-        raise PhyloError(f"need at least 2 chains, got {chains}")
     n = D.shape[1]
-    iterations = int(iterations) if iterations is not None else max(20_000, 200 * n)
-    burn_in = iterations // 4 if burn_in is None else int(burn_in)
-    if burn_in < 0 or iterations - burn_in < 4:
-        raise PhyloError(f"need 0 <= burn_in and at least 4 kept iterations "
-                         f"(iterations {iterations}, burn_in {burn_in})")
-    thin = max(1, (iterations - burn_in) // _KEEP)
+    cs = _chain_settings(chains, iterations, burn_in, max(20_000, 200 * n))
+    chains, iterations, burn_in, thin = cs.chains, cs.iterations, cs.burn_in, cs.thin
     seeds = _child_seeds(seed, 2 + chains)
     a, b = max(alpha, RATE_FLOOR), max(beta, RATE_FLOOR)
     starts = [solve(D, alpha=a, beta=b, restarts=2, seed=seeds[0]).parent,
@@ -480,15 +499,8 @@ def parallel_mutation_probability(observed, *, alpha: float, beta: float,
         raise PhyloError("a parallel mutation needs at least 2 mutations")
     a, b = max(alpha, RATE_FLOOR), max(beta, RATE_FLOOR)
     _, deltaT, _, _ = _tables_binary(D, a, b)
-    chains = int(chains)
-    if chains < 2:
-        raise PhyloError(f"need at least 2 chains, got {chains}")
-    iterations = int(iterations) if iterations is not None else max(40_000, 400 * n)
-    burn_in = iterations // 4 if burn_in is None else int(burn_in)
-    if burn_in < 0 or iterations - burn_in < 4:
-        raise PhyloError(f"need 0 <= burn_in and at least 4 kept iterations "
-                         f"(iterations {iterations}, burn_in {burn_in})")
-    thin = max(1, (iterations - burn_in) // _KEEP)
+    cs = _chain_settings(chains, iterations, burn_in, max(40_000, 400 * n))
+    chains, iterations, burn_in, thin = cs.chains, cs.iterations, cs.burn_in, cs.thin
     log_n0 = (n - 1) * math.log(n + 1)
     log_switch = (math.log(prior) - math.log1p(-prior) - math.log(n)
                   - _log_unrelated_trees(n) + log_n0
