@@ -268,8 +268,6 @@ def _candidates(args: argparse.Namespace, alignment):
                          "--trees/--tree")
     if not 0.0 <= args.sample_burnin < 1.0:
         raise PhyloError(f"--sample-burnin must be a fraction in [0, 1), got {args.sample_burnin}")
-    for path in args.tree_sample:
-        _common.require_file(path)
     candidates = tree_space_candidates(models, args.tree_sample, burnin=args.sample_burnin,
                                        sample_model=args.sample_model)
     clades = [[t.strip() for t in text.split(",") if t.strip()] for text in args.clade]
